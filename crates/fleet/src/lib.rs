@@ -1,0 +1,1 @@
+//! Starts the fleet as processes on loopback and waits for each service to be healthy.

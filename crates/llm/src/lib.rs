@@ -1,0 +1,1 @@
+//! Client for OpenAI-compatible chat-completions endpoints, tool calls included.

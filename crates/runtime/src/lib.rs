@@ -1,0 +1,149 @@
+//! What every service of the fleet does the same way: common flags, tracing, binding a
+//! listener (port 0 included, with the bound address written to a file for the launcher),
+//! serving gRPC over mutual TLS with the standard health service, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use cap_mtls::{Pki, ServiceTls};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound address could not be written to the address file.
+    #[error("cannot write address file {path}")]
+    AddrFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded.
+    #[error("TLS setup")]
+    Tls(#[from] cap_mtls::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Flags every gRPC service takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Address to serve gRPC on; port 0 picks a free port.
+    #[arg(long, env = "CAP_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// File to write the bound address to once listening (used by the fleet launcher).
+    #[arg(long, env = "CAP_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+    /// Directory holding the fleet's CA and service certificates; created on first start.
+    #[arg(long, env = "CAP_PKI_DIR", default_value = ".cap-data/pki")]
+    pub pki_dir: PathBuf,
+    /// Directory for this service's data (databases, repositories, workspaces).
+    #[arg(long, env = "CAP_DATA_DIR", default_value = ".cap-data")]
+    pub data_dir: PathBuf,
+}
+
+impl CommonArgs {
+    /// Loads (or, in development, creates) the TLS identity of `service`.
+    pub fn tls(&self, service: &str) -> Result<ServiceTls> {
+        Ok(Pki::ensure_dev(&self.pki_dir)?.service(service)?)
+    }
+
+    /// Binds the listen address and publishes the bound address.
+    pub async fn bind(&self) -> Result<TcpListener> {
+        bind(self.listen, self.addr_file.as_deref()).await
+    }
+}
+
+/// Sets up tracing for a service: `RUST_LOG` filters, default `info`.
+pub fn init_tracing(service: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests starting several services in one process) is not an error.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    tracing::debug!(service, "tracing ready");
+}
+
+/// Binds `addr` and, when `addr_file` is given, writes the bound address there (atomically).
+pub async fn bind(addr: SocketAddr, addr_file: Option<&Path>) -> Result<TcpListener> {
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    if let Some(path) = addr_file {
+        let addr_err = |source| Error::AddrFile { path: path.to_owned(), source };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bound.to_string()).map_err(addr_err)?;
+        std::fs::rename(&tmp, path).map_err(addr_err)?;
+    }
+    tracing::info!(%bound, "listening");
+    Ok(listener)
+}
+
+/// A gRPC server builder with mutual TLS from `tls`.
+pub fn grpc_server(tls: &ServiceTls) -> Result<Server> {
+    Ok(Server::builder().tls_config(tls.server_config())?)
+}
+
+/// The standard gRPC health service, reporting `SERVING` for the whole server and for `S`.
+pub async fn health_service<S: tonic::server::NamedService>()
+-> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<S>().await;
+    service
+}
+
+/// Serves `router` on `listener` until SIGINT or SIGTERM.
+pub async fn serve(router: Router, listener: TcpListener) -> Result<()> {
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "no SIGTERM handler; stopping on SIGINT only");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Turns a loopback listen address into the `https://` URL clients dial.
+pub fn https_url(addr: SocketAddr) -> String {
+    format!("https://{addr}")
+}

@@ -1,0 +1,1 @@
+//! Workspaces and isolated command execution: the local bubblewrap backend.

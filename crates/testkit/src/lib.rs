@@ -1,0 +1,1 @@
+//! Test support: a scripted model server speaking the OpenAI chat-completions protocol.

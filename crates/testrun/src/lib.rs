@@ -1,0 +1,1 @@
+//! Detects how a repository is tested and runs its tests inside the sandbox.

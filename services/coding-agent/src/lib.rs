@@ -1,0 +1,1 @@
+//! Coding agent service: AgentOrchestrator over the tool-calling loop.

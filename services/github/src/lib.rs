@@ -1,0 +1,1 @@
+//! GitHub service: branches, commits, pull requests and reviews; a local forge by default.

@@ -1,0 +1,1 @@
+//! Sandbox service: create, exec (streamed), file access and destroy of isolated workspaces.

@@ -1,0 +1,1 @@
+//! Supervisor service: runs tasks through the workflow graph.
