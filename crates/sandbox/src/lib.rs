@@ -1,1 +1,387 @@
 //! Workspaces and isolated command execution: the local bubblewrap backend.
+//!
+//! A session is a checkout of one commit of a repository, made by hardened host-side git
+//! (`<root>/<id>/source`, mounted read-only at `/repo`), and a writable copy of its tree
+//! without `.git` (`<root>/<id>/workspace`, mounted at `/workspace`). Commands run inside
+//! bubblewrap with no network, no capabilities and a hard timeout; files are read and written
+//! from the host with every path confined to the workspace by the kernel (`openat2`
+//! `RESOLVE_BENEATH`).
+//!
+//! ```no_run
+//! # async fn demo() -> cap_sandbox::Result<()> {
+//! use cap_sandbox::{ExecSpec, Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::new(SandboxConfig::new("/var/lib/cap/sandbox")).await?;
+//! let session = sandbox.create_session("/srv/forge/demo.git", "0123abc", "").await?;
+//! let id = session.session_id.to_string();
+//! let events = sandbox.exec(&id, ExecSpec { command: "pytest -q".into(), ..Default::default() }).await?;
+//! # let _ = events; Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::fs::OFlags;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+mod changes;
+mod error;
+mod exec;
+mod git;
+mod image;
+mod paths;
+mod search;
+mod session;
+mod workspace;
+
+pub use error::{Error, ErrorKind, Result};
+pub use exec::{ExecEvent, ExecSpec, ExecStream, ExitInfo};
+pub use image::{BASE_IMAGE, KNOWN_IMAGES, detect_image, resolve_image};
+
+use paths::RelPath;
+use workspace::Workspace;
+
+/// The largest file `read_file` returns (gRPC messages are limited to a few MiB by default).
+pub const MAX_READ_BYTES: u64 = 3 * 1024 * 1024;
+/// The most entries `list_directory` returns.
+pub const MAX_LIST_ENTRIES: usize = 5000;
+/// The most matches `search_files` returns.
+pub const MAX_SEARCH_MATCHES: usize = 1000;
+
+/// How the sandbox runs.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Directory the sessions live under (created if missing).
+    pub root: PathBuf,
+    /// The bubblewrap binary.
+    pub bwrap: PathBuf,
+    /// Timeout of a command that names none.
+    pub default_timeout: Duration,
+    /// Largest timeout a command may ask for.
+    pub max_timeout: Duration,
+    /// Output (stdout and stderr together) kept per command; the rest is dropped.
+    pub output_cap_bytes: usize,
+}
+
+impl SandboxConfig {
+    /// The defaults (`/usr/bin/bwrap`, 15 min default and 1 h maximum timeout, 1 MiB of
+    /// output) with sessions under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            default_timeout: Duration::from_secs(15 * 60),
+            max_timeout: Duration::from_secs(60 * 60),
+            output_cap_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A session just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Its id.
+    pub session_id: Uuid,
+    /// The image it was created for (given, or detected from the repository).
+    pub image: String,
+    /// The full sha of the commit checked out.
+    pub commit_sha: String,
+}
+
+/// A file to write or delete, relative to the workspace root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// `/`-separated relative path.
+    pub path: String,
+    /// The complete new content; `None` deletes the file.
+    pub content: Option<Vec<u8>>,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Path relative to the workspace root.
+    pub path: String,
+    /// A directory (symlinks are never directories here: they are not followed).
+    pub is_dir: bool,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+}
+
+/// A directory listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The entries, sorted by path.
+    pub entries: Vec<DirEntry>,
+    /// More entries existed than [`MAX_LIST_ENTRIES`].
+    pub truncated: bool,
+}
+
+/// One line matching a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchMatch {
+    /// Path relative to the workspace root.
+    pub path: String,
+    /// 1-based line number.
+    pub line_number: u32,
+    /// The line (cut to 500 characters).
+    pub line: String,
+}
+
+/// The result of a search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchResult {
+    /// Matches, by path then line.
+    pub matches: Vec<SearchMatch>,
+    /// More matches existed than [`MAX_SEARCH_MATCHES`].
+    pub truncated: bool,
+}
+
+/// The workspace's changes against its checkout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Created, modified (content) and deleted (`None`) files, sorted by path.
+    pub changes: Vec<FileChange>,
+    /// Unified diff of all of them (`a/`, `b/` headers; binary files noted, not diffed).
+    pub diff: String,
+}
+
+/// The local sandbox: sessions on disk, commands in bubblewrap. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    /// Canonical session root.
+    root: PathBuf,
+    /// bubblewrap arguments every command shares.
+    base_args: Vec<OsString>,
+    /// Per session, flipped to `true` when it is destroyed so running commands are killed.
+    cancels: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Checks the configuration, prepares the session root and makes sure bubblewrap can
+    /// build a sandbox on this host.
+    pub async fn new(config: SandboxConfig) -> Result<Self> {
+        if config.default_timeout.is_zero() || config.default_timeout > config.max_timeout {
+            return Err(Error::InvalidConfig(format!(
+                "the default timeout {:?} must be more than zero and at most the maximum {:?}",
+                config.default_timeout, config.max_timeout
+            )));
+        }
+        if config.output_cap_bytes == 0 {
+            return Err(Error::InvalidConfig(
+                "the output cap must be more than zero bytes".into(),
+            ));
+        }
+        std::fs::create_dir_all(&config.root).map_err(Error::io("create", &config.root))?;
+        let root = config
+            .root
+            .canonicalize()
+            .map_err(Error::io("resolve", &config.root))?;
+        session::sweep(&root);
+        let base_args = exec::base_args();
+        exec::probe(&config.bwrap, &base_args).await?;
+        tracing::info!(root = %root.display(), bwrap = %config.bwrap.display(), "sandbox ready");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                root,
+                base_args,
+                cancels: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Clones `repo_url` (a git URL; a bare repository path for the local forge), checks out
+    /// `commit_sha` and makes the workspace. An empty `image` is detected from the files.
+    pub async fn create_session(
+        &self,
+        repo_url: &str,
+        commit_sha: &str,
+        image: &str,
+    ) -> Result<SessionInfo> {
+        let meta = session::create(&self.inner.root, repo_url, commit_sha, image).await?;
+        Ok(SessionInfo {
+            session_id: meta.id,
+            image: meta.image,
+            commit_sha: meta.commit_sha,
+        })
+    }
+
+    /// Starts `spec.command` in the session's sandbox; the stream ends with its exit.
+    pub async fn exec(&self, session_id: &str, spec: ExecSpec) -> Result<ExecStream> {
+        let timeout = self.timeout(spec.timeout)?;
+        exec::validate(&spec)?;
+        let (meta, dirs) = session::lookup(&self.inner.root, session_id)?;
+        let cwd_rel = RelPath::parse(&spec.cwd, /*allow_root*/ true)?;
+        let workspace = dirs.workspace.clone();
+        // Resolve the working directory on the host (confined to the workspace) and hand
+        // bubblewrap the resolved path.
+        let cwd = blocking(move || {
+            let ws = Workspace::open(&workspace)?;
+            let fd = ws
+                .open_beneath(&cwd_rel, OFlags::RDONLY | OFlags::DIRECTORY)
+                .map_err(|error| match error {
+                    Error::InvalidPath {
+                        path,
+                        reason: "a component of the path is not a directory",
+                    } => Error::WrongFileType {
+                        path,
+                        expected: "a directory",
+                    },
+                    other => other,
+                })?;
+            ws.relative_of(&fd, &cwd_rel)
+        })
+        .await?;
+        let cancel = self.cancel_receiver(meta.id);
+        tracing::info!(session = %meta.id, command = %spec.command, cwd = %cwd, ?timeout, "exec");
+        exec::spawn(exec::Launch {
+            bwrap: &self.inner.config.bwrap,
+            base: &self.inner.base_args,
+            source: dirs.source,
+            workspace: dirs.workspace,
+            cwd,
+            spec,
+            timeout,
+            output_cap: self.inner.config.output_cap_bytes,
+            cancel,
+        })
+    }
+
+    /// Reads a file of the workspace (at most [`MAX_READ_BYTES`]).
+    pub async fn read_file(&self, session_id: &str, path: &str) -> Result<Vec<u8>> {
+        let rel = RelPath::parse(path, /*allow_root*/ false)?;
+        let ws = self.workspace(session_id)?;
+        blocking(move || Workspace::open(&ws)?.read_file(&rel, MAX_READ_BYTES)).await
+    }
+
+    /// Writes and deletes files, all or none: every path is validated and every new content
+    /// written to a temporary file before any file is replaced. Returns the number of changes.
+    pub async fn write_files(&self, session_id: &str, changes: Vec<FileChange>) -> Result<usize> {
+        let ws = self.workspace(session_id)?;
+        let parsed = changes
+            .into_iter()
+            .map(|change| {
+                Ok((
+                    RelPath::parse(&change.path, /*allow_root*/ false)?,
+                    change.content,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        blocking(move || Workspace::open(&ws)?.write_files(parsed)).await
+    }
+
+    /// Lists a directory of the workspace (`""` or `.` is the root), recursively if asked.
+    pub async fn list_directory(
+        &self,
+        session_id: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Listing> {
+        let rel = RelPath::parse(path, /*allow_root*/ true)?;
+        let ws = self.workspace(session_id)?;
+        let (entries, truncated) =
+            blocking(move || Workspace::open(&ws)?.list(&rel, recursive, MAX_LIST_ENTRIES)).await?;
+        Ok(Listing { entries, truncated })
+    }
+
+    /// Searches the workspace's text files for the regular expression `pattern`, optionally
+    /// only files matching `glob` (e.g. `*.py`); `.gitignore` is honoured.
+    pub async fn search_files(
+        &self,
+        session_id: &str,
+        pattern: &str,
+        glob: Option<&str>,
+    ) -> Result<SearchResult> {
+        let ws = self.workspace(session_id)?;
+        let (pattern, glob) = (pattern.to_owned(), glob.map(str::to_owned));
+        let (matches, truncated) = blocking(move || {
+            search::search(
+                &Workspace::open(&ws)?,
+                &pattern,
+                glob.as_deref(),
+                MAX_SEARCH_MATCHES,
+            )
+        })
+        .await?;
+        Ok(SearchResult { matches, truncated })
+    }
+
+    /// The workspace's created, modified and deleted files against its checkout, with a diff.
+    pub async fn get_changes(&self, session_id: &str) -> Result<Changes> {
+        let (_, dirs) = session::lookup(&self.inner.root, session_id)?;
+        blocking(move || changes::changes(&dirs.source, &Workspace::open(&dirs.workspace)?)).await
+    }
+
+    /// Kills the session's running commands and removes it from disk.
+    pub async fn destroy_session(&self, session_id: &str) -> Result<()> {
+        let id = session::parse_id(session_id)?;
+        let sender = self.cancels().remove(&id);
+        if let Some(sender) = sender {
+            let _ = sender.send(true);
+        }
+        session::destroy(&self.inner.root, session_id).await?;
+        Ok(())
+    }
+
+    fn timeout(&self, requested: Option<Duration>) -> Result<Duration> {
+        let max = self.inner.config.max_timeout;
+        match requested {
+            None => Ok(self.inner.config.default_timeout),
+            Some(timeout) if timeout.is_zero() || timeout > max => Err(Error::InvalidTimeout {
+                requested: timeout,
+                max,
+            }),
+            Some(timeout) => Ok(timeout),
+        }
+    }
+
+    fn workspace(&self, session_id: &str) -> Result<PathBuf> {
+        Ok(session::lookup(&self.inner.root, session_id)?.1.workspace)
+    }
+
+    fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<bool>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.inner
+            .cancels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cancel_receiver(&self, id: Uuid) -> watch::Receiver<bool> {
+        self.cancels()
+            .entry(id)
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe()
+    }
+}
+
+/// Runs filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::Task)?
+}

@@ -1,1 +1,90 @@
-//! The supervisor's workflow graph (plan, execute, review) with its task, event and checkpoint store.
+//! The supervisor's workflow: each task runs as a graph of nodes (plan -> execute -> review,
+//! with review looping back to execute while the repository's tests fail), and every event and
+//! every node leaves a checkpoint in the SQL store, so a restarted supervisor resumes each
+//! unfinished task from its last checkpoint and a watcher replays exactly what happened.
+//!
+//! The workflow talks to the other services only through their gRPC clients: the GitHub
+//! service (repository, branch, commit, pull request), the sandbox service (the workspace)
+//! and the agents (`AgentOrchestrator`).
+
+mod engine;
+mod naming;
+mod nodes;
+pub mod store;
+
+pub use engine::{Clients, Engine, EngineConfig, WatchStream};
+pub use naming::{branch_name, feature_slug};
+pub use nodes::{Node, WorkflowState};
+pub use store::{Store, TaskRecord, TaskSpec, TaskStatus};
+
+/// Errors of the workflow.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened.
+    #[error("store")]
+    Storage(#[from] cap_storage::Error),
+    /// A query failed.
+    #[error("database query failed")]
+    Sql(#[from] sqlx::Error),
+    /// Stored JSON could not be read or written.
+    #[error("stored JSON is invalid")]
+    Json(#[from] serde_json::Error),
+    /// Stored data does not make sense.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// No task with this id.
+    #[error("task {0} not found")]
+    TaskNotFound(String),
+    /// The request is not valid; the message names the field.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The task is not in a state that allows the operation.
+    #[error("{0}")]
+    Conflict(String),
+    /// Another service answered with an error.
+    #[error("{service} service: {message}")]
+    Upstream {
+        /// Which service.
+        service: &'static str,
+        /// What it said.
+        message: String,
+        /// Its status.
+        #[source]
+        status: tonic::Status,
+    },
+    /// The task failed for a reason the workflow decided (tests failing, constraints broken).
+    #[error("{0}")]
+    TaskFailed(String),
+    /// A human interrupted the task.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// An upstream error from `status`.
+    pub fn upstream(service: &'static str, status: tonic::Status) -> Self {
+        Self::Upstream { service, message: status.message().to_owned(), status }
+    }
+
+    /// Whether running the failed step again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Upstream { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
+            ),
+            Self::Sql(_) => true,
+            Self::Storage(_)
+            | Self::Json(_)
+            | Self::Corrupt(_)
+            | Self::TaskNotFound(_)
+            | Self::InvalidRequest(_)
+            | Self::Conflict(_)
+            | Self::TaskFailed(_)
+            | Self::Interrupted => false,
+        }
+    }
+}
+
+/// Result of the workflow.
+pub type Result<T> = std::result::Result<T, Error>;

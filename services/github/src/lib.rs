@@ -1,1 +1,350 @@
 //! GitHub service: branches, commits, pull requests and reviews; a local forge by default.
+//!
+//! Serves `cap.github.v1.GitHub` and the gRPC health service over mutual TLS (service name
+//! `github`). The embedded default backend is [`cap_forge::Forge`]: bare repositories under
+//! `--forge-root`, pull requests and reviews in the SQL store at `--database-url`.
+
+use std::path::PathBuf;
+
+use cap_forge::{Forge, ForgeConfig};
+use cap_mtls::ServiceTls;
+use cap_proto::common::v1::file_change::Change;
+use cap_proto::github::v1 as pb;
+use cap_proto::github::v1::git_hub_server::{GitHub, GitHubServer};
+use tonic::transport::server::Router;
+use tonic::{Request, Response, Status};
+
+/// The GitHub service's configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "cap-github",
+    about = "Branches, commits and pull requests on the local git forge"
+)]
+pub struct Config {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: cap_runtime::CommonArgs,
+    /// The store for pull requests and reviews: `postgres://...` or a SQLite URL; default a
+    /// SQLite file `github.db` in the data directory.
+    #[arg(long, env = "CAP_GITHUB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory of the forge's bare repositories; default `forge/` in the data directory.
+    #[arg(long, env = "CAP_GITHUB_FORGE_ROOT")]
+    pub forge_root: Option<PathBuf>,
+    /// Base URL of the dashboard; pull request URLs are `{public_url}/pulls/{id}`.
+    #[arg(long, env = "CAP_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+}
+
+impl Config {
+    /// The forge settings these flags describe, defaults filled in from the data directory.
+    pub fn forge_config(&self) -> ForgeConfig {
+        let data_dir = &self.common.data_dir;
+        ForgeConfig {
+            root: self
+                .forge_root
+                .clone()
+                .unwrap_or_else(|| data_dir.join("forge")),
+            database_url: self
+                .database_url
+                .clone()
+                .unwrap_or_else(|| cap_storage::sqlite_url(&data_dir.join("github.db"))),
+            public_url: self.public_url.clone(),
+        }
+    }
+}
+
+/// Serves the GitHub service until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let tls = config.common.tls("github")?;
+    // The default SQLite file lives there, and SQLite creates files but not directories.
+    std::fs::create_dir_all(&config.common.data_dir)?;
+    let forge = Forge::open(config.forge_config()).await?;
+    let listener = config.common.bind().await?;
+    cap_runtime::serve(router(&tls, forge).await?, listener).await?;
+    Ok(())
+}
+
+/// The service's gRPC router (GitHub + health, mutual TLS from `tls`), ready to serve on any
+/// listener; tests serve it in-process on port 0.
+pub async fn router(tls: &ServiceTls, forge: Forge) -> anyhow::Result<Router> {
+    Ok(cap_runtime::grpc_server(tls)?
+        .add_service(cap_runtime::health_service::<GitHubServer<GitHubService>>().await)
+        .add_service(GitHubServer::new(GitHubService::new(forge))))
+}
+
+/// The `GitHub` gRPC service backed by the local forge.
+#[derive(Debug, Clone)]
+pub struct GitHubService {
+    forge: Forge,
+}
+
+impl GitHubService {
+    /// A service over `forge`.
+    pub fn new(forge: Forge) -> Self {
+        Self { forge }
+    }
+}
+
+#[tonic::async_trait]
+impl GitHub for GitHubService {
+    async fn get_repository(
+        &self,
+        request: Request<pb::GetRepositoryRequest>,
+    ) -> Result<Response<pb::Repository>, Status> {
+        let request = request.into_inner();
+        let repository = self
+            .forge
+            .get_repository(&request.repository_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::Repository {
+            repository_id: repository.repository_id,
+            clone_url: repository.clone_url,
+            default_branch: repository.default_branch,
+            head_sha: repository.head_sha,
+        }))
+    }
+
+    async fn create_branch(
+        &self,
+        request: Request<pb::CreateBranchRequest>,
+    ) -> Result<Response<pb::CreateBranchResponse>, Status> {
+        let request = request.into_inner();
+        let head_sha = self
+            .forge
+            .create_branch(&request.repository_id, &request.branch, &request.from_sha)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CreateBranchResponse {
+            branch: request.branch,
+            head_sha,
+        }))
+    }
+
+    async fn commit_changes(
+        &self,
+        request: Request<pb::CommitChangesRequest>,
+    ) -> Result<Response<pb::CommitChangesResponse>, Status> {
+        let request = request.into_inner();
+        let changes = request
+            .changes
+            .into_iter()
+            .map(|change| {
+                let content = match change.change {
+                    Some(Change::Content(content)) => Some(content),
+                    Some(Change::Deleted(true)) => None,
+                    Some(Change::Deleted(false)) | None => {
+                        return Err(Status::invalid_argument(format!(
+                            "change of {:?} has neither content nor deleted = true",
+                            change.path
+                        )));
+                    }
+                };
+                Ok(cap_forge::FileChange {
+                    path: change.path,
+                    content,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let commit_sha = self
+            .forge
+            .commit_changes(
+                &request.repository_id,
+                &request.branch,
+                &request.message,
+                changes,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CommitChangesResponse { commit_sha }))
+    }
+
+    async fn open_pull_request(
+        &self,
+        request: Request<pb::OpenPullRequestRequest>,
+    ) -> Result<Response<pb::PullRequest>, Status> {
+        let r = request.into_inner();
+        let pr = self
+            .forge
+            .open_pull_request(
+                &r.repository_id,
+                &r.head_branch,
+                &r.base_branch,
+                &r.title,
+                &r.body,
+                &r.task_id,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pull_request(pr)))
+    }
+
+    async fn get_pull_request(
+        &self,
+        request: Request<pb::GetPullRequestRequest>,
+    ) -> Result<Response<pb::PullRequest>, Status> {
+        let id = request.into_inner().pull_request_id;
+        let pr = self.forge.get_pull_request(&id).await.map_err(status)?;
+        Ok(Response::new(pull_request(pr)))
+    }
+
+    async fn list_pull_requests(
+        &self,
+        request: Request<pb::ListPullRequestsRequest>,
+    ) -> Result<Response<pb::ListPullRequestsResponse>, Status> {
+        let repository_id = request.into_inner().repository_id;
+        let filter = (!repository_id.is_empty()).then_some(repository_id.as_str());
+        let pulls = self
+            .forge
+            .list_pull_requests(filter)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListPullRequestsResponse {
+            pull_requests: pulls.into_iter().map(pull_request).collect(),
+        }))
+    }
+
+    async fn review_pull_request(
+        &self,
+        request: Request<pb::ReviewPullRequestRequest>,
+    ) -> Result<Response<pb::PullRequest>, Status> {
+        let request = request.into_inner();
+        let action = match pb::ReviewAction::try_from(request.action) {
+            Ok(pb::ReviewAction::Approve) => cap_forge::ReviewAction::Approve,
+            Ok(pb::ReviewAction::RequestChanges) => cap_forge::ReviewAction::RequestChanges,
+            Ok(pb::ReviewAction::Reject) => cap_forge::ReviewAction::Reject,
+            Ok(pb::ReviewAction::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "review action {} is not APPROVE, REQUEST_CHANGES or REJECT",
+                    request.action
+                )));
+            }
+        };
+        let comments = request
+            .comments
+            .into_iter()
+            .map(|c| cap_forge::ReviewComment {
+                file: c.file,
+                line: c.line,
+                body: c.body,
+            })
+            .collect();
+        let pr = self
+            .forge
+            .review(
+                &request.pull_request_id,
+                action,
+                &request.reviewer,
+                comments,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pull_request(pr)))
+    }
+
+    async fn merge_pull_request(
+        &self,
+        request: Request<pb::MergePullRequestRequest>,
+    ) -> Result<Response<pb::PullRequest>, Status> {
+        let id = request.into_inner().pull_request_id;
+        let pr = self.forge.merge(&id).await.map_err(status)?;
+        Ok(Response::new(pull_request(pr)))
+    }
+}
+
+fn pull_request(pr: cap_forge::PullRequest) -> pb::PullRequest {
+    pb::PullRequest {
+        pull_request_id: pr.pull_request_id,
+        repository_id: pr.repository_id,
+        number: pr.number,
+        title: pr.title,
+        body: pr.body,
+        head_branch: pr.head_branch,
+        base_branch: pr.base_branch,
+        head_sha: pr.head_sha,
+        base_sha: pr.base_sha,
+        state: pr.state.as_str().to_owned(),
+        task_id: pr.task_id,
+        diff: pr.diff,
+        reviews: pr.reviews.into_iter().map(review).collect(),
+        url: pr.url,
+        created_at_ms: pr.created_at_ms,
+        updated_at_ms: pr.updated_at_ms,
+    }
+}
+
+fn review(review: cap_forge::Review) -> pb::Review {
+    let action = match review.action {
+        cap_forge::ReviewAction::Approve => pb::ReviewAction::Approve,
+        cap_forge::ReviewAction::RequestChanges => pb::ReviewAction::RequestChanges,
+        cap_forge::ReviewAction::Reject => pb::ReviewAction::Reject,
+    };
+    pb::Review {
+        review_id: review.review_id,
+        action: action.into(),
+        reviewer: review.reviewer,
+        comments: review
+            .comments
+            .into_iter()
+            .map(|c| pb::ReviewComment {
+                file: c.file,
+                line: c.line,
+                body: c.body,
+            })
+            .collect(),
+        created_at_ms: review.created_at_ms,
+    }
+}
+
+/// The one place forge errors become gRPC statuses. Callers get the error's own message,
+/// except for internal failures: those are logged with their cause chain and the caller gets a
+/// short message (a git command line or a database error is no business of the client's).
+pub fn status(error: cap_forge::Error) -> Status {
+    use cap_forge::Error as E;
+    let message = error.to_string();
+    match error {
+        E::InvalidRepositoryId { .. }
+        | E::InvalidBranch { .. }
+        | E::InvalidPath { .. }
+        | E::InvalidSha { .. }
+        | E::InvalidArgument { .. }
+        | E::EmptyChangeSet => Status::invalid_argument(message),
+        E::RepositoryNotFound(_)
+        | E::BranchNotFound { .. }
+        | E::CommitNotFound { .. }
+        | E::PathNotFound { .. }
+        | E::PullRequestNotFound(_) => Status::not_found(message),
+        E::RepositoryExists(_) | E::BranchExists { .. } | E::PullRequestExists { .. } => {
+            Status::already_exists(message)
+        }
+        // `RefMoved` (a concurrent writer won) would fit ABORTED, but the gateway shows
+        // FAILED_PRECONDITION as 409 Conflict, which is what it is to a caller; the message
+        // says to retry.
+        E::NoChanges(_)
+        | E::PullRequestClosed { .. }
+        | E::NotApproved { .. }
+        | E::MergeConflict { .. }
+        | E::RefMoved { .. } => Status::failed_precondition(message),
+        E::Git { .. }
+        | E::GitOutput { .. }
+        | E::Spawn { .. }
+        | E::Io { .. }
+        | E::Storage(_)
+        | E::Database(_)
+        | E::CorruptRecord { .. } => {
+            let mut chain = message;
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                chain.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            tracing::error!(error = %chain, "github service internal error");
+            Status::internal("internal error in the github service (details in its log)")
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

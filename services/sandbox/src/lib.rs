@@ -1,1 +1,336 @@
 //! Sandbox service: create, exec (streamed), file access and destroy of isolated workspaces.
+//!
+//! A thin gRPC door (`cap.sandbox.v1.Sandbox`, over mutual TLS, next to the standard health
+//! service) into [`cap_sandbox`], which does the work. The only place a sandbox error becomes
+//! a wire status is [`status`].
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use cap_mtls::ServiceTls;
+use cap_proto::common::v1 as common;
+use cap_proto::sandbox::v1 as pb;
+use cap_proto::sandbox::v1::sandbox_server::{Sandbox as SandboxRpc, SandboxServer};
+use cap_runtime::CommonArgs;
+use cap_sandbox::{ErrorKind, ExecEvent, ExecSpec, FileChange, Sandbox, SandboxConfig};
+use futures::{Stream, StreamExt};
+use tonic::transport::server::Router;
+use tonic::{Request, Response, Status};
+
+/// The TLS identity and health name of this service.
+pub const SERVICE_NAME: &str = "sandbox";
+
+/// Largest request or response message, for `WriteFiles` and `GetChanges` carrying whole
+/// files (gRPC's default is 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Configuration of the sandbox service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "cap-sandbox",
+    about = "Isolated workspaces: create, exec, files, changes, destroy."
+)]
+pub struct Config {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Directory the sessions live under; default `<data-dir>/sandbox`.
+    #[arg(long, env = "CAP_SANDBOX_SESSIONS_DIR")]
+    pub sessions_dir: Option<PathBuf>,
+    /// The bubblewrap binary.
+    #[arg(long, env = "CAP_SANDBOX_BWRAP", default_value = "/usr/bin/bwrap")]
+    pub bwrap: PathBuf,
+    /// Timeout of a command that names none, in seconds.
+    #[arg(
+        long,
+        env = "CAP_SANDBOX_DEFAULT_TIMEOUT_SECONDS",
+        default_value_t = 900
+    )]
+    pub default_timeout_seconds: u64,
+    /// Largest timeout a command may ask for, in seconds.
+    #[arg(long, env = "CAP_SANDBOX_MAX_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub max_timeout_seconds: u64,
+    /// Output (stdout and stderr together) kept per command, in bytes; the rest is dropped.
+    #[arg(long, env = "CAP_SANDBOX_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
+    pub output_cap_bytes: usize,
+}
+
+impl Config {
+    /// The sandbox configuration these flags describe.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        SandboxConfig {
+            root: self
+                .sessions_dir
+                .clone()
+                .unwrap_or_else(|| self.common.data_dir.join("sandbox")),
+            bwrap: self.bwrap.clone(),
+            default_timeout: Duration::from_secs(self.default_timeout_seconds),
+            max_timeout: Duration::from_secs(self.max_timeout_seconds),
+            output_cap_bytes: self.output_cap_bytes,
+        }
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let sandbox = Sandbox::new(config.sandbox_config()).await?;
+    let tls = config.common.tls(SERVICE_NAME)?;
+    let listener = config.common.bind().await?;
+    let router = router(sandbox, &tls).await?;
+    cap_runtime::serve(router, listener).await?;
+    Ok(())
+}
+
+/// The gRPC router: the sandbox service and the health service, over mutual TLS with `tls`.
+/// Tests serve it in-process on a port-0 listener.
+pub async fn router(sandbox: Sandbox, tls: &ServiceTls) -> anyhow::Result<Router> {
+    let health = cap_runtime::health_service::<SandboxServer<SandboxService>>().await;
+    let mut server = cap_runtime::grpc_server(tls)?;
+    Ok(server
+        .add_service(health)
+        .add_service(SandboxService::new(sandbox).into_server()))
+}
+
+/// The `cap.sandbox.v1.Sandbox` implementation.
+#[derive(Debug, Clone)]
+pub struct SandboxService {
+    sandbox: Sandbox,
+}
+
+impl SandboxService {
+    /// A service over `sandbox`.
+    pub fn new(sandbox: Sandbox) -> Self {
+        Self { sandbox }
+    }
+
+    /// The tonic server for it, with message limits that fit whole files.
+    pub fn into_server(self) -> SandboxServer<Self> {
+        SandboxServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// The one mapping from sandbox errors to gRPC statuses. Errors about the request carry the
+/// whole explanation (it names what the caller got wrong); internal ones a short message,
+/// with the details logged.
+pub fn status(error: cap_sandbox::Error) -> Status {
+    match error.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(error.chain()),
+        ErrorKind::NotFound => Status::not_found(error.chain()),
+        ErrorKind::FailedPrecondition => {
+            tracing::warn!(error = %error.chain(), "sandbox request cannot be served");
+            Status::failed_precondition(error.chain())
+        }
+        ErrorKind::Internal => {
+            tracing::error!(error = %error.chain(), "sandbox failure");
+            Status::internal("internal sandbox error (details are in the sandbox service log)")
+        }
+    }
+}
+
+type ExecOutputStream = Pin<Box<dyn Stream<Item = Result<pb::ExecOutput, Status>> + Send>>;
+
+fn exec_output(event: ExecEvent) -> pb::ExecOutput {
+    use pb::exec_output::Output;
+    let output = match event {
+        ExecEvent::Stdout(bytes) => Output::Stdout(bytes.to_vec()),
+        ExecEvent::Stderr(bytes) => Output::Stderr(bytes.to_vec()),
+        ExecEvent::Exit(exit) => Output::Exit(pb::ExitStatus {
+            exit_code: exit.exit_code,
+            timed_out: exit.timed_out,
+            duration_ms: u64::try_from(exit.duration.as_millis()).unwrap_or(u64::MAX),
+            output_truncated: exit.output_truncated,
+        }),
+    };
+    pb::ExecOutput {
+        output: Some(output),
+    }
+}
+
+/// A wire change into a sandbox change; a change that says neither what to write nor to
+/// delete is refused.
+fn file_change(change: common::FileChange) -> Result<FileChange, Status> {
+    use common::file_change::Change;
+    let content = match change.change {
+        Some(Change::Content(bytes)) => Some(bytes),
+        Some(Change::Deleted(true)) => None,
+        Some(Change::Deleted(false)) | None => {
+            return Err(Status::invalid_argument(format!(
+                "change of {:?} has neither content nor deleted = true",
+                change.path
+            )));
+        }
+    };
+    Ok(FileChange {
+        path: change.path,
+        content,
+    })
+}
+
+fn wire_change(change: FileChange) -> common::FileChange {
+    use common::file_change::Change;
+    let change_kind = match change.content {
+        Some(bytes) => Change::Content(bytes),
+        None => Change::Deleted(true),
+    };
+    common::FileChange {
+        path: change.path,
+        change: Some(change_kind),
+    }
+}
+
+#[tonic::async_trait]
+impl SandboxRpc for SandboxService {
+    async fn create_session(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Result<Response<pb::CreateSessionResponse>, Status> {
+        let request = request.into_inner();
+        let info = self
+            .sandbox
+            .create_session(&request.repo_url, &request.commit_sha, &request.image)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CreateSessionResponse {
+            session_id: info.session_id.to_string(),
+            image: info.image,
+        }))
+    }
+
+    type ExecStream = ExecOutputStream;
+
+    async fn exec(
+        &self,
+        request: Request<pb::ExecRequest>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let request = request.into_inner();
+        let spec = ExecSpec {
+            command: request.command,
+            cwd: request.cwd,
+            // 0 means the service default (the contract); the sandbox refuses zero itself.
+            timeout: (request.timeout_seconds > 0)
+                .then(|| Duration::from_secs(u64::from(request.timeout_seconds))),
+            env: request.env.into_iter().collect(),
+        };
+        let events = self
+            .sandbox
+            .exec(&request.session_id, spec)
+            .await
+            .map_err(status)?;
+        // Dropping this stream (the caller went away) kills the command.
+        let stream: ExecOutputStream = Box::pin(events.map(|event| Ok(exec_output(event))));
+        Ok(Response::new(stream))
+    }
+
+    async fn read_file(
+        &self,
+        request: Request<pb::ReadFileRequest>,
+    ) -> Result<Response<pb::ReadFileResponse>, Status> {
+        let request = request.into_inner();
+        let content = self
+            .sandbox
+            .read_file(&request.session_id, &request.path)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReadFileResponse { content }))
+    }
+
+    async fn write_files(
+        &self,
+        request: Request<pb::WriteFilesRequest>,
+    ) -> Result<Response<pb::WriteFilesResponse>, Status> {
+        let request = request.into_inner();
+        let changes = request
+            .changes
+            .into_iter()
+            .map(file_change)
+            .collect::<Result<Vec<_>, _>>()?;
+        let written = self
+            .sandbox
+            .write_files(&request.session_id, changes)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::WriteFilesResponse {
+            files_written: u32::try_from(written).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn list_directory(
+        &self,
+        request: Request<pb::ListDirectoryRequest>,
+    ) -> Result<Response<pb::ListDirectoryResponse>, Status> {
+        let request = request.into_inner();
+        let listing = self
+            .sandbox
+            .list_directory(&request.session_id, &request.path, request.recursive)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListDirectoryResponse {
+            entries: listing
+                .entries
+                .into_iter()
+                .map(|entry| pb::DirectoryEntry {
+                    path: entry.path,
+                    is_dir: entry.is_dir,
+                    size: entry.size,
+                })
+                .collect(),
+            truncated: listing.truncated,
+        }))
+    }
+
+    async fn search_files(
+        &self,
+        request: Request<pb::SearchFilesRequest>,
+    ) -> Result<Response<pb::SearchFilesResponse>, Status> {
+        let request = request.into_inner();
+        let glob = Some(request.glob.as_str()).filter(|glob| !glob.is_empty());
+        let found = self
+            .sandbox
+            .search_files(&request.session_id, &request.pattern, glob)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SearchFilesResponse {
+            matches: found
+                .matches
+                .into_iter()
+                .map(|hit| pb::SearchMatch {
+                    path: hit.path,
+                    line_number: hit.line_number,
+                    line: hit.line,
+                })
+                .collect(),
+            truncated: found.truncated,
+        }))
+    }
+
+    async fn get_changes(
+        &self,
+        request: Request<pb::GetChangesRequest>,
+    ) -> Result<Response<pb::GetChangesResponse>, Status> {
+        let request = request.into_inner();
+        let changes = self
+            .sandbox
+            .get_changes(&request.session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetChangesResponse {
+            changes: changes.changes.into_iter().map(wire_change).collect(),
+            diff: changes.diff,
+        }))
+    }
+
+    async fn destroy_session(
+        &self,
+        request: Request<pb::DestroySessionRequest>,
+    ) -> Result<Response<pb::DestroySessionResponse>, Status> {
+        let request = request.into_inner();
+        self.sandbox
+            .destroy_session(&request.session_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DestroySessionResponse {}))
+    }
+}

@@ -1,1 +1,267 @@
-//! Supervisor service: runs tasks through the workflow graph.
+//! The supervisor service: owns tasks, their events and checkpoints, and runs each task
+//! through the workflow graph (`cap-workflow`). It serves the `TaskService` API the gateway
+//! uses and the `AgentOrchestrator` contract, so it can itself be driven like an agent.
+
+use std::pin::Pin;
+
+use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
+use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
+use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
+use cap_proto::github::v1::git_hub_client::GitHubClient;
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
+use cap_proto::supervisor::v1::{
+    GetTaskRequest, ListTasksRequest, ListTasksResponse, SubmitTaskRequest, SubmitTaskResponse,
+    Task, TaskEventRecord, WatchTaskRequest,
+};
+use cap_workflow::{Clients, Engine, EngineConfig, Error, Store, TaskRecord, TaskSpec};
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+/// The supervisor's configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "cap-supervisor", about = "Runs tasks through the workflow graph")]
+pub struct Config {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: cap_runtime::CommonArgs,
+    /// The store: `postgres://...`, or a SQLite URL; default a SQLite file in the data dir.
+    #[arg(long, env = "CAP_SUPERVISOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The sandbox service (`https://host:port`).
+    #[arg(long, env = "CAP_SANDBOX_URL")]
+    pub sandbox_url: String,
+    /// The GitHub service.
+    #[arg(long, env = "CAP_GITHUB_URL")]
+    pub github_url: String,
+    /// The coding agent.
+    #[arg(long, env = "CAP_CODING_AGENT_URL")]
+    pub coding_agent_url: String,
+    /// The testing agent.
+    #[arg(long, env = "CAP_TESTING_AGENT_URL")]
+    pub testing_agent_url: String,
+    /// How many times the coding agent may try before failing tests fail the task.
+    #[arg(long, env = "CAP_MAX_FIX_ATTEMPTS", default_value_t = 5)]
+    pub max_fix_attempts: u32,
+    /// Tasks running at once.
+    #[arg(long, env = "CAP_MAX_CONCURRENT_TASKS", default_value_t = 4)]
+    pub max_concurrent_tasks: usize,
+}
+
+/// Serves the supervisor until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let tls = config.common.tls("supervisor")?;
+    let database_url = config.database_url.clone().unwrap_or_else(|| {
+        cap_storage::sqlite_url(&config.common.data_dir.join("supervisor.db"))
+    });
+    std::fs::create_dir_all(&config.common.data_dir)?;
+    let store = Store::open(&database_url).await?;
+    let clients = Clients {
+        github: GitHubClient::new(tls.channel(&config.github_url)?),
+        sandbox: SandboxClient::new(tls.channel(&config.sandbox_url)?),
+        coding: AgentOrchestratorClient::new(tls.channel(&config.coding_agent_url)?),
+        testing: AgentOrchestratorClient::new(tls.channel(&config.testing_agent_url)?),
+    };
+    let engine_config = EngineConfig {
+        max_fix_attempts: config.max_fix_attempts.max(1),
+        max_concurrent_tasks: config.max_concurrent_tasks.max(1),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, clients, engine_config);
+    let resumed = engine.resume_unfinished().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed unfinished tasks");
+    }
+    let listener = config.common.bind().await?;
+    let service = SupervisorService { engine };
+    let router = cap_runtime::grpc_server(&tls)?
+        .add_service(cap_runtime::health_service::<TaskServiceServer<SupervisorService>>().await)
+        .add_service(TaskServiceServer::new(service.clone()))
+        .add_service(AgentOrchestratorServer::new(service));
+    cap_runtime::serve(router, listener).await?;
+    Ok(())
+}
+
+/// The gRPC face of the workflow engine.
+#[derive(Debug, Clone)]
+pub struct SupervisorService {
+    engine: Engine,
+}
+
+impl SupervisorService {
+    /// A service over `engine`.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+/// The one place workflow errors become gRPC statuses. Clients get a short message; the
+/// whole chain goes to the log.
+fn to_status(error: Error) -> Status {
+    match &error {
+        Error::TaskNotFound(_) => Status::not_found(error.to_string()),
+        Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        Error::Conflict(_) => Status::failed_precondition(error.to_string()),
+        Error::Upstream { .. } | Error::TaskFailed(_) | Error::Interrupted => {
+            Status::unavailable(error.to_string())
+        }
+        Error::Storage(_) | Error::Sql(_) | Error::Json(_) | Error::Corrupt(_) => {
+            tracing::error!(error = ?error, "supervisor store error");
+            Status::internal("the supervisor's store failed")
+        }
+    }
+}
+
+fn check_task_id(task_id: &str) -> Result<(), Status> {
+    uuid::Uuid::parse_str(task_id)
+        .map(|_| ())
+        .map_err(|_| Status::invalid_argument(format!("task_id: {task_id:?} is not a UUID")))
+}
+
+fn task_to_proto(task: TaskRecord) -> Task {
+    Task {
+        task_id: task.task_id,
+        repository_id: task.spec.repository_id,
+        prompt: task.spec.prompt,
+        status: task.status.as_str().to_owned(),
+        current_agent: task.current_agent,
+        progress_percentage: task.progress_percentage,
+        current_node: task.current_node,
+        pull_request_id: task.pull_request_id,
+        branch: task.branch,
+        error_message: task.error_message,
+        priority: task.spec.priority,
+        created_at_ms: task.created_at_ms,
+        updated_at_ms: task.updated_at_ms,
+    }
+}
+
+/// A rough estimate shown to users; refined once tasks have history to learn from.
+const ESTIMATED_DURATION_MINUTES: u32 = 15;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl TaskService for SupervisorService {
+    async fn submit_task(
+        &self,
+        request: Request<SubmitTaskRequest>,
+    ) -> Result<Response<SubmitTaskResponse>, Status> {
+        let request = request.into_inner();
+        let spec = TaskSpec {
+            repository_id: request.repository_id,
+            prompt: request.prompt,
+            avoid_files: request.avoid_files,
+            max_files_changed: request.max_files_changed,
+            priority: request.priority,
+            test_command: request.test_command,
+        };
+        let task = self.engine.submit(spec).await.map_err(to_status)?;
+        Ok(Response::new(SubmitTaskResponse {
+            task: Some(task_to_proto(task)),
+            estimated_duration_minutes: ESTIMATED_DURATION_MINUTES,
+        }))
+    }
+
+    async fn get_task(&self, request: Request<GetTaskRequest>) -> Result<Response<Task>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        let task = self.engine.get(&task_id).await.map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 50,
+            n => n.min(500),
+        };
+        let tasks = self.engine.list(limit).await.map_err(to_status)?;
+        Ok(Response::new(ListTasksResponse { tasks: tasks.into_iter().map(task_to_proto).collect() }))
+    }
+
+    type WatchTaskStream = BoxStream<TaskEventRecord>;
+
+    async fn watch_task(
+        &self,
+        request: Request<WatchTaskRequest>,
+    ) -> Result<Response<Self::WatchTaskStream>, Status> {
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        if request.after_seq < 0 {
+            return Err(Status::invalid_argument("after_seq: must not be negative"));
+        }
+        let task_id = request.task_id.clone();
+        let stream = self
+            .engine
+            .watch(&request.task_id, request.after_seq)
+            .await
+            .map_err(to_status)?
+            .map(move |record| {
+                record.map_err(to_status).map(|record| TaskEventRecord {
+                    task_id: task_id.clone(),
+                    seq: record.seq,
+                    event: Some(record.event),
+                })
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[tonic::async_trait]
+impl AgentOrchestrator for SupervisorService {
+    type ExecuteTaskStream = BoxStream<TaskEvent>;
+
+    /// Runs a whole task through the workflow and streams its events: the supervisor seen as
+    /// one agent by a caller higher up.
+    async fn execute_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> Result<Response<Self::ExecuteTaskStream>, Status> {
+        let request = request.into_inner();
+        let repo = request.repo.unwrap_or_default();
+        let spec = TaskSpec {
+            repository_id: repo.repository_id,
+            prompt: request.objective,
+            priority: request.context.get("priority").cloned().unwrap_or_default(),
+            test_command: repo.test_command,
+            ..TaskSpec::default()
+        };
+        let task = self.engine.submit(spec).await.map_err(to_status)?;
+        let stream = self
+            .engine
+            .watch(&task.task_id, 0)
+            .await
+            .map_err(to_status)?
+            .map(|record| record.map_err(to_status).map(|record| record.event));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_agent_status(
+        &self,
+        _request: Request<AgentId>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        let running = self.engine.running_tasks();
+        Ok(Response::new(AgentStatus {
+            agent: "supervisor".into(),
+            state: if running.is_empty() { "idle" } else { "busy" }.into(),
+            running_task_ids: running,
+            tasks_completed: self.engine.finished_runs(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    async fn interrupt_task(&self, request: Request<TaskId>) -> Result<Response<Ack>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        let accepted = self.engine.interrupt(&task_id).await.map_err(to_status)?;
+        let message = if accepted {
+            "the task stops at its next step and is paused"
+        } else {
+            "the task is not running in this supervisor"
+        };
+        Ok(Response::new(Ack { accepted, message: message.into() }))
+    }
+}

@@ -1,1 +1,546 @@
 //! Testing agent service: AgentOrchestrator that runs a repository's own tests in the sandbox.
+//!
+//! `ExecuteTask` takes the task's sandbox session, picks the test command (the repository's
+//! configured one, else the one [`cap_testrun::detect`] finds), runs it through the sandbox
+//! and streams what it did: a Thought (which command and why), an Action (`run_tests`), an
+//! Observation with the command's result and a final Checkpoint (`tests_passed`,
+//! `tests_failed` or `no_tests`, with the [`cap_testrun::TestRun`] as its state). Failing
+//! tests are a result, not an error: the stream ends OK. Only infrastructure failures (the
+//! sandbox unreachable, an unknown session) end it with an error status, after an
+//! ErrorReport event. `InterruptTask` stops a running task at once: the sandbox `Exec` stream
+//! is dropped and the task ends with an `interrupted` Checkpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
+use cap_proto::agent::v1::observation::Detail;
+use cap_proto::agent::v1::task_event::Payload;
+use cap_proto::agent::v1::{
+    Ack, Action, AgentId, AgentStatus, Checkpoint, CommandExecuted, ErrorReport, Observation,
+    TaskEvent, TaskId, TaskRequest, Thought,
+};
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testrun::{Outcome, TestPlan, TestRun};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+/// The name this agent signs its events with and answers to in `GetAgentStatus`.
+pub const AGENT_NAME: &str = "testing";
+
+/// The service's name in the fleet (its TLS identity).
+pub const SERVICE_NAME: &str = "testing-agent";
+
+/// The context key holding the optional test pattern.
+pub const TEST_PATTERN_KEY: &str = "test_pattern";
+
+/// The testing agent's configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "cap-testing-agent",
+    about = "Runs a repository's own tests in the sandbox"
+)]
+pub struct Config {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: cap_runtime::CommonArgs,
+    /// The sandbox service (`https://host:port`).
+    #[arg(long, env = "CAP_SANDBOX_URL")]
+    pub sandbox_url: String,
+    /// How long one test run may take before the sandbox kills it, in seconds.
+    #[arg(
+        long,
+        env = "CAP_TEST_TIMEOUT_SECONDS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub test_timeout_seconds: u64,
+}
+
+/// Serves the testing agent until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = config.common.bind().await?;
+    serve(config, listener).await
+}
+
+/// Serves the testing agent on an already bound listener (tests bind port 0 themselves).
+pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
+    let tls = config.common.tls(SERVICE_NAME)?;
+    let sandbox = SandboxClient::new(tls.channel(&config.sandbox_url)?);
+    let agent = TestingAgent::new(sandbox, Duration::from_secs(config.test_timeout_seconds));
+    let router = cap_runtime::grpc_server(&tls)?
+        .add_service(cap_runtime::health_service::<AgentOrchestratorServer<TestingAgent>>().await)
+        .add_service(AgentOrchestratorServer::new(agent));
+    cap_runtime::serve(router, listener).await?;
+    Ok(())
+}
+
+/// What can go wrong serving a task.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request lacks something the agent needs.
+    #[error("invalid task request: {0}")]
+    InvalidRequest(&'static str),
+    /// A task with this id is already running here.
+    #[error("task {0} is already running on the testing agent")]
+    AlreadyRunning(String),
+    /// `GetAgentStatus` asked for another agent.
+    #[error("agent {0:?} is not served here; this is the {AGENT_NAME} agent")]
+    UnknownAgent(String),
+    /// Detecting or running the tests failed (not the tests themselves).
+    #[error("the tests could not be run")]
+    Tests(#[source] cap_testrun::Error),
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The one place errors become statuses. The client gets a short message naming what went
+/// wrong; the whole chain is logged.
+fn to_status(error: &Error) -> Status {
+    tracing::warn!(error = %chain(error), "request failed");
+    match error {
+        Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        Error::AlreadyRunning(_) => Status::already_exists(error.to_string()),
+        Error::UnknownAgent(_) => Status::not_found(error.to_string()),
+        Error::Tests(inner) => {
+            let message = chain(error);
+            match inner {
+                cap_testrun::Error::Sandbox { source, .. } => match source.code() {
+                    // An unknown session: the caller named something that is not there.
+                    tonic::Code::NotFound => Status::not_found(message),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+                        Status::failed_precondition(message)
+                    }
+                    tonic::Code::DeadlineExceeded => Status::deadline_exceeded(message),
+                    tonic::Code::Cancelled => Status::cancelled(message),
+                    // Transport failures surface as Unavailable or Unknown.
+                    _ => Status::unavailable(message),
+                },
+                cap_testrun::Error::InvalidPattern { .. }
+                | cap_testrun::Error::EmptySessionId
+                | cap_testrun::Error::EmptyCommand => Status::invalid_argument(message),
+                cap_testrun::Error::MissingExitStatus => Status::unavailable(message),
+                cap_testrun::Error::MalformedJunit(_) | cap_testrun::Error::NotJunit(_) => {
+                    Status::internal(message)
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed task might succeed if run again.
+fn is_recoverable(error: &Error) -> bool {
+    match error {
+        Error::Tests(inner) => {
+            matches!(
+                inner.sandbox_code(),
+                Some(
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
+                )
+            ) || matches!(inner, cap_testrun::Error::MissingExitStatus)
+        }
+        Error::InvalidRequest(_) | Error::AlreadyRunning(_) | Error::UnknownAgent(_) => false,
+    }
+}
+
+/// `error: cause: cause`, with a sandbox status reduced to its message.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        match cause.downcast_ref::<Status>() {
+            Some(status) => text.push_str(status.message()),
+            None => text.push_str(&cause.to_string()),
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The `AgentOrchestrator` implementation.
+#[derive(Clone)]
+pub struct TestingAgent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: SandboxClient<Channel>,
+    timeout: Duration,
+    /// Running tasks and the signal that interrupts each.
+    running: Mutex<HashMap<String, Arc<Notify>>>,
+    completed: AtomicU64,
+}
+
+impl TestingAgent {
+    /// An agent running tests through `sandbox`, each run limited to `timeout`.
+    pub fn new(sandbox: SandboxClient<Channel>, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sandbox,
+                timeout,
+                running: Mutex::new(HashMap::new()),
+                completed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+        // The map stays consistent whatever a panicking holder did: entries are only inserted
+        // and removed whole.
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a task as running; the guard unregisters it when dropped.
+    fn register(&self, task_id: &str) -> Result<(Arc<Notify>, RunningGuard)> {
+        let mut running = self.running();
+        if running.contains_key(task_id) {
+            return Err(Error::AlreadyRunning(task_id.to_owned()));
+        }
+        let interrupt = Arc::new(Notify::new());
+        running.insert(task_id.to_owned(), interrupt.clone());
+        Ok((
+            interrupt,
+            RunningGuard {
+                agent: self.clone(),
+                task_id: task_id.to_owned(),
+            },
+        ))
+    }
+}
+
+/// Removes a task from the running set when its work ends, however it ends.
+struct RunningGuard {
+    agent: TestingAgent,
+    task_id: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.agent.running().remove(&self.task_id);
+        self.agent.inner.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A validated task.
+#[derive(Debug)]
+struct Job {
+    task_id: String,
+    session_id: String,
+    test_command: String,
+    pattern: Option<String>,
+}
+
+impl Job {
+    fn from_request(request: TaskRequest) -> Result<Self> {
+        if request.task_id.trim().is_empty() {
+            return Err(Error::InvalidRequest("task_id is empty"));
+        }
+        let repo = request.repo.ok_or(Error::InvalidRequest(
+            "repo is missing; the testing agent needs repo.sandbox_session_id",
+        ))?;
+        if repo.sandbox_session_id.trim().is_empty() {
+            return Err(Error::InvalidRequest("repo.sandbox_session_id is empty"));
+        }
+        let pattern = request
+            .context
+            .get(TEST_PATTERN_KEY)
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
+        Ok(Self {
+            task_id: request.task_id,
+            session_id: repo.sandbox_session_id,
+            test_command: repo.test_command.trim().to_owned(),
+            pattern,
+        })
+    }
+}
+
+/// How a task's work ended early.
+enum Stop {
+    /// `InterruptTask` asked for it.
+    Interrupted,
+    /// The caller stopped listening.
+    Gone,
+}
+
+/// Sends a task's events; fails once the caller stopped listening.
+struct Events {
+    tx: mpsc::Sender<std::result::Result<TaskEvent, Status>>,
+}
+
+impl Events {
+    async fn send(&self, payload: Payload) -> std::result::Result<(), Stop> {
+        let event = TaskEvent {
+            payload: Some(payload),
+            agent: AGENT_NAME.to_owned(),
+            created_at_ms: now_ms(),
+        };
+        self.tx.send(Ok(event)).await.map_err(|_| Stop::Gone)
+    }
+
+    async fn fail(&self, error: Error) {
+        let report = ErrorReport {
+            severity: "error".to_owned(),
+            message: chain(&error),
+            recoverable: is_recoverable(&error),
+        };
+        if self.send(Payload::Error(report)).await.is_ok() {
+            let _ = self.tx.send(Err(to_status(&error))).await;
+        }
+    }
+}
+
+impl Inner {
+    /// Runs one task to its end, streaming its events.
+    async fn execute(&self, job: Job, interrupt: Arc<Notify>, events: &Events) {
+        let work = self.work(&job, events);
+        let stop = tokio::select! {
+            result = work => match result {
+                Ok(()) => return,
+                Err(stop) => stop,
+            },
+            () = interrupt.notified() => Stop::Interrupted,
+            () = events.tx.closed() => Stop::Gone,
+        };
+        match stop {
+            Stop::Interrupted => {
+                tracing::info!(task_id = %job.task_id, "task interrupted");
+                let state = serde_json::json!({ "task_id": job.task_id });
+                let _ = events
+                    .send(Payload::Checkpoint(Checkpoint {
+                        kind: "interrupted".to_owned(),
+                        description: "interrupted on request; the test run was stopped".to_owned(),
+                        state_json: state.to_string(),
+                    }))
+                    .await;
+            }
+            Stop::Gone => tracing::info!(task_id = %job.task_id, "caller went away; task dropped"),
+        }
+    }
+
+    /// The task's steps; dropping this future stops them (and the sandbox `Exec` stream).
+    async fn work(&self, job: &Job, events: &Events) -> std::result::Result<(), Stop> {
+        let mut sandbox = self.sandbox.clone();
+        let (plan, why) = if job.test_command.is_empty() {
+            match cap_testrun::detect(&mut sandbox, &job.session_id).await {
+                Ok(Some(plan)) => {
+                    let why = format!(
+                        "it is the {} runner detected from the repository's files",
+                        plan.framework
+                    );
+                    (plan, why)
+                }
+                Ok(None) => return self.no_runner(events).await,
+                Err(error) => {
+                    events.fail(Error::Tests(error)).await;
+                    return Ok(());
+                }
+            }
+        } else {
+            let plan = TestPlan::custom(job.test_command.clone());
+            (
+                plan,
+                "it is the test command configured for the repository".to_owned(),
+            )
+        };
+        let pattern = job.pattern.as_deref();
+        let command = plan.command_for(pattern);
+        let limited = pattern
+            .map(|p| format!(", limited to tests matching {p:?}"))
+            .unwrap_or_default();
+        events
+            .send(Payload::Thought(Thought {
+                reasoning: format!("I will run `{command}` because {why}{limited}."),
+            }))
+            .await?;
+        let call_id = format!("{}:run_tests", job.task_id);
+        let arguments = serde_json::json!({ TEST_PATTERN_KEY: pattern });
+        events
+            .send(Payload::Action(Action {
+                call_id: call_id.clone(),
+                tool: "run_tests".to_owned(),
+                arguments_json: arguments.to_string(),
+            }))
+            .await?;
+        let run =
+            match cap_testrun::run(&mut sandbox, &job.session_id, &plan, pattern, self.timeout)
+                .await
+            {
+                Ok(run) => run,
+                Err(error) => {
+                    events.fail(Error::Tests(error)).await;
+                    return Ok(());
+                }
+            };
+        tracing::info!(task_id = %job.task_id, outcome = %run.outcome, passed = run.passed,
+            failed = run.failed, errors = run.errors, "tests ran");
+        let summary = run.summary();
+        events
+            .send(Payload::Observation(Observation {
+                call_id,
+                tool: "run_tests".to_owned(),
+                is_error: run.outcome == Outcome::Error,
+                content: format!("{summary}\n\n{}", run.output_tail),
+                detail: Some(Detail::CommandExecuted(CommandExecuted {
+                    command: run.command.clone(),
+                    exit_code: run.exit_code,
+                    stdout_snippet: run.output_tail.clone(),
+                    timed_out: run.timed_out,
+                    duration_ms: run.duration_ms,
+                })),
+            }))
+            .await?;
+        let kind = match run.outcome {
+            Outcome::Passed => "tests_passed",
+            Outcome::NoTests => "no_tests",
+            // A runner that cannot run, or a suite that hangs, is not a passing suite.
+            Outcome::Failed | Outcome::TimedOut | Outcome::Error => "tests_failed",
+        };
+        self.finish(events, kind, summary, &run).await
+    }
+
+    /// No command configured and none detected: nothing to run is not a failure.
+    async fn no_runner(&self, events: &Events) -> std::result::Result<(), Stop> {
+        let message = "No test runner was detected in the repository (no pytest or unittest \
+                       tests, package.json test script, go.mod, pom.xml or build.gradle) and \
+                       none is configured; there are no tests to run.";
+        events
+            .send(Payload::Thought(Thought {
+                reasoning: message.to_owned(),
+            }))
+            .await?;
+        let run = TestRun {
+            command: String::new(),
+            outcome: Outcome::NoTests,
+            exit_code: 0,
+            timed_out: false,
+            duration_ms: 0,
+            passed: 0,
+            failed: 0,
+            errors: 0,
+            skipped: 0,
+            cases: Vec::new(),
+            output_tail: message.to_owned(),
+        };
+        self.finish(
+            events,
+            "no_tests",
+            "no test runner detected".to_owned(),
+            &run,
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        events: &Events,
+        kind: &str,
+        description: String,
+        run: &TestRun,
+    ) -> std::result::Result<(), Stop> {
+        // A `TestRun` has only plain fields; serializing it cannot fail.
+        let state_json = serde_json::to_string(run).unwrap_or_default();
+        events
+            .send(Payload::Checkpoint(Checkpoint {
+                kind: kind.to_owned(),
+                description,
+                state_json,
+            }))
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl AgentOrchestrator for TestingAgent {
+    type ExecuteTaskStream = ReceiverStream<std::result::Result<TaskEvent, Status>>;
+
+    async fn execute_task(
+        &self,
+        request: Request<TaskRequest>,
+    ) -> std::result::Result<Response<Self::ExecuteTaskStream>, Status> {
+        let job = Job::from_request(request.into_inner()).map_err(|e| to_status(&e))?;
+        let (interrupt, guard) = self.register(&job.task_id).map_err(|e| to_status(&e))?;
+        tracing::info!(task_id = %job.task_id, session_id = %job.session_id, "task started");
+        let (tx, rx) = mpsc::channel(16);
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let events = Events { tx };
+            inner.execute(job, interrupt, &events).await;
+            // Unregistered before the stream ends: a caller that saw the end sees the task
+            // done in `GetAgentStatus`.
+            drop(guard);
+            drop(events);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_agent_status(
+        &self,
+        request: Request<AgentId>,
+    ) -> std::result::Result<Response<AgentStatus>, Status> {
+        let asked = request.into_inner().agent;
+        if !asked.is_empty() && asked != AGENT_NAME {
+            return Err(to_status(&Error::UnknownAgent(asked)));
+        }
+        let mut running_task_ids: Vec<String> = self.running().keys().cloned().collect();
+        running_task_ids.sort_unstable();
+        Ok(Response::new(AgentStatus {
+            agent: AGENT_NAME.to_owned(),
+            state: if running_task_ids.is_empty() {
+                "idle"
+            } else {
+                "busy"
+            }
+            .to_owned(),
+            running_task_ids,
+            tasks_completed: self.inner.completed.load(Ordering::Relaxed),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    async fn interrupt_task(
+        &self,
+        request: Request<TaskId>,
+    ) -> std::result::Result<Response<Ack>, Status> {
+        let task_id = request.into_inner().task_id;
+        if task_id.trim().is_empty() {
+            return Err(to_status(&Error::InvalidRequest("task_id is empty")));
+        }
+        let ack = match self.running().get(&task_id) {
+            Some(interrupt) => {
+                // `notify_one` keeps the permit if the task is not waiting yet.
+                interrupt.notify_one();
+                Ack {
+                    accepted: true,
+                    message: format!("interrupting task {task_id}"),
+                }
+            }
+            None => Ack {
+                accepted: false,
+                message: format!("task {task_id} is not running on the {AGENT_NAME} agent"),
+            },
+        };
+        Ok(Response::new(ack))
+    }
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

@@ -1,0 +1,700 @@
+//! The loop against the scripted model server and an in-memory workspace.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cap_llm::{ModelConfig, RetryPolicy};
+use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, Tool, observation, task_event};
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testkit::{ScriptStep, ScriptedModel};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::memory::MemoryWorkspace;
+use crate::{AgentConfig, Change, ChangedFile, CodingAgent, Error, Finish, Outcome};
+
+const HELLO: &str = "def greet():\n    return 'hello'\n\n\ndef shout():\n    return 'HEY'\n";
+
+fn agent(model: &ScriptedModel, max_steps: u32) -> CodingAgent {
+    let mut config = AgentConfig::new(
+        ModelConfig {
+            base_url: model.base_url(),
+            api_key: None,
+            model: "qwen2.5-coder".to_owned(),
+            timeout: Duration::from_secs(10),
+        },
+        max_steps,
+    );
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+    };
+    // Never dialled: the tests bring their own workspace.
+    let channel = Channel::from_static("http://127.0.0.1:9").connect_lazy();
+    CodingAgent::new(config, SandboxClient::new(channel)).unwrap()
+}
+
+fn request() -> TaskRequest {
+    TaskRequest {
+        task_id: "task-1".to_owned(),
+        repo: Some(RepositoryContext {
+            repository_id: "acme/widgets".to_owned(),
+            sandbox_session_id: "session-1".to_owned(),
+            commit_sha: "abc123".to_owned(),
+            default_branch: "main".to_owned(),
+            test_command: String::new(),
+        }),
+        objective: "Make greet() say hi.".to_owned(),
+        tools: vec![],
+        context: HashMap::from([("plan".to_owned(), "1. edit greet".to_owned())]),
+    }
+}
+
+fn workspace() -> MemoryWorkspace {
+    MemoryWorkspace::with_files([("app/hello.py", HELLO), ("README.md", "# widgets\n")])
+}
+
+async fn run(
+    agent: &CodingAgent,
+    ws: &MemoryWorkspace,
+    request: TaskRequest,
+) -> (crate::Result<Outcome>, Vec<TaskEvent>) {
+    let (tx, mut rx) = mpsc::channel(1000);
+    let result = agent.run_in(ws, request, tx, CancellationToken::new()).await;
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    (result, events)
+}
+
+/// One line per event, for comparing whole sequences.
+fn describe(event: &TaskEvent) -> String {
+    assert_eq!(event.agent, "coding");
+    assert!(event.created_at_ms > 0);
+    match event.payload.as_ref().unwrap() {
+        task_event::Payload::Thought(t) => format!("thought: {}", t.reasoning),
+        task_event::Payload::Action(a) => format!("action {}", a.tool),
+        task_event::Payload::Observation(o) => {
+            let status = if o.is_error { "error" } else { "ok" };
+            let detail = match &o.detail {
+                Some(observation::Detail::FileModified(f)) => {
+                    format!(" [{} {} +{} -{}]", f.change, f.path, f.additions, f.deletions)
+                }
+                Some(observation::Detail::CommandExecuted(c)) => {
+                    format!(" [command {:?} exit {}]", c.command, c.exit_code)
+                }
+                None => String::new(),
+            };
+            format!("observation {} {status}{detail}", o.tool)
+        }
+        task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind),
+        task_event::Payload::Error(e) => format!("error {} recoverable={}", e.severity, e.recoverable),
+        task_event::Payload::Status(s) => format!("status {}", s.status),
+    }
+}
+
+fn describe_all(events: &[TaskEvent]) -> Vec<String> {
+    events.iter().map(describe).collect()
+}
+
+fn observations(events: &[TaskEvent]) -> Vec<&cap_proto::agent::v1::Observation> {
+    events
+        .iter()
+        .filter_map(|e| match e.payload.as_ref() {
+            Some(task_event::Payload::Observation(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+fn checkpoint_state(events: &[TaskEvent]) -> Value {
+    let Some(task_event::Payload::Checkpoint(c)) = events.last().and_then(|e| e.payload.as_ref()) else {
+        panic!("last event is not a checkpoint: {:?}", events.last());
+    };
+    serde_json::from_str(&c.state_json).unwrap()
+}
+
+/// The tool messages the model received in its `n`th request.
+fn tool_messages(model: &ScriptedModel, n: usize) -> Vec<String> {
+    model.requests()[n]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn args(value: Value) -> String {
+    value.to_string()
+}
+
+#[tokio::test]
+async fn reads_edits_and_finishes() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py"})))
+            .with_content("Let me read the file."),
+        ScriptStep::tool_call(
+            "edit_file",
+            args(json!({"path": "app/hello.py", "old_string": "return 'hello'", "new_string": "return 'hi'"})),
+        ),
+        ScriptStep::text("greet() now returns 'hi'."),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    let outcome = result.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome {
+            finish: Finish::Finished,
+            summary: "greet() now returns 'hi'.".to_owned(),
+            steps: 3,
+            files_changed: vec![ChangedFile { path: "app/hello.py".into(), change: Change::Modified }],
+        }
+    );
+    assert_eq!(
+        describe_all(&events),
+        vec![
+            "thought: Let me read the file.",
+            "action read_file",
+            "observation read_file ok",
+            "action edit_file",
+            "observation edit_file ok [modified app/hello.py +1 -1]",
+            "thought: greet() now returns 'hi'.",
+            "checkpoint agent_finished",
+        ]
+    );
+    assert_eq!(
+        checkpoint_state(&events),
+        json!({"summary": "greet() now returns 'hi'.", "steps": 3,
+               "files_changed": [{"path": "app/hello.py", "change": "modified"}]})
+    );
+    // Written once, at the end.
+    assert_eq!(ws.file("app/hello.py").unwrap(), HELLO.replace("'hello'", "'hi'"));
+    assert_eq!(ws.log(), vec!["write_files app/hello.py"]);
+
+    // The model saw numbered lines, then the edit's result.
+    assert_eq!(
+        tool_messages(&model, 1),
+        vec![
+            "     1\tdef greet():\n     2\t    return 'hello'\n     3\t\n     4\t\n     5\tdef shout():\n     6\t    return 'HEY'\n"
+        ]
+    );
+    assert_eq!(tool_messages(&model, 2)[1], "edited app/hello.py (+1 -1 lines)");
+    let first = &model.requests()[0];
+    assert_eq!(first["messages"][0]["content"], crate::SYSTEM_PROMPT);
+    let user = first["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("Make greet() say hi."), "{user}");
+    assert!(user.contains("## plan\n1. edit greet"), "{user}");
+    assert_eq!(first["tools"].as_array().unwrap().len(), 9);
+    // The Action carries the arguments as sent.
+    let Some(task_event::Payload::Action(action)) = &events[1].payload else { panic!() };
+    assert_eq!(action.arguments_json, "{\"path\":\"app/hello.py\"}");
+    assert_eq!(action.call_id, "call_0_0");
+    assert_eq!(observations(&events)[0].call_id, "call_0_0");
+}
+
+#[tokio::test]
+async fn invalid_json_arguments_become_an_error_observation_then_recovery() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", "{\"path\": \"app/hello.py\""),
+        ScriptStep::tool_call("read_file", "[\"app/hello.py\"]"),
+        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py", "line_start": 2, "line_end": 2}))),
+        ScriptStep::text("done"),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    let obs = observations(&events);
+    assert!(obs[0].is_error);
+    assert!(obs[0].content.starts_with("Error: the arguments of read_file are not valid JSON"), "{}", obs[0].content);
+    assert!(obs[1].is_error);
+    assert_eq!(obs[1].content, "Error: the arguments of read_file must be a JSON object, not an array");
+    assert!(!obs[2].is_error);
+    assert_eq!(obs[2].content, "     2\t    return 'hello'\n... app/hello.py has 6 lines; showing 2-2. Use line_start/line_end for more.\n");
+    // What went back to the model is the observation's content.
+    assert_eq!(tool_messages(&model, 1), vec![obs[0].content.clone()]);
+}
+
+#[tokio::test]
+async fn unknown_tool_and_tools_not_offered() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_calls([("rm_rf", "{}"), ("edit_file", "{}")]),
+        ScriptStep::text("ok"),
+    ])
+    .await
+    .unwrap();
+    let mut request = request();
+    request.tools = ["read_file", "list_directory"]
+        .iter()
+        .map(|name| Tool { name: (*name).to_owned(), ..Tool::default() })
+        .collect();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 10), &ws, request).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    let obs = observations(&events);
+    assert_eq!(obs[0].content, "Error: unknown tool \"rm_rf\"; the tools are: read_file, list_directory");
+    assert_eq!(obs[1].content, "Error: unknown tool \"edit_file\"; the tools are: read_file, list_directory");
+    let offered: Vec<&str> = model.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, vec!["read_file", "list_directory"]);
+    assert_eq!(ws.file("app/hello.py").unwrap(), HELLO);
+}
+
+#[tokio::test]
+async fn missing_and_wrong_typed_parameters() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_calls([
+            ("edit_file", args(json!({"path": "app/hello.py", "old_string": "x"}))),
+            ("read_file", args(json!({"path": 7}))),
+            ("list_directory", args(json!({"path": ".", "recursive": "yes"}))),
+            ("read_file", args(json!({"path": "../../etc/passwd"}))),
+        ]),
+        ScriptStep::text("ok"),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    let contents: Vec<&str> = observations(&events).iter().map(|o| o.content.as_str()).collect();
+    assert_eq!(
+        contents,
+        vec![
+            "Error: invalid arguments for edit_file: missing field `new_string`",
+            "Error: invalid arguments for read_file at `path`: invalid type: integer `7`, expected a string",
+            "Error: invalid arguments for list_directory at `recursive`: invalid type: string \"yes\", expected a boolean",
+            "Error: invalid path \"../../etc/passwd\": `..` is not allowed; paths must stay inside the workspace",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn edit_file_needs_exactly_one_match() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call(
+            "edit_file",
+            args(json!({"path": "app/hello.py", "old_string": "return 'bye'", "new_string": "x"})),
+        ),
+        ScriptStep::tool_call(
+            "edit_file",
+            args(json!({"path": "app/hello.py", "old_string": "    return", "new_string": "    yield"})),
+        ),
+        ScriptStep::tool_call(
+            "edit_file",
+            args(json!({"path": "app/hello.py", "old_string": "    return 'HEY'", "new_string": "    return 'HO'"})),
+        ),
+        ScriptStep::text("ok"),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    assert_eq!(result.unwrap().files_changed.len(), 1);
+    let obs = observations(&events);
+    assert_eq!(
+        obs[0].content,
+        "Error: old_string was not found in app/hello.py; read the file and copy the text exactly, whitespace included"
+    );
+    assert_eq!(
+        obs[1].content,
+        "Error: old_string occurs 2 times in app/hello.py; include more surrounding lines so it occurs exactly once"
+    );
+    assert!(!obs[2].is_error);
+    assert_eq!(ws.file("app/hello.py").unwrap(), HELLO.replace("'HEY'", "'HO'"));
+}
+
+#[tokio::test]
+async fn stops_at_the_step_limit_and_keeps_the_edits() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("create_file", args(json!({"path": "notes/a.txt", "content": "a\n"}))),
+        ScriptStep::tool_call("list_directory", args(json!({"path": "."}))),
+        ScriptStep::text("never reached"),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 2), &ws, request()).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.finish, Finish::StepLimitReached);
+    assert_eq!(outcome.steps, 2);
+    assert_eq!(
+        describe_all(&events),
+        vec![
+            "action create_file",
+            "observation create_file ok [created notes/a.txt +1 -0]",
+            "action list_directory",
+            "observation list_directory ok",
+            "error warning recoverable=true",
+            "checkpoint step_limit_reached",
+        ]
+    );
+    // The staged file shows in the listing before it is written.
+    assert_eq!(
+        observations(&events)[1].content,
+        "README.md (10 bytes)\napp/\nnotes/\n"
+    );
+    assert_eq!(ws.file("notes/a.txt").as_deref(), Some("a\n"));
+    assert_eq!(model.remaining(), 1);
+    assert_eq!(
+        checkpoint_state(&events)["files_changed"],
+        json!([{"path": "notes/a.txt", "change": "created"}])
+    );
+}
+
+const GOOD_DIFF: &str = "\
+--- a/app/hello.py
++++ b/app/hello.py
+@@ -1,2 +1,2 @@
+ def greet():
+-    return 'hello'
++    return 'hi'
+--- /dev/null
++++ b/app/new.py
+@@ -0,0 +1,2 @@
++import hello
++print(hello.greet())
+--- a/README.md
++++ /dev/null
+@@ -1 +0,0 @@
+-# widgets
+";
+
+const BAD_DIFF: &str = "\
+--- a/app/hello.py
++++ b/app/hello.py
+@@ -1,2 +1,2 @@
+ def greet():
+-    return 'hello'
++    return 'hi'
+--- a/README.md
++++ b/README.md
+@@ -1 +1 @@
+-# gadgets
++# things
+";
+
+#[tokio::test]
+async fn apply_diff_applies_all_or_nothing() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("apply_diff", args(json!({"diff_text": BAD_DIFF}))),
+        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py", "line_end": 2}))),
+        ScriptStep::tool_call("apply_diff", args(json!({"diff_text": GOOD_DIFF}))),
+        ScriptStep::tool_call("read_file", args(json!({"path": "README.md"}))),
+        ScriptStep::text("done"),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    let outcome = result.unwrap();
+    let obs = observations(&events);
+    assert!(obs[0].is_error);
+    assert!(obs[0].content.contains("error applying hunk #1 of README.md"), "{}", obs[0].content);
+    // The first file's hunk matched, but nothing was staged.
+    assert_eq!(obs[1].content, "     1\tdef greet():\n     2\t    return 'hello'\n");
+    assert!(!obs[2].is_error, "{}", obs[2].content);
+    assert_eq!(
+        obs[2].content,
+        "applied the diff to 3 file(s):\nmodified app/hello.py (+1 -1)\ncreated app/new.py (+2 -0)\ndeleted README.md (+0 -1)\n"
+    );
+    assert_eq!(obs[2].detail, None);
+    assert_eq!(obs[3].content, "Error: README.md does not exist");
+    assert_eq!(
+        outcome.files_changed,
+        vec![
+            ChangedFile { path: "README.md".into(), change: Change::Deleted },
+            ChangedFile { path: "app/hello.py".into(), change: Change::Modified },
+            ChangedFile { path: "app/new.py".into(), change: Change::Created },
+        ]
+    );
+    assert_eq!(ws.paths(), vec!["app/hello.py", "app/new.py"]);
+    assert_eq!(ws.file("app/new.py").unwrap(), "import hello\nprint(hello.greet())\n");
+}
+
+#[tokio::test]
+async fn commands_and_tests_see_the_staged_edits() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_calls([
+            ("create_file", args(json!({"path": "test_x.py", "content": "def test_x(): pass\n"}))),
+            ("run_command", args(json!({"cmd": "python3 -m compileall -q .", "cwd": "app", "timeout": 30}))),
+        ]),
+        ScriptStep::tool_calls([
+            ("run_command", args(json!({"cmd": "true", "timeout": 100000}))),
+            ("run_command", args(json!({"cmd": "true", "cwd": "/tmp"}))),
+            ("run_tests", args(json!({"test_pattern": "test_x"}))),
+        ]),
+        ScriptStep::text("done"),
+    ])
+    .await
+    .unwrap();
+    let mut request = request();
+    request.repo.as_mut().unwrap().test_command = "python3 -m pytest -q".to_owned();
+    let ws = workspace();
+    ws.set_test_run(cap_testrun::TestRun {
+        command: "python3 -m pytest -q".to_owned(),
+        outcome: cap_testrun::Outcome::Failed,
+        exit_code: 1,
+        timed_out: false,
+        duration_ms: 40,
+        passed: 1,
+        failed: 1,
+        errors: 0,
+        skipped: 0,
+        cases: vec![cap_testrun::TestCase {
+            name: "test_x.test_y".to_owned(),
+            file: "test_x.py".to_owned(),
+            outcome: "failed".to_owned(),
+            duration_ms: 1,
+            message: "assert 1 == 2".to_owned(),
+        }],
+        output_tail: "1 failed, 1 passed".to_owned(),
+    });
+    let (result, events) = run(&agent(&model, 10), &ws, request).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    assert_eq!(
+        ws.log(),
+        vec![
+            "write_files test_x.py",
+            "exec python3 -m compileall -q . in \"app\" for 30s",
+            "run_tests Some(\"python3 -m pytest -q\") Some(\"test_x\") for 600s",
+        ]
+    );
+    let descriptions = describe_all(&events);
+    assert!(descriptions.contains(&"observation run_command ok [command \"python3 -m compileall -q .\" exit 0]".to_owned()));
+    assert!(descriptions.contains(&"observation run_tests ok [command \"python3 -m pytest -q\" exit 1]".to_owned()));
+    let obs = observations(&events);
+    assert_eq!(obs[1].content, "exit code: 0\n--- output ---\nran python3 -m compileall -q .\n");
+    assert_eq!(obs[2].content, "Error: timeout 100000 is out of range; give 1 to 600 seconds");
+    assert!(obs[3].content.starts_with("Error: invalid path \"/tmp\": absolute paths"), "{}", obs[3].content);
+    assert!(obs[4].content.contains("1 passed, 1 failed"), "{}", obs[4].content);
+    assert!(obs[4].content.contains("--- test_x.test_y ---\nassert 1 == 2"), "{}", obs[4].content);
+}
+
+#[tokio::test]
+async fn run_tests_without_a_framework_says_so() {
+    let model = ScriptedModel::start(vec![ScriptStep::tool_call("run_tests", "{}"), ScriptStep::text("ok")])
+        .await
+        .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    assert_eq!(
+        observations(&events)[0].content,
+        "Error: no test framework was detected in this repository; run the tests with run_command"
+    );
+}
+
+#[tokio::test]
+async fn model_failures_after_retries_end_the_task() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::http_error(503),
+        ScriptStep::http_error(503),
+        ScriptStep::http_error(503),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Model { .. }), "{err:?}");
+    assert_eq!(model.requests().len(), 3);
+    assert_eq!(describe_all(&events), vec!["error error recoverable=true"]);
+    let Some(task_event::Payload::Error(report)) = &events[0].payload else { panic!() };
+    assert_eq!(report.message, "the model endpoint failed: model endpoint answered HTTP 503: scripted HTTP 503");
+}
+
+#[tokio::test]
+async fn a_retried_model_failure_is_invisible() {
+    let model = ScriptedModel::start(vec![ScriptStep::http_error(502), ScriptStep::text("fine")])
+        .await
+        .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    assert_eq!(result.unwrap().summary, "fine");
+    assert_eq!(describe_all(&events), vec!["thought: fine", "checkpoint agent_finished"]);
+}
+
+#[tokio::test]
+async fn permanent_model_errors_are_not_recoverable() {
+    let model = ScriptedModel::start(vec![ScriptStep::malformed("<html>")]).await.unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    assert!(matches!(result, Err(Error::Model { .. })));
+    assert_eq!(model.requests().len(), 1);
+    assert_eq!(describe_all(&events), vec!["error error recoverable=false"]);
+}
+
+#[tokio::test]
+async fn edits_are_kept_when_the_model_fails_midway() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("delete_file", args(json!({"path": "README.md"}))),
+        ScriptStep::http_error(400),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    let (result, _) = run(&agent(&model, 10), &ws, request()).await;
+    assert!(matches!(result, Err(Error::Model { .. })));
+    assert_eq!(ws.paths(), vec!["app/hello.py"]);
+}
+
+#[tokio::test]
+async fn a_cut_off_reply_asks_the_model_to_continue() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::Text { content: "I will now".to_owned(), finish_reason: Some("length".to_owned()) },
+        ScriptStep::text("done"),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    assert_eq!(result.unwrap().steps, 2);
+    assert_eq!(describe_all(&events), vec!["thought: I will now", "thought: done", "checkpoint agent_finished"]);
+    let second = &model.requests()[1]["messages"];
+    assert_eq!(second.as_array().unwrap().last().unwrap()["content"], super::CUT_OFF);
+}
+
+#[tokio::test]
+async fn interrupt_stops_before_the_next_model_turn() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("edit_file", args(json!({"path": "README.md", "old_string": "widgets", "new_string": "gadgets"}))),
+        ScriptStep::text("never reached"),
+    ])
+    .await
+    .unwrap();
+    let agent = agent(&model, 10);
+    let ws = workspace();
+    let cancel = CancellationToken::new();
+    // Capacity 1: the loop cannot emit the Observation before the Action was taken.
+    let (tx, mut rx) = mpsc::channel(1);
+    let consumer = async {
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            if matches!(event.payload, Some(task_event::Payload::Action(_))) {
+                cancel.cancel();
+            }
+            seen.push(event);
+        }
+        seen
+    };
+    let (result, events) = tokio::join!(agent.run_in(&ws, request(), tx, cancel.clone()), consumer);
+    let outcome = result.unwrap();
+    assert_eq!(outcome.finish, Finish::Interrupted);
+    assert_eq!(
+        describe_all(&events),
+        vec!["action edit_file", "observation edit_file ok [modified README.md +1 -1]", "checkpoint interrupted"]
+    );
+    assert_eq!(model.requests().len(), 1);
+    // The edit made before the interrupt is in the workspace.
+    assert_eq!(ws.file("README.md").unwrap(), "# gadgets\n");
+    assert_eq!(checkpoint_state(&events)["files_changed"], json!([{"path": "README.md", "change": "modified"}]));
+}
+
+#[tokio::test]
+async fn an_interrupt_before_the_start_calls_no_model() {
+    let model = ScriptedModel::start(vec![ScriptStep::text("never")]).await.unwrap();
+    let (tx, mut rx) = mpsc::channel(10);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let outcome = agent(&model, 10).run_in(&workspace(), request(), tx, cancel).await.unwrap();
+    assert_eq!(outcome.finish, Finish::Interrupted);
+    assert_eq!(describe(&rx.recv().await.unwrap()), "checkpoint interrupted");
+    assert!(model.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_unusable_session_fails_before_the_model_is_asked() {
+    let model = ScriptedModel::start(vec![ScriptStep::text("never")]).await.unwrap();
+    let ws = workspace();
+    ws.go_down(0, tonic::Status::not_found("session session-1 not found"));
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Session { .. }), "{err:?}");
+    assert_eq!(
+        err.chain(),
+        "sandbox session session-1 is not usable: sandbox ListDirectory failed: session session-1 not found"
+    );
+    assert_eq!(describe_all(&events), vec!["error error recoverable=false"]);
+    assert!(model.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_sandbox_outage_mid_task_ends_it() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", args(json!({"path": "README.md"}))),
+        ScriptStep::text("never"),
+    ])
+    .await
+    .unwrap();
+    let ws = workspace();
+    // The session check passes, then the sandbox is gone.
+    ws.go_down(1, tonic::Status::unavailable("connection refused"));
+    let (result, events) = run(&agent(&model, 10), &ws, request()).await;
+    assert!(matches!(result, Err(Error::Sandbox { operation: "ReadFile", .. })), "{result:?}");
+    assert_eq!(
+        describe_all(&events),
+        vec!["action read_file", "observation read_file error", "error error recoverable=true"]
+    );
+}
+
+#[tokio::test]
+async fn a_closed_event_stream_stops_the_task() {
+    let model = ScriptedModel::start(vec![ScriptStep::text("done")]).await.unwrap();
+    let (tx, rx) = mpsc::channel(10);
+    drop(rx);
+    let result = agent(&model, 10).run_in(&workspace(), request(), tx, CancellationToken::new()).await;
+    assert!(matches!(result, Err(Error::EventsClosed)), "{result:?}");
+}
+
+#[tokio::test]
+async fn invalid_requests_are_refused() {
+    let model = ScriptedModel::start(vec![]).await.unwrap();
+    let agent = agent(&model, 10);
+    let cases: Vec<(TaskRequest, &str)> = vec![
+        (TaskRequest { objective: "  ".into(), ..request() }, "invalid task request: objective is empty"),
+        (TaskRequest { repo: None, ..request() }, "invalid task request: repo.sandbox_session_id is empty"),
+        (TaskRequest { task_id: String::new(), ..request() }, "invalid task request: task_id is empty"),
+        (
+            TaskRequest { tools: vec![Tool { name: "parse_ast".into(), ..Tool::default() }], ..request() },
+            "invalid task request: unknown tool \"parse_ast\" requested; the coding agent's tools are: read_file, list_directory, search_files, edit_file, create_file, delete_file, apply_diff, run_tests, run_command",
+        ),
+    ];
+    for (request, message) in cases {
+        let (tx, _rx) = mpsc::channel(10);
+        let err = agent.run(request, tx, CancellationToken::new()).await.unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
+    assert!(model.requests().is_empty());
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    let config = |max_steps| {
+        AgentConfig::new(
+            ModelConfig {
+                base_url: "http://127.0.0.1:1/v1".into(),
+                api_key: None,
+                model: "m".into(),
+                timeout: Duration::from_secs(1),
+            },
+            max_steps,
+        )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
+    let client = || SandboxClient::new(Channel::from_static("http://127.0.0.1:9").connect_lazy());
+    let err = CodingAgent::new(config(0), client()).unwrap_err();
+    assert_eq!(err.to_string(), "invalid agent configuration: max_steps must be at least 1");
+    let mut bad_url = config(3);
+    bad_url.model.base_url = "nope".into();
+    let err = CodingAgent::new(bad_url, client()).unwrap_err();
+    assert!(err.chain().contains("not a URL"), "{}", err.chain());
+}

@@ -1,0 +1,4 @@
+mod hardening;
+mod pulls;
+mod repos;
+mod support;

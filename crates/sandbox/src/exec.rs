@@ -1,0 +1,515 @@
+//! Running commands inside bubblewrap.
+//!
+//! Each command gets fresh namespaces of every kind (no network: the network namespace has
+//! only its own loopback), no capabilities, the host's system directories read-only, the
+//! checkout read-only at `/repo`, the workspace writable at `/workspace`, a private `/tmp`,
+//! and a clean environment. bubblewrap's own init is PID 1 of the command's PID namespace, so
+//! when it dies the kernel kills everything the command left behind.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustix::process::{Pid, PidfdFlags, Signal};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+
+use crate::{Error, Result};
+
+/// `PATH` inside the sandbox.
+const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long the readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for a killed sandbox to be gone before giving up on it.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Read size for the command's output; a chunk is at most this large.
+const CHUNK_BYTES: usize = 32 * 1024;
+
+/// Top-level host directories bound read-only (or recreated as the same symlink).
+const SYSTEM_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// Entries of `/etc` the sandbox sees: name resolution, the dynamic linker, certificates,
+/// Debian's alternatives (`/usr/bin/*` symlinks point there), time zone. Nothing else of the
+/// host's configuration (no shadow files, no credentials) is visible.
+const ETC_ENTRIES: [&str; 14] = [
+    "passwd",
+    "group",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "ssl",
+    "ca-certificates",
+    "alternatives",
+    "localtime",
+    "timezone",
+    "mime.types",
+];
+
+/// Prefixes of `/etc` entries that language runtimes read (e.g. Debian's `python3.11/`).
+const ETC_PREFIXES: [&str; 2] = ["python", "java"];
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+    /// Working directory relative to `/workspace`; empty means `/workspace`.
+    pub cwd: String,
+    /// Hard timeout; `None` means the sandbox default.
+    pub timeout: Option<Duration>,
+    /// Extra environment variables; names must match `[A-Z_][A-Z0-9_]*`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One event of a running command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// Bytes the command wrote to stdout.
+    Stdout(Bytes),
+    /// Bytes the command wrote to stderr.
+    Stderr(Bytes),
+    /// The command ended; always the last event.
+    Exit(ExitInfo),
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The exit code; -1 when killed by a signal or the timeout.
+    pub exit_code: i32,
+    /// The timeout killed it.
+    pub timed_out: bool,
+    /// From start to exit.
+    pub duration: Duration,
+    /// Output beyond the cap was dropped.
+    pub output_truncated: bool,
+}
+
+/// The events of a running command, ending with [`ExecEvent::Exit`]. Dropping the stream
+/// kills the command.
+#[derive(Debug)]
+pub struct ExecStream {
+    rx: mpsc::UnboundedReceiver<ExecEvent>,
+}
+
+impl futures::Stream for ExecStream {
+    type Item = ExecEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ExecEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The bubblewrap arguments every sandbox shares: namespaces and system directories.
+pub(crate) fn base_args() -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--unshare-all",
+        // Explicitly, so that a service running as root is not root in the sandbox.
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    for dir in SYSTEM_DIRS {
+        let host = Path::new("/").join(dir);
+        let Ok(meta) = host.symlink_metadata() else {
+            continue;
+        };
+        if meta.is_symlink() {
+            if let Ok(target) = std::fs::read_link(&host) {
+                args.extend([
+                    "--symlink".into(),
+                    target.into_os_string(),
+                    host.into_os_string(),
+                ]);
+            }
+        } else if meta.is_dir() {
+            args.extend([
+                "--ro-bind".into(),
+                host.clone().into_os_string(),
+                host.into_os_string(),
+            ]);
+        }
+    }
+    args.extend(["--dir".into(), "/etc".into()]);
+    let mut etc: Vec<String> = ETC_ENTRIES.iter().map(|name| (*name).to_owned()).collect();
+    if let Ok(entries) = std::fs::read_dir("/etc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if ETC_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
+                etc.push(name);
+            }
+        }
+    }
+    for name in etc {
+        let path = Path::new("/etc").join(name);
+        args.extend([
+            "--ro-bind-try".into(),
+            path.clone().into_os_string(),
+            path.into_os_string(),
+        ]);
+    }
+    args.extend(
+        ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            .into_iter()
+            .map(OsString::from),
+    );
+    args
+}
+
+/// Runs `/bin/sh -c true` in a sandbox like the real ones, to find out at startup whether
+/// bubblewrap works on this host.
+pub(crate) async fn probe(bwrap: &Path, base: &[OsString]) -> Result<()> {
+    let unavailable = |reason: String| Error::BubblewrapUnavailable {
+        bwrap: bwrap.to_owned(),
+        reason,
+    };
+    let child = Command::new(bwrap)
+        .env_clear()
+        .args(base)
+        .args(["--", "/bin/sh", "-c", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(unavailable(
+                "not found (install bubblewrap, e.g. `apt-get install bubblewrap`)".into(),
+            ));
+        }
+        Err(error) => return Err(unavailable(format!("cannot be started: {error}"))),
+    };
+    let output = match tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(error)) => return Err(unavailable(format!("cannot be waited for: {error}"))),
+        Err(_) => {
+            return Err(unavailable(format!(
+                "a trivial sandbox did not finish within {PROBE_TIMEOUT:?}"
+            )));
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        let reason = if stderr.is_empty() {
+            format!("a trivial sandbox exited with {}", output.status)
+        } else {
+            stderr
+        };
+        return Err(unavailable(reason));
+    }
+    Ok(())
+}
+
+/// Checks the caller's part of an [`ExecSpec`]: command and environment.
+pub(crate) fn validate(spec: &ExecSpec) -> Result<()> {
+    if spec.command.trim().is_empty() {
+        return Err(Error::InvalidCommand { reason: "is empty" });
+    }
+    if spec.command.contains('\0') {
+        return Err(Error::InvalidCommand {
+            reason: "contains a NUL byte",
+        });
+    }
+    for (name, value) in &spec.env {
+        let invalid = |reason| Error::InvalidEnv {
+            name: name.clone(),
+            reason,
+        };
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_');
+        if !first_ok || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+            return Err(invalid("names must match [A-Z_][A-Z0-9_]*"));
+        }
+        if value.contains('\0') {
+            return Err(invalid("the value contains a NUL byte"));
+        }
+    }
+    Ok(())
+}
+
+/// Everything needed to start one command.
+pub(crate) struct Launch<'a> {
+    pub(crate) bwrap: &'a Path,
+    pub(crate) base: &'a [OsString],
+    pub(crate) source: PathBuf,
+    pub(crate) workspace: PathBuf,
+    /// Working directory below `/workspace`, already resolved.
+    pub(crate) cwd: String,
+    pub(crate) spec: ExecSpec,
+    pub(crate) timeout: Duration,
+    pub(crate) output_cap: usize,
+    /// Becomes `true` when the session is destroyed.
+    pub(crate) cancel: watch::Receiver<bool>,
+}
+
+/// Starts the command and returns its events.
+pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
+    let chdir = if launch.cwd.is_empty() {
+        "/workspace".to_owned()
+    } else {
+        format!("/workspace/{}", launch.cwd)
+    };
+    let mut command = Command::new(launch.bwrap);
+    command
+        .env_clear()
+        .args(launch.base)
+        .arg("--ro-bind")
+        .arg(&launch.source)
+        .arg("/repo")
+        .arg("--bind")
+        .arg(&launch.workspace)
+        .arg("/workspace")
+        .args(["--chdir", &chdir])
+        .arg("--clearenv");
+    let mut env = BTreeMap::from([
+        ("PATH".to_owned(), SANDBOX_PATH.to_owned()),
+        ("HOME".to_owned(), "/tmp".to_owned()),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        // Bytecode caches would show up as created files in the workspace's changes.
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+    ]);
+    env.extend(launch.spec.env.clone());
+    for (name, value) in &env {
+        command.args(["--setenv", name, value]);
+    }
+    command
+        .args(["--", "/bin/sh", "-c", &launch.spec.command])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so the timeout can kill bubblewrap and all it forked.
+        .process_group(0)
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let child = command.spawn().map_err(|source| Error::Spawn {
+        program: launch.bwrap.display().to_string(),
+        source,
+    })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let run = Run {
+        tx,
+        started,
+        timeout: launch.timeout,
+        cap: launch.output_cap,
+        emitted: 0,
+        truncated: false,
+    };
+    tokio::spawn(run.supervise(child, launch.cancel));
+    Ok(ExecStream { rx })
+}
+
+struct Run {
+    // Unbounded, yet bounded in memory: at most `cap` bytes of output are ever queued.
+    tx: mpsc::UnboundedSender<ExecEvent>,
+    started: Instant,
+    timeout: Duration,
+    cap: usize,
+    emitted: usize,
+    truncated: bool,
+}
+
+impl Run {
+    async fn supervise(mut self, mut child: Child, mut cancel: watch::Receiver<bool>) {
+        let pid = child.id();
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let (mut out_buf, mut err_buf) = (vec![0u8; CHUNK_BYTES], vec![0u8; CHUNK_BYTES]);
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let mut status = None;
+        let mut timed_out = false;
+        // Set once the sandbox has been killed: how long to still wait for its pipes.
+        let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut cancelled = *cancel.borrow();
+        loop {
+            if status.is_some() && stdout.is_none() && stderr.is_none() {
+                break;
+            }
+            if cancelled && grace.is_none() {
+                self.kill(pid, status.is_some()).await;
+                grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
+            }
+            tokio::select! {
+                read = read_some(&mut stdout, &mut out_buf) => match read {
+                    Ok(0) | Err(_) => stdout = None,
+                    Ok(n) => self.emit(&out_buf[..n], ExecEvent::Stdout),
+                },
+                read = read_some(&mut stderr, &mut err_buf) => match read {
+                    Ok(0) | Err(_) => stderr = None,
+                    Ok(n) => self.emit(&err_buf[..n], ExecEvent::Stderr),
+                },
+                exit = child.wait(), if status.is_none() => {
+                    status = Some(exit);
+                }
+                () = &mut deadline, if grace.is_none() => {
+                    timed_out = true;
+                    tracing::info!(?pid, timeout = ?self.timeout, "command timed out; killing the sandbox");
+                    self.kill(pid, status.is_some()).await;
+                    grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
+                }
+                changed = cancel.changed(), if !cancelled => {
+                    // A dropped sender (the sandbox itself going away) counts as a cancel.
+                    cancelled = changed.is_err() || *cancel.borrow();
+                }
+                () = self.tx.closed() => {
+                    tracing::debug!(?pid, "caller went away; killing the sandbox");
+                    self.kill(pid, status.is_some()).await;
+                    return;
+                }
+                () = async { match grace.as_mut() { Some(sleep) => sleep.await, None => std::future::pending().await } } => {
+                    tracing::warn!(?pid, "sandbox output still open after kill; giving up on it");
+                    break;
+                }
+            }
+        }
+        let status = match status {
+            Some(status) => status,
+            None => child.wait().await,
+        };
+        let exit_code = match status {
+            Ok(status) if !timed_out && !cancelled => status.code().unwrap_or(-1),
+            Ok(_) => -1,
+            Err(error) => {
+                tracing::error!(%error, "cannot wait for bubblewrap");
+                -1
+            }
+        };
+        let exit = ExitInfo {
+            exit_code,
+            timed_out,
+            duration: self.started.elapsed(),
+            output_truncated: self.truncated,
+        };
+        let _ = self.tx.send(ExecEvent::Exit(exit));
+    }
+
+    /// Queues a chunk, keeping the total under the cap.
+    fn emit(&mut self, chunk: &[u8], wrap: fn(Bytes) -> ExecEvent) {
+        if self.truncated {
+            return;
+        }
+        let room = self.cap - self.emitted;
+        let kept = if chunk.len() > room {
+            self.truncated = true;
+            &chunk[..room]
+        } else {
+            chunk
+        };
+        if !kept.is_empty() {
+            self.emitted += kept.len();
+            let _ = self.tx.send(wrap(Bytes::copy_from_slice(kept)));
+        }
+    }
+
+    /// Kills the sandbox: its init with SIGKILL (the kernel then kills the whole PID
+    /// namespace), bubblewrap's process group with SIGKILL, then waits for the init to be
+    /// gone so that nothing of the command outlives this call.
+    async fn kill(&self, pid: Option<u32>, reaped: bool) {
+        // Once bubblewrap has been reaped its pid may belong to someone else; its init died
+        // before it (bubblewrap waits for it).
+        let Some(pid) = pid.filter(|_| !reaped) else {
+            return;
+        };
+        let Some(raw) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        let init = sandbox_init(raw);
+        if let Some(init) = &init
+            && let Err(errno) = rustix::process::pidfd_send_signal(init, Signal::KILL)
+        {
+            tracing::debug!(%errno, "cannot signal the sandbox init");
+        }
+        if let Err(errno) = rustix::process::kill_process_group(raw, Signal::KILL) {
+            tracing::debug!(%errno, "cannot signal bubblewrap's process group");
+        }
+        if let Some(init) = init {
+            wait_gone(init).await;
+        }
+    }
+}
+
+async fn read_some(
+    pipe: &mut Option<impl tokio::io::AsyncRead + Unpin>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match pipe {
+        Some(pipe) => pipe.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A pidfd for the sandbox's init: bubblewrap's only child.
+fn sandbox_init(bwrap: Pid) -> Option<OwnedFd> {
+    let raw = bwrap.as_raw_nonzero().get();
+    let children = std::fs::read_to_string(format!("/proc/{raw}/task/{raw}/children")).ok()?;
+    let child = children
+        .split_whitespace()
+        .next()?
+        .parse::<i32>()
+        .ok()
+        .and_then(Pid::from_raw)?;
+    let pidfd = rustix::process::pidfd_open(child, PidfdFlags::NONBLOCK).ok()?;
+    // The pidfd pins the process; make sure it is still bubblewrap's child and not a process
+    // that reused the pid after the init exited.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.as_raw_nonzero())).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let ppid: i32 = after_name.split_whitespace().nth(1)?.parse().ok()?;
+    (ppid == raw).then_some(pidfd)
+}
+
+/// Waits until the process behind `pidfd` has exited (bounded by [`KILL_GRACE`]).
+async fn wait_gone(pidfd: OwnedFd) {
+    // A pidfd becomes readable when its process has exited; for a PID namespace's init that
+    // is after every other process of the namespace is gone. Polled on a blocking thread:
+    // this happens only after a kill, and keeps the crate free of `unsafe` fd registration.
+    let waited = tokio::task::spawn_blocking(move || {
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::try_from(KILL_GRACE.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        loop {
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(0)) => tracing::warn!("sandbox init still alive after SIGKILL"),
+        Ok(Ok(_)) => {}
+        Ok(Err(errno)) => tracing::warn!(%errno, "cannot wait for the sandbox init"),
+        Err(error) => tracing::warn!(%error, "cannot wait for the sandbox init"),
+    }
+}

@@ -1,0 +1,6 @@
+mod changes;
+mod exec;
+mod files;
+mod isolation;
+mod session;
+mod support;

@@ -1,0 +1,345 @@
+//! Running a plan through the sandbox's `Exec` and turning what came back into a [`TestRun`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cap_proto::sandbox::v1::exec_output::Output;
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_proto::sandbox::v1::{ExecRequest, ExitStatus};
+use tonic::transport::Channel;
+
+use crate::gotest::{parse_go_test_json, render_console, tail_chars};
+use crate::junit::parse_junit_xml;
+use crate::plan::{Framework, Report, TestPlan};
+use crate::{Error, Outcome, Result, TestCase, TestRun};
+
+/// How many characters of console output a [`TestRun`] keeps.
+pub(crate) const OUTPUT_TAIL: usize = 4096;
+
+/// The most bytes of each output stream held while a run goes on; the oldest are dropped.
+/// The reports are printed last, so they stay.
+const WINDOW: usize = 16 * 1024 * 1024;
+
+/// The longest test pattern accepted.
+const PATTERN_MAX: usize = 1024;
+
+/// How long past the run's own timeout the client waits for the sandbox to report it.
+const CLIENT_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs `plan` (limited to `pattern` when given) in the session's `/workspace` and reports
+/// the results. The sandbox kills the run at `timeout` (rounded up to whole seconds).
+///
+/// Only sandbox failures are errors; failing tests, a missing runner or a timeout are
+/// reported in the [`TestRun`]. Dropping the returned future drops the `Exec` stream.
+pub async fn run(
+    sandbox: &mut SandboxClient<Channel>,
+    session_id: &str,
+    plan: &TestPlan,
+    pattern: Option<&str>,
+    timeout: Duration,
+) -> Result<TestRun> {
+    if session_id.is_empty() {
+        return Err(Error::EmptySessionId);
+    }
+    let pattern = pattern.filter(|p| !p.trim().is_empty());
+    if let Some(pattern) = pattern {
+        validate_pattern(pattern)?;
+    }
+    let command = plan.command_for(pattern);
+    if command.trim().is_empty() {
+        return Err(Error::EmptyCommand);
+    }
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let invocation = plan.invocation(pattern, &nonce);
+    let timeout_seconds = u32::try_from(timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let env = HashMap::from([
+        // Runners that watch or prompt when interactive (jest, react-scripts) run once.
+        ("CI".to_owned(), "true".to_owned()),
+        // No `__pycache__` left in the workspace's changes.
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+        ("NO_COLOR".to_owned(), "1".to_owned()),
+    ]);
+    let request = ExecRequest {
+        session_id: session_id.to_owned(),
+        command: invocation.script.clone(),
+        cwd: String::new(),
+        timeout_seconds,
+        env,
+    };
+    tracing::debug!(%command, framework = %plan.framework, "running tests");
+    let started = std::time::Instant::now();
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(timeout_seconds.into()) + CLIENT_GRACE;
+    let mut stream = sandbox
+        .exec(request)
+        .await
+        .map_err(|source| Error::Sandbox {
+            operation: "Exec",
+            source,
+        })?
+        .into_inner();
+    let mut captured = Captured::default();
+    let exit = loop {
+        let message = match tokio::time::timeout_at(deadline, stream.message()).await {
+            Ok(message) => message.map_err(|source| Error::Sandbox {
+                operation: "Exec",
+                source,
+            })?,
+            Err(_elapsed) => {
+                // The sandbox did not enforce the timeout; give up on the stream ourselves.
+                tracing::warn!(%command, "sandbox missed the run's timeout; dropping the stream");
+                let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                break ExitStatus {
+                    exit_code: -1,
+                    timed_out: true,
+                    duration_ms,
+                    output_truncated: false,
+                };
+            }
+        };
+        let Some(message) = message else {
+            return Err(Error::MissingExitStatus);
+        };
+        match message.output {
+            Some(Output::Stdout(bytes)) => captured.stdout(&bytes),
+            Some(Output::Stderr(bytes)) => captured.stderr(&bytes),
+            Some(Output::Exit(exit)) => break exit,
+            None => {}
+        }
+    };
+    Ok(assemble(
+        plan.framework,
+        &invocation.report,
+        command,
+        &exit,
+        &captured.stdout,
+        &captured.combined,
+    ))
+}
+
+/// Refuses patterns no runner can take as one argument.
+fn validate_pattern(pattern: &str) -> Result<()> {
+    let reason = if pattern.contains('\0') {
+        "it contains a NUL byte"
+    } else if pattern.contains(['\n', '\r']) {
+        "it contains a line break"
+    } else if pattern.len() > PATTERN_MAX {
+        "it is longer than 1024 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPattern {
+        pattern: tail_chars(pattern, 200),
+        reason,
+    })
+}
+
+/// The output of one run: stdout alone (where reports are) and both streams interleaved (the
+/// console), each the last [`WINDOW`] bytes.
+#[derive(Debug, Default)]
+struct Captured {
+    stdout: Vec<u8>,
+    combined: Vec<u8>,
+}
+
+impl Captured {
+    fn stdout(&mut self, bytes: &[u8]) {
+        push_window(&mut self.stdout, bytes);
+        push_window(&mut self.combined, bytes);
+    }
+
+    fn stderr(&mut self, bytes: &[u8]) {
+        push_window(&mut self.combined, bytes);
+    }
+}
+
+fn push_window(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    buffer.extend_from_slice(bytes);
+    if buffer.len() > WINDOW + WINDOW / 2 {
+        let excess = buffer.len() - WINDOW;
+        buffer.drain(..excess);
+    }
+}
+
+/// Builds the [`TestRun`] from how the run exited and what it printed.
+pub(crate) fn assemble(
+    framework: Framework,
+    report: &Report,
+    command: String,
+    exit: &ExitStatus,
+    stdout: &[u8],
+    combined: &[u8],
+) -> TestRun {
+    let stdout = String::from_utf8_lossy(stdout);
+    let combined = String::from_utf8_lossy(combined);
+    let mut notes: Vec<String> = Vec::new();
+    let (cases, console): (Option<Vec<TestCase>>, String) = match report {
+        Report::Junit { marker } => {
+            let end_line = format!("\n{marker}\n");
+            let console = match combined.find(&end_line) {
+                Some(at) => combined[..at].to_owned(),
+                None => combined.clone().into_owned(),
+            };
+            let cases = match stdout.find(&end_line) {
+                Some(at) => junit_reports(
+                    framework,
+                    marker,
+                    &stdout[at + end_line.len()..],
+                    &mut notes,
+                ),
+                None => None,
+            };
+            (cases, console)
+        }
+        Report::GoJson => (Some(parse_go_test_json(&stdout)), render_console(&combined)),
+        Report::ExitCode => (None, combined.into_owned()),
+    };
+    let cases_found = cases.is_some();
+    let cases = cases.unwrap_or_default();
+    let count = |outcome: &str| {
+        u32::try_from(cases.iter().filter(|c| c.outcome == outcome).count()).unwrap_or(u32::MAX)
+    };
+    let (passed, failed, errors, skipped) = (
+        count("passed"),
+        count("failed"),
+        count("error"),
+        count("skipped"),
+    );
+
+    let code = exit.exit_code;
+    let outcome = if exit.timed_out {
+        notes.push(format!(
+            "the run was killed at its timeout after {} ms",
+            exit.duration_ms
+        ));
+        Outcome::TimedOut
+    } else if let Some(problem) = (!cases_found)
+        .then(|| runner_problem(framework, code, &console))
+        .flatten()
+    {
+        notes.push(problem);
+        Outcome::Error
+    } else if failed + errors > 0 {
+        Outcome::Failed
+    } else {
+        match (framework, code) {
+            (Framework::Pytest | Framework::Unittest, 5) => Outcome::NoTests,
+            (Framework::Pytest, 3) => {
+                notes.push("pytest stopped on an internal error (exit code 3)".to_owned());
+                Outcome::Error
+            }
+            (Framework::Pytest, 4) => {
+                notes.push("pytest refused its command line (exit code 4, usage error)".to_owned());
+                Outcome::Error
+            }
+            (_, 0) if cases_found && cases.is_empty() => Outcome::NoTests,
+            (_, 0) => Outcome::Passed,
+            _ => Outcome::Failed,
+        }
+    };
+    if exit.output_truncated {
+        notes.push("the sandbox dropped output beyond its cap".to_owned());
+    }
+    TestRun {
+        command,
+        outcome,
+        exit_code: code,
+        timed_out: exit.timed_out,
+        duration_ms: exit.duration_ms,
+        passed,
+        failed,
+        errors,
+        skipped,
+        cases,
+        output_tail: output_tail(&console, &notes),
+    }
+}
+
+/// Parses the report files printed after the end marker. `None` when there is nothing to
+/// trust: no report parsed (Maven and Gradle excepted, where no report file means no tests).
+fn junit_reports(
+    framework: Framework,
+    marker: &str,
+    reports: &str,
+    notes: &mut Vec<String>,
+) -> Option<Vec<TestCase>> {
+    let file_line = format!("{marker}:file ");
+    let mut files: Vec<(&str, String)> = Vec::new();
+    for line in reports.split_inclusive('\n') {
+        if let Some(path) = line.strip_prefix(&file_line) {
+            files.push((path.trim_end(), String::new()));
+        } else if let Some((_, xml)) = files.last_mut() {
+            xml.push_str(line);
+        }
+    }
+    if files.is_empty() {
+        return matches!(framework, Framework::Maven | Framework::Gradle).then(Vec::new);
+    }
+    let mut cases = Vec::new();
+    let mut parsed_any = false;
+    for (path, xml) in files {
+        match parse_junit_xml(&xml) {
+            Ok(found) => {
+                parsed_any = true;
+                cases.extend(found);
+            }
+            Err(error) => {
+                tracing::warn!(%path, error = %error_chain(&error), "unreadable test report");
+                notes.push(format!(
+                    "test report {path} is unreadable: {}",
+                    error_chain(&error)
+                ));
+            }
+        }
+    }
+    parsed_any.then_some(cases)
+}
+
+/// Why the runner could not run at all, when the exit says so.
+fn runner_problem(framework: Framework, code: i32, console: &str) -> Option<String> {
+    if framework == Framework::Pytest && code != 0 && console.contains("No module named pytest") {
+        return Some(
+            "pytest is not installed in the sandbox image (No module named pytest)".to_owned(),
+        );
+    }
+    match code {
+        127 => Some(format!(
+            "the test runner was not found in the sandbox (exit code 127, command not found) \
+             for {framework} tests"
+        )),
+        126 => {
+            Some("the test runner could not be executed in the sandbox (exit code 126)".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The last [`OUTPUT_TAIL`] characters of the console, followed by the notes.
+fn output_tail(console: &str, notes: &[String]) -> String {
+    let notes: String = notes
+        .iter()
+        .map(|n| format!("\n[cap-testrun] {n}"))
+        .collect();
+    let room = OUTPUT_TAIL.saturating_sub(notes.chars().count());
+    let mut tail = tail_chars(console.trim_end(), room);
+    tail.push_str(&notes);
+    tail
+}
+
+/// `error: cause: cause`, the whole chain on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -1,0 +1,455 @@
+//! Runs tasks: queueing, one runner per task, checkpoints, interrupts, resume, watching.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
+use cap_proto::agent::v1::task_event::Payload;
+use cap_proto::agent::v1::{Checkpoint, ErrorReport, StatusChange, TaskEvent};
+use cap_proto::github::v1::git_hub_client::GitHubClient;
+use cap_proto::sandbox::v1::DestroySessionRequest;
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::nodes::{Node, WorkflowState};
+use crate::store::{EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
+use crate::{Error, Result};
+
+/// gRPC clients of the services the workflow drives.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The GitHub service (local forge by default).
+    pub github: GitHubClient<Channel>,
+    /// The sandbox service.
+    pub sandbox: SandboxClient<Channel>,
+    /// The coding agent.
+    pub coding: AgentOrchestratorClient<Channel>,
+    /// The testing agent.
+    pub testing: AgentOrchestratorClient<Channel>,
+}
+
+/// Tunables of the workflow.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many times the execute node runs before failing tests fail the task (PRD 11.3: 5).
+    pub max_fix_attempts: u32,
+    /// Tasks running at once; the rest wait in the queue.
+    pub max_concurrent_tasks: usize,
+    /// How many times a node that failed for a transient reason runs again.
+    pub node_retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_fix_attempts: 5,
+            max_concurrent_tasks: 4,
+            node_retries: 3,
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The workflow engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) clients: Clients,
+    pub(crate) config: EngineConfig,
+    /// Bumped after every stored event, so watchers wake up and read the store.
+    events: watch::Sender<u64>,
+    /// Interrupt switches of the running tasks.
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    slots: Arc<Semaphore>,
+    /// Runs that ended (completed, failed or paused) since start.
+    finished_runs: AtomicU64,
+}
+
+/// The stream `Engine::watch` returns.
+pub type WatchStream = ReceiverStream<Result<EventRecord>>;
+
+/// Events read from the store per query while watching.
+const WATCH_BATCH: u32 = 500;
+
+impl Engine {
+    /// An engine over `store`, driving the services behind `clients`.
+    pub fn new(store: Store, clients: Clients, config: EngineConfig) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_tasks.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clients,
+                config,
+                events: watch::channel(0).0,
+                running: Mutex::new(HashMap::new()),
+                slots,
+                finished_runs: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Validates and queues a task; it runs in the background.
+    pub async fn submit(&self, mut spec: TaskSpec) -> Result<TaskRecord> {
+        validate(&mut spec)?;
+        let task = self.inner.store.create_task(spec).await?;
+        tracing::info!(task_id = %task.task_id, repository = %task.spec.repository_id, "task queued");
+        self.spawn(task.clone(), WorkflowState::new());
+        Ok(task)
+    }
+
+    /// The task.
+    pub async fn get(&self, task_id: &str) -> Result<TaskRecord> {
+        self.inner.store.get_task(task_id).await
+    }
+
+    /// The newest tasks.
+    pub async fn list(&self, limit: u32) -> Result<Vec<TaskRecord>> {
+        self.inner.store.list_tasks(limit).await
+    }
+
+    /// Picks up the tasks a previous supervisor left queued or running, each from its last
+    /// checkpoint. Returns how many.
+    pub async fn resume_unfinished(&self) -> Result<usize> {
+        let tasks = self.inner.store.unfinished_tasks().await?;
+        let count = tasks.len();
+        for task in tasks {
+            let state = match self.inner.store.latest_checkpoint(&task.task_id).await? {
+                Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
+                None => WorkflowState::new(),
+            };
+            tracing::info!(task_id = %task.task_id, node = ?state.next_node, "resuming task");
+            self.spawn(task, state);
+        }
+        Ok(count)
+    }
+
+    /// Asks a running task to stop at its next step; it ends `paused`. Returns whether the
+    /// task was running here.
+    pub async fn interrupt(&self, task_id: &str) -> Result<bool> {
+        let task = self.inner.store.get_task(task_id).await?;
+        if task.status.is_terminal() {
+            return Err(Error::Conflict(format!(
+                "task {task_id} is {} and cannot be interrupted",
+                task.status.as_str()
+            )));
+        }
+        let running = self.lock_running();
+        Ok(running.get(task_id).map(|switch| switch.send(true).is_ok()).unwrap_or(false))
+    }
+
+    /// Ids of the tasks running in this process.
+    pub fn running_tasks(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock_running().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many task runs ended in this process.
+    pub fn finished_runs(&self) -> u64 {
+        self.inner.finished_runs.load(Ordering::Relaxed)
+    }
+
+    /// Streams the task's events after `after_seq`: the stored ones, then new ones as they
+    /// are stored, until the task has ended and every event was sent.
+    pub async fn watch(&self, task_id: &str, after_seq: i64) -> Result<WatchStream> {
+        // Fail fast on unknown tasks, before a stream is returned.
+        self.inner.store.get_task(task_id).await?;
+        let (tx, rx) = mpsc::channel(64);
+        let inner = self.inner.clone();
+        let task_id = task_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = watch_loop(&inner, &task_id, after_seq, &tx).await {
+                let _ = tx.send(Err(error)).await;
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+        // A poisoned map only means a runner panicked; the map itself is still consistent.
+        self.inner.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn spawn(&self, task: TaskRecord, state: WorkflowState) {
+        let (switch, interrupt) = watch::channel(false);
+        self.lock_running().insert(task.task_id.clone(), switch);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let task_id = task.task_id.clone();
+            let permit = engine.inner.slots.clone().acquire_owned().await;
+            let mut run = Run { inner: engine.inner.clone(), task, state, interrupt };
+            if let Err(error) = run.drive().await {
+                // Only the store failing lands here; the task stays unfinished and is resumed
+                // by the next supervisor start.
+                tracing::error!(%task_id, error = %error_chain(&error), "task runner stopped");
+            }
+            drop(permit);
+            engine.lock_running().remove(&task_id);
+            engine.inner.finished_runs.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn watch_loop(
+    inner: &Inner,
+    task_id: &str,
+    mut last_seq: i64,
+    tx: &mpsc::Sender<Result<EventRecord>>,
+) -> Result<()> {
+    let mut wake = inner.events.subscribe();
+    loop {
+        wake.mark_unchanged();
+        let events = inner.store.events_after(task_id, last_seq, WATCH_BATCH).await?;
+        let full_batch = events.len() == WATCH_BATCH as usize;
+        for record in events {
+            last_seq = record.seq;
+            if tx.send(Ok(record)).await.is_err() {
+                return Ok(()); // the watcher left
+            }
+        }
+        if full_batch {
+            continue;
+        }
+        // The runner stores the final event before it marks the task ended, so once the task
+        // has ended, one more read returns whatever is left.
+        if inner.store.get_task(task_id).await?.status.is_terminal() {
+            let rest = inner.store.events_after(task_id, last_seq, u32::MAX).await?;
+            for record in rest {
+                if tx.send(Ok(record)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            // Also poll: events may be written by another supervisor replica.
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tx.closed() => return Ok(()),
+        }
+    }
+}
+
+fn validate(spec: &mut TaskSpec) -> Result<()> {
+    spec.repository_id = spec.repository_id.trim().to_owned();
+    if spec.repository_id.is_empty() {
+        return Err(Error::InvalidRequest("repository_id: must not be empty".into()));
+    }
+    if spec.prompt.trim().is_empty() {
+        return Err(Error::InvalidRequest("prompt: must not be empty".into()));
+    }
+    if spec.priority.is_empty() {
+        spec.priority = "normal".into();
+    }
+    if !matches!(spec.priority.as_str(), "low" | "normal" | "high") {
+        return Err(Error::InvalidRequest(format!(
+            "priority: must be low, normal or high, not {:?}",
+            spec.priority
+        )));
+    }
+    Ok(())
+}
+
+/// The whole error chain on one line, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// One task's run through the graph.
+pub(crate) struct Run {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) task: TaskRecord,
+    pub(crate) state: WorkflowState,
+    pub(crate) interrupt: watch::Receiver<bool>,
+}
+
+impl Run {
+    /// Runs nodes until the graph ends, the task fails or a human interrupts it.
+    async fn drive(&mut self) -> Result<()> {
+        if self.state.next_node.is_none() && !self.task.status.is_terminal() {
+            self.state.next_node = Some(Node::Plan);
+        }
+        self.set_status(TaskStatus::Running).await?;
+        let mut retries = 0;
+        while let Some(node) = self.state.next_node {
+            self.task.current_node = node.name().to_owned();
+            self.inner.store.update_task(&mut self.task).await?;
+            match self.run_node(node).await {
+                Ok(next) => {
+                    retries = 0;
+                    self.state.next_node = next;
+                    let description = match next {
+                        Some(next) => format!("{} finished; next: {}", node.name(), next.name()),
+                        None => format!("{} finished; workflow complete", node.name()),
+                    };
+                    self.emit_with_kind(
+                        "supervisor",
+                        Payload::Checkpoint(Checkpoint {
+                            kind: "node_completed".into(),
+                            description,
+                            state_json: self.state_json()?,
+                        }),
+                        "node_completed",
+                    )
+                    .await?;
+                }
+                Err(Error::Interrupted) => {
+                    self.emit(
+                        "supervisor",
+                        Payload::Checkpoint(Checkpoint {
+                            kind: "paused".into(),
+                            description: format!("interrupted during {}", node.name()),
+                            state_json: self.state_json()?,
+                        }),
+                    )
+                    .await?;
+                    return self.set_status(TaskStatus::Paused).await;
+                }
+                Err(error) if error.is_retryable() && retries < self.inner.config.node_retries => {
+                    retries += 1;
+                    let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
+                    self.emit(
+                        "supervisor",
+                        Payload::Error(ErrorReport {
+                            severity: "warning".into(),
+                            message: format!(
+                                "{} failed ({}); retry {retries} in {} ms",
+                                node.name(),
+                                error_chain(&error),
+                                wait.as_millis()
+                            ),
+                            recoverable: true,
+                        }),
+                    )
+                    .await?;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => return self.fail(&error).await,
+            }
+        }
+        self.task.progress_percentage = 100;
+        self.set_status(TaskStatus::Completed).await
+    }
+
+    async fn fail(&mut self, error: &Error) -> Result<()> {
+        let message = match error {
+            Error::Sql(_) | Error::Storage(_) | Error::Json(_) | Error::Corrupt(_) => {
+                // The store itself failing: keep the task unfinished so it is resumed.
+                return Err(Error::Corrupt(error_chain(error)));
+            }
+            other => error_chain(other),
+        };
+        tracing::warn!(task_id = %self.task.task_id, %message, "task failed");
+        self.emit(
+            "supervisor",
+            Payload::Error(ErrorReport {
+                severity: "error".into(),
+                message: message.clone(),
+                recoverable: false,
+            }),
+        )
+        .await?;
+        self.task.error_message = message;
+        self.destroy_session().await;
+        self.set_status(TaskStatus::Failed).await
+    }
+
+    /// Records the status change as an event first, then on the task: a watcher that sees
+    /// the task ended is sure to find every event in the store.
+    pub(crate) async fn set_status(&mut self, status: TaskStatus) -> Result<()> {
+        self.task.status = status;
+        self.emit(
+            "supervisor",
+            Payload::Status(StatusChange {
+                status: status.as_str().into(),
+                current_agent: self.task.current_agent.clone(),
+                progress_percentage: self.task.progress_percentage,
+            }),
+        )
+        .await?;
+        self.inner.store.update_task(&mut self.task).await
+    }
+
+    /// Moves the progress bar and the current agent.
+    pub(crate) async fn progress(&mut self, percentage: u32, agent: &str) -> Result<()> {
+        self.task.progress_percentage = percentage;
+        self.task.current_agent = agent.to_owned();
+        self.set_status(self.task.status).await
+    }
+
+    pub(crate) fn state_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(&self.state)?)
+    }
+
+    /// Stores an event from `agent` with the checkpoint after it.
+    pub(crate) async fn emit(&mut self, agent: &str, payload: Payload) -> Result<i64> {
+        self.emit_with_kind(agent, payload, "event").await
+    }
+
+    async fn emit_with_kind(&mut self, agent: &str, payload: Payload, kind: &str) -> Result<i64> {
+        let event = TaskEvent {
+            payload: Some(payload),
+            agent: agent.to_owned(),
+            created_at_ms: cap_storage::now_ms(),
+        };
+        self.record(event, kind).await
+    }
+
+    /// Stores an event as received (from an agent), filling in what it left out.
+    pub(crate) async fn record(&mut self, mut event: TaskEvent, kind: &str) -> Result<i64> {
+        if event.created_at_ms == 0 {
+            event.created_at_ms = cap_storage::now_ms();
+        }
+        let node = self.state.next_node.map(Node::name).unwrap_or("done");
+        let seq = self
+            .inner
+            .store
+            .record_event(&self.task.task_id, &event, node, kind, &self.state_json()?)
+            .await?;
+        self.inner.events.send_modify(|count| *count += 1);
+        Ok(seq)
+    }
+
+    pub(crate) async fn destroy_session(&mut self) {
+        if self.state.session_id.is_empty() {
+            return;
+        }
+        let request = DestroySessionRequest { session_id: self.state.session_id.clone() };
+        match self.inner.clients.sandbox.clone().destroy_session(request).await {
+            Ok(_) => self.state.session_id.clear(),
+            Err(status) => tracing::warn!(
+                task_id = %self.task.task_id,
+                session = %self.state.session_id,
+                error = %status.message(),
+                "could not destroy sandbox session"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

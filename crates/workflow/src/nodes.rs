@@ -1,0 +1,512 @@
+//! The graph's nodes: plan -> execute -> review (-> execute again while tests fail).
+
+use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
+use cap_proto::agent::v1::task_event::Payload;
+use cap_proto::agent::v1::{Checkpoint, RepositoryContext, TaskId, TaskRequest, Thought};
+use cap_proto::github::v1::{
+    CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
+};
+use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest, ListDirectoryRequest};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::engine::Run;
+use crate::{Error, Result, branch_name};
+
+/// A node of the workflow graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Node {
+    /// Resolve the repository, create the sandbox workspace, write the plan.
+    Plan,
+    /// The coding agent changes the workspace.
+    Execute,
+    /// The testing agent runs the repository's tests; the pull request is opened when they
+    /// pass.
+    Review,
+}
+
+impl Node {
+    /// The node's name, as shown to users.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Execute => "execute",
+            Self::Review => "review",
+        }
+    }
+}
+
+/// Everything the workflow knows about a task between nodes; saved with every checkpoint,
+/// so a run resumes from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowState {
+    /// The node running now or next; `None` once the graph has ended.
+    pub next_node: Option<Node>,
+    /// The repository's clone URL as the forge gave it.
+    pub clone_url: String,
+    /// The commit the work starts from.
+    pub base_sha: String,
+    /// The branch the pull request targets.
+    pub default_branch: String,
+    /// The sandbox session holding the workspace.
+    pub session_id: String,
+    /// The plan given to the coding agent.
+    pub plan: String,
+    /// How many times the execute node has started.
+    pub execute_attempts: u32,
+    /// The coding agent's last summary.
+    pub agent_summary: String,
+    /// Files the change touches.
+    pub changed_files: Vec<String>,
+    /// The last test run's result as the testing agent reported it.
+    pub last_test_report: String,
+    /// Whether the last test run passed.
+    pub tests_passed: bool,
+    /// The branch of the change.
+    pub branch: String,
+    /// Whether the branch exists in the forge.
+    pub branch_created: bool,
+    /// The commit holding the change.
+    pub head_sha: String,
+    /// The pull request, once opened.
+    pub pull_request_id: String,
+}
+
+impl WorkflowState {
+    /// The state of a task that has not started.
+    pub fn new() -> Self {
+        Self { next_node: Some(Node::Plan), ..Self::default() }
+    }
+}
+
+/// Which agent a node calls.
+#[derive(Debug, Clone, Copy)]
+enum Agent {
+    Coding,
+    Testing,
+}
+
+impl Agent {
+    fn display(self) -> &'static str {
+        match self {
+            Self::Coding => "CodingAssistant",
+            Self::Testing => "TestingAgent",
+        }
+    }
+}
+
+impl Run {
+    pub(crate) async fn run_node(&mut self, node: Node) -> Result<Option<Node>> {
+        match node {
+            Node::Plan => self.plan().await,
+            Node::Execute => self.execute().await,
+            Node::Review => self.review().await,
+        }
+    }
+
+    async fn plan(&mut self) -> Result<Option<Node>> {
+        self.progress(5, "Supervisor").await?;
+        let repository_id = self.task.spec.repository_id.clone();
+        let repo = self
+            .inner
+            .clients
+            .github
+            .clone()
+            .get_repository(GetRepositoryRequest { repository_id: repository_id.clone() })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound | tonic::Code::InvalidArgument => Error::TaskFailed(format!(
+                    "repository {repository_id:?}: {}",
+                    status.message()
+                )),
+                _ => Error::upstream("github", status),
+            })?
+            .into_inner();
+        self.state.clone_url = repo.clone_url;
+        self.state.base_sha = repo.head_sha;
+        self.state.default_branch = repo.default_branch;
+
+        if self.state.session_id.is_empty() {
+            let session = self
+                .inner
+                .clients
+                .sandbox
+                .clone()
+                .create_session(CreateSessionRequest {
+                    image: String::new(),
+                    repo_url: self.state.clone_url.clone(),
+                    commit_sha: self.state.base_sha.clone(),
+                })
+                .await
+                .map_err(|status| Error::upstream("sandbox", status))?
+                .into_inner();
+            self.state.session_id = session.session_id;
+        }
+        let listing = self
+            .inner
+            .clients
+            .sandbox
+            .clone()
+            .list_directory(ListDirectoryRequest {
+                session_id: self.state.session_id.clone(),
+                path: String::new(),
+                recursive: true,
+            })
+            .await
+            .map_err(|status| Error::upstream("sandbox", status))?
+            .into_inner();
+        let files: Vec<&str> = listing
+            .entries
+            .iter()
+            .filter(|entry| !entry.is_dir)
+            .map(|entry| entry.path.as_str())
+            .collect();
+        self.state.plan = render_plan(&self.task.spec, &self.state, &files);
+        let plan = self.state.plan.clone();
+        self.emit("supervisor", Payload::Thought(Thought { reasoning: plan })).await?;
+        self.progress(20, "Supervisor").await?;
+        Ok(Some(Node::Execute))
+    }
+
+    async fn execute(&mut self) -> Result<Option<Node>> {
+        self.state.execute_attempts += 1;
+        self.progress(30, Agent::Coding.display()).await?;
+        let mut context = std::collections::HashMap::new();
+        context.insert("plan".to_owned(), self.state.plan.clone());
+        context.insert("attempt".to_owned(), self.state.execute_attempts.to_string());
+        if !self.task.spec.avoid_files.is_empty() {
+            context.insert("avoid_files".to_owned(), self.task.spec.avoid_files.join(", "));
+        }
+        if self.task.spec.max_files_changed > 0 {
+            context.insert(
+                "max_files_changed".to_owned(),
+                self.task.spec.max_files_changed.to_string(),
+            );
+        }
+        if !self.state.last_test_report.is_empty() && !self.state.tests_passed {
+            context.insert("previous_test_failure".to_owned(), self.state.last_test_report.clone());
+        }
+        let objective = self.task.spec.prompt.clone();
+        let finish = self.run_agent(Agent::Coding, objective, context).await?;
+        if let Some(finish) = finish {
+            self.state.agent_summary = summary_of(&finish.state_json);
+        }
+
+        let changes = self.workspace_changes().await?;
+        if changes.is_empty() {
+            return Err(Error::TaskFailed(
+                "the coding agent finished without changing any file".into(),
+            ));
+        }
+        self.state.changed_files = changes;
+        check_constraints(&self.task.spec, &self.state.changed_files)?;
+        self.progress(65, Agent::Coding.display()).await?;
+        Ok(Some(Node::Review))
+    }
+
+    async fn review(&mut self) -> Result<Option<Node>> {
+        self.progress(70, Agent::Testing.display()).await?;
+        let mut context = std::collections::HashMap::new();
+        context.insert("changed_files".to_owned(), self.state.changed_files.join("\n"));
+        let finish = self
+            .run_agent(Agent::Testing, "Run the repository's tests".to_owned(), context)
+            .await?
+            .ok_or_else(|| {
+                Error::TaskFailed("the testing agent ended without reporting a result".into())
+            })?;
+        self.state.last_test_report = finish.state_json.clone();
+        match finish.kind.as_str() {
+            "tests_passed" | "no_tests" => self.state.tests_passed = true,
+            "tests_failed" => {
+                self.state.tests_passed = false;
+                if self.state.execute_attempts < self.inner.config.max_fix_attempts {
+                    return Ok(Some(Node::Execute));
+                }
+                return Err(Error::TaskFailed(format!(
+                    "the repository's tests still fail after {} attempts: {}",
+                    self.state.execute_attempts, finish.description
+                )));
+            }
+            other => {
+                return Err(Error::TaskFailed(format!(
+                    "the testing agent ended with {other:?}: {}",
+                    finish.description
+                )));
+            }
+        }
+        self.progress(85, "GitHubAutomation").await?;
+        self.open_pull_request(&finish).await?;
+        self.destroy_session().await;
+        Ok(None)
+    }
+
+    /// Branch, commit, pull request; each step is recorded in the state before the next, so a
+    /// resumed run does not repeat what the forge already has.
+    async fn open_pull_request(&mut self, tests: &Checkpoint) -> Result<()> {
+        let repository_id = self.task.spec.repository_id.clone();
+        let mut github = self.inner.clients.github.clone();
+        if self.state.branch.is_empty() {
+            self.state.branch = branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            self.inner
+                .store
+                .save_checkpoint(&self.task.task_id, "review", "branch_named", &self.state_json()?)
+                .await?;
+        }
+        if !self.state.branch_created {
+            let created = github
+                .create_branch(CreateBranchRequest {
+                    repository_id: repository_id.clone(),
+                    branch: self.state.branch.clone(),
+                    from_sha: self.state.base_sha.clone(),
+                })
+                .await;
+            match created {
+                Ok(_) => {}
+                // A resumed run may have created it just before the supervisor stopped.
+                Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+                Err(status) => return Err(Error::upstream("github", status)),
+            }
+            self.state.branch_created = true;
+        }
+        if self.state.head_sha.is_empty() {
+            let changes = self
+                .inner
+                .clients
+                .sandbox
+                .clone()
+                .get_changes(GetChangesRequest { session_id: self.state.session_id.clone() })
+                .await
+                .map_err(|status| Error::upstream("sandbox", status))?
+                .into_inner()
+                .changes;
+            let commit = github
+                .commit_changes(CommitChangesRequest {
+                    repository_id: repository_id.clone(),
+                    branch: self.state.branch.clone(),
+                    message: commit_message(&self.task.spec.prompt, &self.task.task_id),
+                    changes,
+                })
+                .await
+                .map_err(|status| Error::upstream("github", status))?
+                .into_inner();
+            self.state.head_sha = commit.commit_sha;
+            self.inner
+                .store
+                .save_checkpoint(&self.task.task_id, "review", "committed", &self.state_json()?)
+                .await?;
+        }
+        if self.state.pull_request_id.is_empty() {
+            let pull_request = github
+                .open_pull_request(OpenPullRequestRequest {
+                    repository_id,
+                    head_branch: self.state.branch.clone(),
+                    base_branch: self.state.default_branch.clone(),
+                    title: title_of(&self.task.spec.prompt),
+                    body: self.pull_request_body(tests),
+                    task_id: self.task.task_id.clone(),
+                })
+                .await
+                .map_err(|status| Error::upstream("github", status))?
+                .into_inner();
+            self.state.pull_request_id = pull_request.pull_request_id.clone();
+            self.task.pull_request_id = pull_request.pull_request_id;
+            self.task.branch = self.state.branch.clone();
+            self.inner.store.update_task(&mut self.task).await?;
+            let description = format!(
+                "Pull request #{} on {} awaits review: {}",
+                pull_request.number, self.state.branch, pull_request.url
+            );
+            self.emit(
+                "supervisor",
+                Payload::Checkpoint(Checkpoint {
+                    kind: "human_approval_required".into(),
+                    description,
+                    state_json: self.state_json()?,
+                }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn pull_request_body(&self, tests: &Checkpoint) -> String {
+        let mut body = format!("{}\n\n", self.task.spec.prompt.trim());
+        if !self.state.agent_summary.is_empty() {
+            body.push_str(&format!("## Summary\n\n{}\n\n", self.state.agent_summary));
+        }
+        body.push_str("## Files changed\n\n");
+        for file in &self.state.changed_files {
+            body.push_str(&format!("- `{file}`\n"));
+        }
+        body.push_str(&format!("\n## Tests\n\n{} ({})\n", tests.description, tests.kind));
+        body.push_str(&format!("\nOpened by the coding assistant for task `{}`.\n", self.task.task_id));
+        body
+    }
+
+    async fn workspace_changes(&mut self) -> Result<Vec<String>> {
+        let changes = self
+            .inner
+            .clients
+            .sandbox
+            .clone()
+            .get_changes(GetChangesRequest { session_id: self.state.session_id.clone() })
+            .await
+            .map_err(|status| Error::upstream("sandbox", status))?
+            .into_inner();
+        Ok(changes
+            .changes
+            .into_iter()
+            .filter(|change| change.change.is_some())
+            .map(|change| change.path)
+            .collect())
+    }
+
+    /// Runs one agent's `ExecuteTask`, storing each event it streams; returns the last
+    /// checkpoint it reported. A human interrupt is passed on to the agent, whose stream is
+    /// then read to its end so nothing it reported is lost.
+    async fn run_agent(
+        &mut self,
+        agent: Agent,
+        objective: String,
+        context: std::collections::HashMap<String, String>,
+    ) -> Result<Option<Checkpoint>> {
+        let (mut client, service): (AgentOrchestratorClient<Channel>, &'static str) = match agent {
+            Agent::Coding => (self.inner.clients.coding.clone(), "coding agent"),
+            Agent::Testing => (self.inner.clients.testing.clone(), "testing agent"),
+        };
+        let request = TaskRequest {
+            task_id: self.task.task_id.clone(),
+            repo: Some(RepositoryContext {
+                repository_id: self.task.spec.repository_id.clone(),
+                sandbox_session_id: self.state.session_id.clone(),
+                commit_sha: self.state.base_sha.clone(),
+                default_branch: self.state.default_branch.clone(),
+                test_command: self.task.spec.test_command.clone(),
+            }),
+            objective,
+            tools: Vec::new(),
+            context,
+        };
+        if *self.interrupt.borrow() {
+            return Err(Error::Interrupted);
+        }
+        let mut stream = client
+            .execute_task(request)
+            .await
+            .map_err(|status| Error::upstream(service, status))?
+            .into_inner();
+        let mut last_checkpoint = None;
+        let mut interrupting = false;
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message,
+                changed = self.interrupt.changed(), if !interrupting => {
+                    if changed.is_ok() && *self.interrupt.borrow() {
+                        interrupting = true;
+                        let task_id = TaskId { task_id: self.task.task_id.clone() };
+                        if let Err(status) = client.interrupt_task(task_id).await {
+                            tracing::warn!(error = %status.message(), "agent refused interrupt");
+                        }
+                    }
+                    continue;
+                }
+            };
+            match message {
+                Ok(Some(mut event)) => {
+                    if event.agent.is_empty() {
+                        event.agent = match agent {
+                            Agent::Coding => "coding".into(),
+                            Agent::Testing => "testing".into(),
+                        };
+                    }
+                    if let Some(Payload::Checkpoint(checkpoint)) = &event.payload {
+                        last_checkpoint = Some(checkpoint.clone());
+                    }
+                    self.record(event, "event").await?;
+                }
+                Ok(None) => break,
+                Err(status) => return Err(Error::upstream(service, status)),
+            }
+        }
+        if interrupting || last_checkpoint.as_ref().is_some_and(|c| c.kind == "interrupted") {
+            return Err(Error::Interrupted);
+        }
+        Ok(last_checkpoint)
+    }
+}
+
+fn render_plan(spec: &crate::TaskSpec, state: &WorkflowState, files: &[&str]) -> String {
+    let short_sha: String = state.base_sha.chars().take(12).collect();
+    let mut plan = format!(
+        "Plan for: {}\nRepository {} at {short_sha} ({} files) on branch {}.\n\
+         1. Read the files the request concerns.\n\
+         2. Make the smallest change that does what is asked, staged and applied at once.\n\
+         3. Run the repository's own tests in the sandbox and fix what fails.\n\
+         4. Open a pull request for human review.\n",
+        spec.prompt.trim(),
+        spec.repository_id,
+        files.len(),
+        state.default_branch,
+    );
+    if !spec.avoid_files.is_empty() {
+        plan.push_str(&format!("Do not touch: {}.\n", spec.avoid_files.join(", ")));
+    }
+    if spec.max_files_changed > 0 {
+        plan.push_str(&format!("Change at most {} files.\n", spec.max_files_changed));
+    }
+    plan.push_str("Files:\n");
+    for file in files.iter().take(200) {
+        plan.push_str(&format!("- {file}\n"));
+    }
+    if files.len() > 200 {
+        plan.push_str(&format!("- ... and {} more\n", files.len() - 200));
+    }
+    plan
+}
+
+fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
+    for file in changed {
+        for avoid in &spec.avoid_files {
+            let avoid = avoid.trim_end_matches('/');
+            if file == avoid || file.starts_with(&format!("{avoid}/")) {
+                return Err(Error::TaskFailed(format!(
+                    "the change touches {file}, which the task's constraints.avoid_files excludes"
+                )));
+            }
+        }
+    }
+    let max = spec.max_files_changed as usize;
+    if max > 0 && changed.len() > max {
+        return Err(Error::TaskFailed(format!(
+            "the change touches {} files; constraints.max_files_changed allows {max}",
+            changed.len()
+        )));
+    }
+    Ok(())
+}
+
+fn summary_of(state_json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|value| value.get("summary").and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn title_of(prompt: &str) -> String {
+    let first = prompt.lines().find(|line| !line.trim().is_empty()).unwrap_or("Change").trim();
+    let mut title: String = first.chars().take(72).collect();
+    if first.chars().count() > 72 {
+        title.push('…');
+    }
+    title
+}
+
+fn commit_message(prompt: &str, task_id: &str) -> String {
+    format!("{}\n\n{}\n\nTask: {task_id}\n", title_of(prompt), prompt.trim())
+}
+
+#[cfg(test)]
+#[path = "nodes_tests.rs"]
+mod tests;

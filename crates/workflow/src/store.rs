@@ -1,0 +1,411 @@
+//! The supervisor's store: tasks, their event log and their checkpoints.
+//!
+//! The event log is the source of truth for what a watcher sees: every event is written (with
+//! the checkpoint taken after it) in one transaction before anyone is told about it, so a
+//! watcher that reconnects, or a supervisor that restarts, reads exactly what happened.
+
+use cap_proto::agent::v1::TaskEvent;
+use cap_storage::{AnyPool, now_ms};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Error, Result};
+
+/// The supervisor's migrations (versions 1xxx).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Accepted, not started.
+    Queued,
+    /// The workflow is running.
+    Running,
+    /// Stopped by a human; resumable.
+    Paused,
+    /// A pull request was opened.
+    Completed,
+    /// Ended without a pull request; `error_message` says why.
+    Failed,
+}
+
+impl TaskStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            other => return Err(Error::Corrupt(format!("unknown task status {other:?}"))),
+        })
+    }
+
+    /// Whether the task will not change any more on its own.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            Self::Completed | Self::Failed => true,
+            Self::Queued | Self::Running | Self::Paused => false,
+        }
+    }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Repository as the forge names it.
+    pub repository_id: String,
+    /// The request in natural language.
+    pub prompt: String,
+    /// Files the change must not touch.
+    #[serde(default)]
+    pub avoid_files: Vec<String>,
+    /// Most files the change may touch; 0 means no limit.
+    #[serde(default)]
+    pub max_files_changed: u32,
+    /// `low`, `normal` or `high`.
+    pub priority: String,
+    /// Test command overriding detection; empty means detect.
+    #[serde(default)]
+    pub test_command: String,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// UUID.
+    pub task_id: String,
+    /// The request.
+    pub spec: TaskSpec,
+    /// Status.
+    pub status: TaskStatus,
+    /// The workflow node the task is at.
+    pub current_node: String,
+    /// The agent working on it now.
+    pub current_agent: String,
+    /// 0..=100.
+    pub progress_percentage: u32,
+    /// Set once the pull request is open.
+    pub pull_request_id: String,
+    /// The branch holding the change.
+    pub branch: String,
+    /// Why the task failed.
+    pub error_message: String,
+    /// Milliseconds since the epoch.
+    pub created_at_ms: i64,
+    /// Milliseconds since the epoch.
+    pub updated_at_ms: i64,
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// 1-based, per task, without gaps.
+    pub seq: i64,
+    /// The event.
+    pub event: TaskEvent,
+}
+
+/// One stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// 1-based, per task.
+    pub seq: i64,
+    /// The node it was taken in or after.
+    pub node: String,
+    /// `node_completed`, `event`, ...
+    pub kind: String,
+    /// The last event written before it.
+    pub event_seq: i64,
+    /// The workflow state as JSON.
+    pub state_json: String,
+    /// Milliseconds since the epoch.
+    pub created_at_ms: i64,
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current_agent, \
+     progress_percentage, pull_request_id, branch, error_message, created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Opens the store at `database_url`, running migrations.
+    pub async fn open(database_url: &str) -> Result<Self> {
+        Ok(Self { pool: cap_storage::open(database_url, &MIGRATOR).await? })
+    }
+
+    /// Creates a queued task.
+    pub async fn create_task(&self, spec: TaskSpec) -> Result<TaskRecord> {
+        let now = now_ms();
+        let record = TaskRecord {
+            task_id: uuid::Uuid::new_v4().to_string(),
+            spec,
+            status: TaskStatus::Queued,
+            current_node: "plan".to_owned(),
+            current_agent: "Supervisor".to_owned(),
+            progress_percentage: 0,
+            pull_request_id: String::new(),
+            branch: String::new(),
+            error_message: String::new(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        sqlx::query(
+            "INSERT INTO tasks (task_id, repository_id, prompt, priority, request_json, status, \
+             current_node, current_agent, progress_percentage, pull_request_id, branch, \
+             error_message, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&record.task_id)
+        .bind(&record.spec.repository_id)
+        .bind(&record.spec.prompt)
+        .bind(&record.spec.priority)
+        .bind(serde_json::to_string(&record.spec)?)
+        .bind(record.status.as_str())
+        .bind(&record.current_node)
+        .bind(&record.current_agent)
+        .bind(i64::from(record.progress_percentage))
+        .bind(&record.pull_request_id)
+        .bind(&record.branch)
+        .bind(&record.error_message)
+        .bind(record.created_at_ms)
+        .bind(record.updated_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(record)
+    }
+
+    /// The task, or `Error::TaskNotFound`.
+    pub async fn get_task(&self, task_id: &str) -> Result<TaskRecord> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1");
+        let row = sqlx::query(&sql).bind(task_id).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => task_from_row(&row),
+            None => Err(Error::TaskNotFound(task_id.to_owned())),
+        }
+    }
+
+    /// The newest tasks first.
+    pub async fn list_tasks(&self, limit: u32) -> Result<Vec<TaskRecord>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks ORDER BY created_at_ms DESC, task_id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Tasks a restarted supervisor must pick up again, oldest first.
+    pub async fn unfinished_tasks(&self) -> Result<Vec<TaskRecord>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE status IN ('queued', 'running') \
+             ORDER BY created_at_ms, task_id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Writes the task's mutable fields.
+    pub async fn update_task(&self, task: &mut TaskRecord) -> Result<()> {
+        task.updated_at_ms = now_ms();
+        let done = sqlx::query(
+            "UPDATE tasks SET status = $1, current_node = $2, current_agent = $3, \
+             progress_percentage = $4, pull_request_id = $5, branch = $6, error_message = $7, \
+             updated_at_ms = $8 WHERE task_id = $9",
+        )
+        .bind(task.status.as_str())
+        .bind(&task.current_node)
+        .bind(&task.current_agent)
+        .bind(i64::from(task.progress_percentage))
+        .bind(&task.pull_request_id)
+        .bind(&task.branch)
+        .bind(&task.error_message)
+        .bind(task.updated_at_ms)
+        .bind(&task.task_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::TaskNotFound(task.task_id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Appends `event` to the task's log and, in the same transaction, the checkpoint (of
+    /// `kind`) taken after it. Returns the event's sequence number.
+    pub async fn record_event(
+        &self,
+        task_id: &str,
+        event: &TaskEvent,
+        node: &str,
+        kind: &str,
+        state_json: &str,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO task_events (task_id, seq, event_json, created_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(task_id)
+        .bind(seq)
+        .bind(serde_json::to_string(event)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_checkpoint(&mut tx, task_id, node, kind, seq, state_json).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Saves a checkpoint that follows no event (after a node, for instance).
+    pub async fn save_checkpoint(
+        &self,
+        task_id: &str,
+        node: &str,
+        kind: &str,
+        state_json: &str,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let event_seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("last")?;
+        let seq = insert_checkpoint(&mut tx, task_id, node, kind, event_seq, state_json).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Events with `seq > after_seq`, oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        task_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, event_json FROM task_events WHERE task_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(task_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let json: String = row.try_get("event_json")?;
+                Ok(EventRecord { seq: row.try_get("seq")?, event: serde_json::from_str(&json)? })
+            })
+            .collect()
+    }
+
+    /// The newest checkpoint of the task.
+    pub async fn latest_checkpoint(&self, task_id: &str) -> Result<Option<CheckpointRecord>> {
+        Ok(self.checkpoints_query(task_id, "DESC LIMIT 1").await?.pop())
+    }
+
+    /// All checkpoints of the task, oldest first.
+    pub async fn checkpoints(&self, task_id: &str) -> Result<Vec<CheckpointRecord>> {
+        self.checkpoints_query(task_id, "ASC").await
+    }
+
+    async fn checkpoints_query(&self, task_id: &str, order: &str) -> Result<Vec<CheckpointRecord>> {
+        let sql = format!(
+            "SELECT seq, node, kind, event_seq, state_json, created_at_ms FROM checkpoints \
+             WHERE task_id = $1 ORDER BY seq {order}"
+        );
+        let rows = sqlx::query(&sql).bind(task_id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CheckpointRecord {
+                    seq: row.try_get("seq")?,
+                    node: row.try_get("node")?,
+                    kind: row.try_get("kind")?,
+                    event_seq: row.try_get("event_seq")?,
+                    state_json: row.try_get("state_json")?,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_checkpoint(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    task_id: &str,
+    node: &str,
+    kind: &str,
+    event_seq: i64,
+    state_json: &str,
+) -> Result<i64> {
+    let seq: i64 =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM checkpoints WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("next")?;
+    sqlx::query(
+        "INSERT INTO checkpoints (task_id, seq, node, kind, event_seq, state_json, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(task_id)
+    .bind(seq)
+    .bind(node)
+    .bind(kind)
+    .bind(event_seq)
+    .bind(state_json)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(seq)
+}
+
+fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
+    let request_json: String = row.try_get("request_json")?;
+    let status: String = row.try_get("status")?;
+    let progress: i64 = row.try_get("progress_percentage")?;
+    Ok(TaskRecord {
+        task_id: row.try_get("task_id")?,
+        spec: serde_json::from_str(&request_json)?,
+        status: TaskStatus::parse(&status)?,
+        current_node: row.try_get("current_node")?,
+        current_agent: row.try_get("current_agent")?,
+        progress_percentage: u32::try_from(progress.clamp(0, 100)).unwrap_or(0),
+        pull_request_id: row.try_get("pull_request_id")?,
+        branch: row.try_get("branch")?,
+        error_message: row.try_get("error_message")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,9 @@
+//! The `cap` command.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cap_runtime::init_tracing("cap");
+    cap_cli::run(cap_cli::Cli::parse()).await
+}

@@ -1,0 +1,369 @@
+//! `/api/v1/tasks`: submit, list, get, and read the events of tasks.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use cap_proto::supervisor::v1::{
+    GetTaskRequest, ListTasksRequest, SubmitTaskRequest, Task, WatchTaskRequest,
+};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::events::{WsEvent, rfc3339_ms, ws_event};
+use crate::input::{self, ApiJson, JsonBody, PathParam, QueryParams};
+use crate::state::AppState;
+
+/// Longest prompt accepted, in characters (PRD: natural-language requests).
+pub const MAX_PROMPT_CHARS: usize = 20_000;
+/// Longest test command accepted, in characters.
+pub const MAX_TEST_COMMAND_CHARS: usize = 4096;
+/// Most entries of `constraints.avoid_files`.
+pub const MAX_AVOID_FILES: usize = 1000;
+/// Largest page of `GET /api/v1/tasks`.
+pub const MAX_LIST_LIMIT: i64 = 500;
+
+/// Body of `POST /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTaskBody {
+    /// Repository name as the forge knows it.
+    pub repository_id: String,
+    /// What to do, in natural language.
+    pub prompt: String,
+    /// Optional limits on the change.
+    #[serde(default)]
+    pub constraints: Option<Constraints>,
+    /// Queue priority; `normal` when absent.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Test command overriding detection.
+    #[serde(default)]
+    pub test_command: Option<String>,
+}
+
+/// `constraints` of a task.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// Paths or globs the agents must not touch.
+    #[serde(default)]
+    pub avoid_files: Option<Vec<String>>,
+    /// Most files the change may touch; 0 means no limit.
+    #[serde(default)]
+    pub max_files_changed: Option<i64>,
+}
+
+impl JsonBody for SubmitTaskBody {
+    const OBJECTS: &'static [&'static str] = &["", "constraints"];
+}
+
+/// Queue priority of a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Background work.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Urgent.
+    High,
+}
+
+impl Priority {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+}
+
+impl SubmitTaskBody {
+    /// Checks every field and builds the supervisor's request.
+    pub fn into_request(self) -> Result<SubmitTaskRequest> {
+        input::name("repository_id", &self.repository_id)?;
+        input::text("prompt", &self.prompt, MAX_PROMPT_CHARS)?;
+        let constraints = self.constraints.unwrap_or_default();
+        let avoid_files = constraints.avoid_files.unwrap_or_default();
+        if avoid_files.len() > MAX_AVOID_FILES {
+            return Err(Error::invalid(
+                "invalid_value",
+                "constraints.avoid_files",
+                format!("`constraints.avoid_files` has more than {MAX_AVOID_FILES} entries"),
+            ));
+        }
+        for (index, path) in avoid_files.iter().enumerate() {
+            input::relative_path(&format!("constraints.avoid_files[{index}]"), path)?;
+        }
+        let max_files_changed = match constraints.max_files_changed {
+            None => 0,
+            Some(value) => u32::try_from(value).map_err(|_| {
+                Error::invalid(
+                    "invalid_value",
+                    "constraints.max_files_changed",
+                    format!(
+                        "`constraints.max_files_changed` must be between 0 and {}, got {value}",
+                        u32::MAX
+                    ),
+                )
+            })?,
+        };
+        let test_command = self.test_command.unwrap_or_default();
+        if !test_command.is_empty() {
+            input::text("test_command", &test_command, MAX_TEST_COMMAND_CHARS)?;
+        }
+        Ok(SubmitTaskRequest {
+            repository_id: self.repository_id,
+            prompt: self.prompt,
+            avoid_files,
+            max_files_changed,
+            priority: self.priority.unwrap_or_default().as_str().to_owned(),
+            test_command,
+        })
+    }
+}
+
+/// Answer of `POST /api/v1/tasks`.
+#[derive(Debug, Serialize)]
+pub struct SubmitTaskResponse {
+    /// The new task.
+    pub task_id: String,
+    /// Its status, `queued`.
+    pub status: String,
+    /// The supervisor's estimate.
+    pub estimated_duration_minutes: u32,
+}
+
+/// A task as the REST API shows it.
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    /// The task.
+    pub task_id: String,
+    /// `queued`, `running`, `paused`, `completed` or `failed`.
+    pub status: String,
+    /// The agent at work, if any.
+    pub current_agent: Option<String>,
+    /// 0 to 100.
+    pub progress_percentage: u32,
+    /// The WebSocket URL of the task's event stream.
+    pub logs_url: String,
+    /// The workflow node the task is at: `plan`, `execute`, `review`.
+    pub current_node: Option<String>,
+    /// The repository.
+    pub repository_id: String,
+    /// The request.
+    pub prompt: String,
+    /// `low`, `normal` or `high`.
+    pub priority: String,
+    /// The pull request opened for the task, once there is one.
+    pub pull_request_id: Option<String>,
+    /// The branch holding the change, once there is one.
+    pub branch: Option<String>,
+    /// Why the task failed, if it did.
+    pub error_message: Option<String>,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+    /// RFC 3339.
+    pub updated_at: Option<String>,
+}
+
+impl TaskView {
+    /// The view of `task`, with its `logs_url` on the host the client used.
+    pub fn new(task: Task, ws_base: &str) -> Self {
+        let logs_url = format!("{ws_base}/ws/tasks/{}/stream", task.task_id);
+        Self {
+            logs_url,
+            status: task.status,
+            current_agent: non_empty(task.current_agent),
+            progress_percentage: task.progress_percentage,
+            current_node: non_empty(task.current_node),
+            repository_id: task.repository_id,
+            prompt: task.prompt,
+            priority: task.priority,
+            pull_request_id: non_empty(task.pull_request_id),
+            branch: non_empty(task.branch),
+            error_message: non_empty(task.error_message),
+            created_at: rfc3339_ms(task.created_at_ms),
+            updated_at: rfc3339_ms(task.updated_at_ms),
+            task_id: task.task_id,
+        }
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// `ws://host` or `wss://host` for the host the client addressed (`Host` header), behind a
+/// TLS-terminating proxy when it says `X-Forwarded-Proto: https`.
+pub fn ws_base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| is_host(host))
+        .unwrap_or("localhost");
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let scheme = if secure { "wss" } else { "ws" };
+    format!("{scheme}://{host}")
+}
+
+/// A plausible `host[:port]`: letters, digits, `.-:[]` only.
+pub fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+}
+
+/// `POST /api/v1/tasks`.
+pub async fn submit(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SubmitTaskBody>,
+) -> Result<(StatusCode, Json<SubmitTaskResponse>)> {
+    let request = body.into_request()?;
+    let response = state
+        .call(
+            "supervisor",
+            "SubmitTask",
+            state.tasks().submit_task(request),
+        )
+        .await?;
+    let task = response.task.ok_or(Error::UpstreamProtocol {
+        service: "supervisor",
+        call: "SubmitTask",
+        missing: "a task",
+    })?;
+    let status = if task.status.is_empty() {
+        "queued".to_owned()
+    } else {
+        task.status
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SubmitTaskResponse {
+            task_id: task.task_id,
+            status,
+            estimated_duration_minutes: response.estimated_duration_minutes,
+        }),
+    ))
+}
+
+/// Answer of `GET /api/v1/tasks`.
+#[derive(Debug, Serialize)]
+pub struct TaskList {
+    /// Newest first.
+    pub tasks: Vec<TaskView>,
+}
+
+/// `GET /api/v1/tasks?limit=N`.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<Json<TaskList>> {
+    query.only(&["limit"])?;
+    let limit = query.int("limit", 1, MAX_LIST_LIMIT)?.unwrap_or(0);
+    let limit = u32::try_from(limit).unwrap_or_default();
+    let response = state
+        .call(
+            "supervisor",
+            "ListTasks",
+            state.tasks().list_tasks(ListTasksRequest { limit }),
+        )
+        .await?;
+    let base = ws_base(&headers);
+    let tasks = response
+        .tasks
+        .into_iter()
+        .map(|task| TaskView::new(task, &base))
+        .collect();
+    Ok(Json(TaskList { tasks }))
+}
+
+/// `GET /api/v1/tasks/{task_id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<Json<TaskView>> {
+    let task_id = input::task_id(&task_id)?;
+    query.only(&[])?;
+    let task = state
+        .call(
+            "supervisor",
+            "GetTask",
+            state.tasks().get_task(GetTaskRequest { task_id }),
+        )
+        .await?;
+    Ok(Json(TaskView::new(task, &ws_base(&headers))))
+}
+
+/// Answer of `GET /api/v1/tasks/{task_id}/events`.
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    /// The events, in sequence order.
+    pub events: Vec<WsEvent>,
+    /// Pass as `after_seq` to read on.
+    pub next_after_seq: i64,
+    /// The task ended: no event will follow `next_after_seq`.
+    pub task_finished: bool,
+}
+
+/// `GET /api/v1/tasks/{task_id}/events?after_seq=N&limit=M`: a bounded read of the task's
+/// event stream (see [`crate::EventsPolicy`]).
+pub async fn events(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    query: QueryParams,
+) -> Result<Json<EventPage>> {
+    let task_id = input::task_id(&task_id)?;
+    query.only(&["after_seq", "limit"])?;
+    let policy = state.events_policy();
+    let max = i64::try_from(policy.max_events).unwrap_or(i64::MAX);
+    let after_seq = query.int("after_seq", 0, i64::MAX)?.unwrap_or(0);
+    let limit = query.int("limit", 1, max)?.map_or(policy.max_events, |n| {
+        usize::try_from(n).unwrap_or(policy.max_events)
+    });
+
+    let deadline = Instant::now() + policy.max_wait;
+    let request = WatchTaskRequest { task_id, after_seq };
+    let mut stream = state
+        .call("supervisor", "WatchTask", state.tasks().watch_task(request))
+        .await?;
+    let mut page = EventPage {
+        events: Vec::new(),
+        next_after_seq: after_seq,
+        task_finished: false,
+    };
+    let mut read = 0usize;
+    while read < limit {
+        let wait_until = deadline.min(Instant::now() + policy.idle);
+        let next = match tokio::time::timeout_at(wait_until, stream.message()).await {
+            Err(_) => break,
+            Ok(next) => next,
+        };
+        match next {
+            Ok(Some(record)) => {
+                read += 1;
+                page.next_after_seq = page.next_after_seq.max(record.seq);
+                if let Some(event) = ws_event(&record) {
+                    page.events.push(event);
+                }
+            }
+            Ok(None) => {
+                page.task_finished = true;
+                break;
+            }
+            Err(status) => return Err(Error::upstream("supervisor", "WatchTask", status)),
+        }
+    }
+    Ok(Json(page))
+}

@@ -1,0 +1,71 @@
+use clap::Parser;
+use pretty_assertions::assert_eq;
+use tonic::Code;
+
+use super::*;
+
+#[test]
+fn defaults_live_in_the_data_dir() {
+    let config = Config::try_parse_from(["cap-github", "--data-dir", "/var/cap"]).unwrap();
+    let forge = config.forge_config();
+    assert_eq!(forge.root, PathBuf::from("/var/cap/forge"));
+    assert_eq!(forge.database_url, "sqlite:///var/cap/github.db?mode=rwc");
+    assert_eq!(forge.public_url, "http://127.0.0.1:8080");
+
+    let config = Config::try_parse_from([
+        "cap-github",
+        "--database-url",
+        "postgres://postgres@db/cap",
+        "--forge-root",
+        "/srv/forge",
+        "--public-url",
+        "https://cap.example",
+    ])
+    .unwrap();
+    let forge = config.forge_config();
+    assert_eq!(forge.root, PathBuf::from("/srv/forge"));
+    assert_eq!(forge.database_url, "postgres://postgres@db/cap");
+    assert_eq!(forge.public_url, "https://cap.example");
+}
+
+#[test]
+fn maps_errors_to_status_codes() {
+    use cap_forge::{Error as E, PullRequestState};
+    let cases = [
+        (E::EmptyChangeSet, Code::InvalidArgument),
+        (E::InvalidSha { sha: "x".into() }, Code::InvalidArgument),
+        (E::RepositoryNotFound("a/b".into()), Code::NotFound),
+        (E::PullRequestNotFound("id".into()), Code::NotFound),
+        (E::RepositoryExists("a/b".into()), Code::AlreadyExists),
+        (
+            E::NotApproved {
+                id: "id".into(),
+                state: PullRequestState::Open,
+            },
+            Code::FailedPrecondition,
+        ),
+        (
+            E::RefMoved {
+                reference: "refs/heads/main".into(),
+            },
+            Code::FailedPrecondition,
+        ),
+    ];
+    for (error, code) in cases {
+        let message = error.to_string();
+        let status = status(error);
+        assert_eq!(status.code(), code, "{message}");
+        assert_eq!(status.message(), message);
+    }
+}
+
+#[test]
+fn internal_errors_keep_details_out_of_the_status() {
+    let status = status(cap_forge::Error::Git {
+        command: "update-ref refs/heads/main".into(),
+        status: "exit status: 128".into(),
+        stderr: "fatal: /srv/secret/path".into(),
+    });
+    assert_eq!(status.code(), Code::Internal);
+    assert!(!status.message().contains("secret"), "{}", status.message());
+}

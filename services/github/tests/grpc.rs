@@ -1,0 +1,351 @@
+//! The GitHub service over mutual TLS on port 0, in-process, with a real forge behind it.
+
+use cap_forge::{Forge, ForgeConfig};
+use cap_proto::common::v1::FileChange;
+use cap_proto::common::v1::file_change::Change;
+use cap_proto::github::v1::git_hub_client::GitHubClient;
+use cap_proto::github::v1::{
+    CommitChangesRequest, CreateBranchRequest, GetPullRequestRequest, GetRepositoryRequest,
+    ListPullRequestsRequest, MergePullRequestRequest, OpenPullRequestRequest, ReviewAction,
+    ReviewComment, ReviewPullRequestRequest,
+};
+use pretty_assertions::assert_eq;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+struct Served {
+    _dir: tempfile::TempDir,
+    channel: Channel,
+    server: tokio::task::JoinHandle<()>,
+    repository_id: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve() -> anyhow::Result<Served> {
+    let dir = tempfile::tempdir()?;
+    let forge = Forge::open(ForgeConfig {
+        root: dir.path().join("forge"),
+        database_url: cap_storage::sqlite_url(&dir.path().join("github.db")),
+        public_url: "http://dash.local".into(),
+    })
+    .await?;
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::write(tree.join("README.md"), "hello\n")?;
+    let repository_id = "acme/demo".to_owned();
+    forge
+        .import_directory(&repository_id, &tree, "main")
+        .await?;
+
+    let pki = cap_mtls::Pki::ensure_dev(dir.path().join("pki"))?;
+    let router = cap_github_service::router(&pki.service("github")?, forge).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = cap_runtime::https_url(listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(error) = router
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+        {
+            eprintln!("server stopped: {error}");
+        }
+    });
+    let channel = pki.service("supervisor")?.channel(&url)?;
+    Ok(Served {
+        _dir: dir,
+        channel,
+        server,
+        repository_id,
+    })
+}
+
+#[tokio::test]
+async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
+    let served = serve().await?;
+    let mut health = HealthClient::new(served.channel.clone());
+    let reply = health
+        .check(HealthCheckRequest {
+            service: "cap.github.v1.GitHub".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(reply.status(), ServingStatus::Serving);
+
+    let mut client = GitHubClient::new(served.channel.clone());
+    let id = served.repository_id.clone();
+    let repo = client
+        .get_repository(GetRepositoryRequest {
+            repository_id: id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(repo.default_branch, "main");
+    let branch = client
+        .create_branch(CreateBranchRequest {
+            repository_id: id.clone(),
+            branch: "coding-assistant/1-greet".into(),
+            from_sha: repo.head_sha.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(branch.head_sha, repo.head_sha);
+    let commit = client
+        .commit_changes(CommitChangesRequest {
+            repository_id: id.clone(),
+            branch: branch.branch.clone(),
+            message: "Greet".into(),
+            changes: vec![
+                FileChange {
+                    path: "greet.txt".into(),
+                    change: Some(Change::Content(b"hi\n".to_vec())),
+                },
+                FileChange {
+                    path: "README.md".into(),
+                    change: Some(Change::Deleted(true)),
+                },
+            ],
+        })
+        .await?
+        .into_inner();
+
+    let pr = client
+        .open_pull_request(OpenPullRequestRequest {
+            repository_id: id.clone(),
+            head_branch: branch.branch.clone(),
+            base_branch: "main".into(),
+            title: "Greet".into(),
+            body: "Adds a greeting".into(),
+            task_id: "task-7".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!((pr.number, pr.state.as_str()), (1, "open"));
+    assert_eq!(pr.head_sha, commit.commit_sha);
+    assert_eq!(
+        pr.url,
+        format!("http://dash.local/pulls/{}", pr.pull_request_id)
+    );
+    assert!(
+        pr.diff.contains("+hi") && pr.diff.contains("-hello"),
+        "{}",
+        pr.diff
+    );
+
+    let status = client
+        .review_pull_request(ReviewPullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+            action: ReviewAction::Unspecified.into(),
+            reviewer: "alice".into(),
+            comments: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("review action 0"),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .merge_pull_request(MergePullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("nothing is merged without an approval"),
+        "{}",
+        status.message()
+    );
+
+    let reviewed = client
+        .review_pull_request(ReviewPullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+            action: ReviewAction::Approve.into(),
+            reviewer: "alice".into(),
+            comments: vec![ReviewComment {
+                file: "greet.txt".into(),
+                line: 1,
+                body: "Nice".into(),
+            }],
+        })
+        .await?
+        .into_inner();
+    assert_eq!(reviewed.state, "approved");
+    assert_eq!(reviewed.reviews.len(), 1);
+    assert_eq!(reviewed.reviews[0].action(), ReviewAction::Approve);
+    assert_eq!(reviewed.reviews[0].comments[0].body, "Nice");
+
+    let merged = client
+        .merge_pull_request(MergePullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(merged.state, "merged");
+    let fetched = client
+        .get_pull_request(GetPullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(fetched, merged);
+    let listed = client
+        .list_pull_requests(ListPullRequestsRequest {
+            repository_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(listed.pull_requests.len(), 1);
+    assert_eq!(
+        client
+            .get_repository(GetRepositoryRequest { repository_id: id })
+            .await?
+            .into_inner()
+            .head_sha,
+        commit.commit_sha
+    );
+    Ok(())
+}
+
+/// The status code of a call that must fail.
+fn code<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    match result {
+        Ok(response) => panic!("expected an error, got {response:?}"),
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn maps_bad_requests_to_status_codes() -> anyhow::Result<()> {
+    let served = serve().await?;
+    let mut client = GitHubClient::new(served.channel.clone());
+    let id = served.repository_id.clone();
+
+    assert_eq!(
+        code(
+            client
+                .get_repository(GetRepositoryRequest {
+                    repository_id: "../x".into()
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            client
+                .get_repository(GetRepositoryRequest {
+                    repository_id: "no/such".into()
+                })
+                .await
+        ),
+        Code::NotFound
+    );
+    let branch = |name: &str| CreateBranchRequest {
+        repository_id: id.clone(),
+        branch: name.into(),
+        from_sha: String::new(),
+    };
+    assert_eq!(
+        code(client.create_branch(branch("a b")).await),
+        Code::InvalidArgument
+    );
+    client.create_branch(branch("work")).await?;
+    assert_eq!(
+        code(client.create_branch(branch("work")).await),
+        Code::AlreadyExists
+    );
+
+    let commit = |changes: Vec<FileChange>| CommitChangesRequest {
+        repository_id: id.clone(),
+        branch: "work".into(),
+        message: "m".into(),
+        changes,
+    };
+    assert_eq!(
+        code(client.commit_changes(commit(vec![])).await),
+        Code::InvalidArgument
+    );
+    let no_change = FileChange {
+        path: "a.txt".into(),
+        change: None,
+    };
+    let status = client
+        .commit_changes(commit(vec![no_change]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("neither content nor deleted"),
+        "{}",
+        status.message()
+    );
+    let escape = FileChange {
+        path: "../etc/passwd".into(),
+        change: Some(Change::Content(b"x".to_vec())),
+    };
+    assert_eq!(
+        code(client.commit_changes(commit(vec![escape])).await),
+        Code::InvalidArgument
+    );
+    let missing = FileChange {
+        path: "missing.txt".into(),
+        change: Some(Change::Deleted(true)),
+    };
+    assert_eq!(
+        code(client.commit_changes(commit(vec![missing])).await),
+        Code::NotFound
+    );
+
+    let open = OpenPullRequestRequest {
+        repository_id: id.clone(),
+        head_branch: "work".into(),
+        base_branch: "main".into(),
+        title: "t".into(),
+        body: String::new(),
+        task_id: String::new(),
+    };
+    // `work` has no commits `main` lacks yet.
+    assert_eq!(
+        code(client.open_pull_request(open).await),
+        Code::FailedPrecondition
+    );
+    let get = |id: &str| GetPullRequestRequest {
+        pull_request_id: id.into(),
+    };
+    assert_eq!(
+        code(client.get_pull_request(get("nope")).await),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            client
+                .get_pull_request(get(&uuid::Uuid::new_v4().to_string()))
+                .await
+        ),
+        Code::NotFound
+    );
+    let review = ReviewPullRequestRequest {
+        pull_request_id: uuid::Uuid::new_v4().to_string(),
+        action: 42,
+        reviewer: "bob".into(),
+        comments: vec![],
+    };
+    assert_eq!(
+        code(client.review_pull_request(review).await),
+        Code::InvalidArgument
+    );
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
+use cap_testkit::{ScriptStep, ScriptedModel};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// The PostgreSQL the machine runs for tests.
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Upper bound for one task, so a broken fleet fails the test instead of hanging it.
+pub const TASK_DEADLINE: Duration = Duration::from_secs(300);
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn load_script(name: &str) -> Vec<ScriptStep> {
+    cap_testkit::load_script(&fixtures().join(name)).unwrap()
+}
+
+/// A fleet with its scripted model and data directory, torn down on drop.
+pub struct TestFleet {
+    pub fleet: Fleet,
+    pub model: ScriptedModel,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl TestFleet {
+    pub async fn start(script: Vec<ScriptStep>, database_url: Option<&str>) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let model = ScriptedModel::start(script).await.unwrap();
+        let endpoint = ModelEndpoint {
+            base_url: model.base_url(),
+            api_key: None,
+            model: "scripted".into(),
+        };
+        let mut config = FleetConfig::new(data.path(), endpoint).unwrap();
+        config.database_url = database_url.map(str::to_owned);
+        config.log_filter = "info,cap=debug".into();
+        let fleet = Fleet::start(config).await.unwrap();
+        Self { fleet, model, http: reqwest::Client::new(), _data: data }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.fleet.gateway_url())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates `repository_id` in the forge as a user would: a git repository of `source`,
+    /// cloned bare into the forge's root.
+    pub fn create_repository(&self, repository_id: &str, source: &Path) -> PathBuf {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(source, work.path());
+        git(work.path(), &["init", "-q", "-b", "main"]);
+        git(work.path(), &["add", "-A"]);
+        git(work.path(), &["commit", "-q", "-m", "Initial commit"]);
+        let bare = self.fleet.config().forge_root().join(format!("{repository_id}.git"));
+        std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
+        git(
+            work.path(),
+            &["clone", "-q", "--bare", work.path().to_str().unwrap(), bare.to_str().unwrap()],
+        );
+        bare
+    }
+
+    /// Reads the task's WebSocket stream until the server closes it.
+    pub async fn stream_events(&self, task_id: &str) -> anyhow::Result<Vec<Value>> {
+        let url = format!("ws://{}/ws/tasks/{task_id}/stream", self.fleet.gateway_http());
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut events = Vec::new();
+        let read_all = async {
+            while let Some(message) = socket.next().await {
+                match message? {
+                    tokio_tungstenite::tungstenite::Message::Text(text) => {
+                        events.push(serde_json::from_str::<Value>(text.as_str())?);
+                    }
+                    tokio_tungstenite::tungstenite::Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(TASK_DEADLINE, read_all)
+            .await
+            .context("the event stream did not end")??;
+        Ok(events)
+    }
+
+    /// Polls the task until it has ended.
+    pub async fn wait_for_end(&self, task_id: &str) -> anyhow::Result<Value> {
+        let poll = async {
+            loop {
+                let (_, task) = self.get(&format!("/api/v1/tasks/{task_id}")).await;
+                match task["status"].as_str() {
+                    Some("completed" | "failed" | "paused") => return task,
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        };
+        tokio::time::timeout(TASK_DEADLINE, poll).await.context("the task did not end")
+    }
+
+    /// The service logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for name in cap_fleet::SERVICES {
+            let path = self.fleet.config().log_dir().join(format!("{name}.log"));
+            text.push_str(&format!("--- {name} ---\n{}\n", cap_fleet::tail(&path, 40)));
+        }
+        text
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid"])
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Index of the first event after `from` matching `name` and `matches`.
+pub fn find_event(
+    events: &[Value],
+    from: usize,
+    name: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> anyhow::Result<usize> {
+    for (index, event) in events.iter().enumerate().skip(from) {
+        if event["event"] == name && matches(&event["data"]) {
+            return Ok(index);
+        }
+    }
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}:{}", e["event"].as_str().unwrap_or("?"), e["data"]))
+        .collect();
+    bail!("no {name} event after index {from} matched; events:\n{}", names.join("\n"))
+}

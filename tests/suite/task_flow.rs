@@ -1,0 +1,173 @@
+//! The first task from request to pull request, on SQLite and on PostgreSQL.
+
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixes_a_failing_test_and_opens_a_pull_request_sqlite() {
+    fix_task_end_to_end(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixes_a_failing_test_and_opens_a_pull_request_postgres() {
+    fix_task_end_to_end(Some(POSTGRES_URL)).await;
+}
+
+async fn fix_task_end_to_end(database_url: Option<&str>) {
+    let mut fleet = TestFleet::start(load_script("python-calculator.script.json"), database_url).await;
+    let repository_id = format!("e2e/calculator-{}", uuid::Uuid::new_v4().simple());
+    let bare = fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
+
+    // Bad input is refused with the field named, and nothing is queued.
+    let (status, body) =
+        fleet.post("/api/v1/tasks", json!({"repository_id": repository_id})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "prompt", "{body}");
+
+    let (status, created) = fleet
+        .post(
+            "/api/v1/tasks",
+            json!({
+                "repository_id": repository_id,
+                "prompt": "Fix the bug that makes test_add fail.",
+                "constraints": {"avoid_files": ["README.md"], "max_files_changed": 2},
+                "priority": "high"
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["status"], "queued");
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+
+    let events = fleet.stream_events(&task_id).await.unwrap();
+    let task = fleet.wait_for_end(&task_id).await.unwrap();
+    assert_eq!(task["status"], "completed", "task: {task}\n{}", fleet.logs());
+    assert_eq!(task["progress_percentage"], 100);
+    let branch = task["branch"].as_str().unwrap().to_owned();
+    assert!(branch.starts_with("coding-assistant/"), "{branch}");
+    assert!(branch.ends_with("-fix-the-bug-that-makes-test-add-fail"), "{branch}");
+
+    // The stream delivered every event, in order, without gaps.
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    let running = find_event(&events, 0, "task_status", |d| d["status"] == "running").unwrap();
+    let plan = find_event(&events, running, "agent_thought", |d| {
+        d["agent"] == "supervisor" && d["reasoning"].as_str().unwrap().contains("calc.py")
+    })
+    .unwrap();
+    let read = find_event(&events, plan, "agent_action", |d| d["tool"] == "read_file").unwrap();
+    let edit = find_event(&events, read, "file_modified", |d| d["path"] == "calc.py").unwrap();
+    assert_eq!(events[edit]["data"]["diff_stat"]["additions"], 1);
+    assert_eq!(events[edit]["data"]["diff_stat"]["deletions"], 1);
+    let agent_tests = find_event(&events, edit, "command_executed", |d| d["exit_code"] == 0).unwrap();
+    let finished = find_event(&events, agent_tests, "checkpoint_reached", |d| {
+        d["type"] == "agent_finished"
+    })
+    .unwrap();
+    // The testing agent runs the repository's suite in the sandbox, and it passes.
+    let suite = find_event(&events, finished, "command_executed", |d| {
+        d["command"].as_str().unwrap().contains("pytest") && d["exit_code"] == 0
+    })
+    .unwrap();
+    assert!(events[suite]["data"]["stdout_snippet"].as_str().unwrap().contains("3 passed"));
+    let passed =
+        find_event(&events, suite, "checkpoint_reached", |d| d["type"] == "tests_passed").unwrap();
+    let approval = find_event(&events, passed, "checkpoint_reached", |d| {
+        d["type"] == "human_approval_required"
+    })
+    .unwrap();
+    let last = events.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["data"]["status"].as_str()), (Some("task_status"), Some("completed")));
+    assert!(approval < events.len() - 1);
+
+    // The model saw the file it asked for and the test results.
+    let requests = fleet.model.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(requests[1].to_string().contains("return a - b"));
+
+    // The pull request holds the fix, on the branch, in the bare repository.
+    let pr_id = task["pull_request_id"].as_str().unwrap().to_owned();
+    let (status, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
+    assert_eq!(status, 200, "{pr}");
+    assert_eq!(pr["state"], "open");
+    assert_eq!(pr["head_branch"], branch.as_str());
+    assert_eq!(pr["base_branch"], "main");
+    let diff = pr["diff"].as_str().unwrap();
+    assert!(diff.contains("-    return a - b\n+    return a + b"), "{diff}");
+    assert_eq!(diff.matches("diff --git").count(), 1, "{diff}");
+    let fixed = git(&bare, &["show", &format!("{branch}:calc.py")]);
+    assert!(fixed.contains("return a + b"));
+    assert!(git(&bare, &["show", "main:calc.py"]).contains("def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a - b"));
+
+    // A human approves; the review is recorded.
+    let (status, reviewed) = fleet
+        .post(
+            &format!("/api/v1/pull-requests/{pr_id}/review"),
+            json!({"action": "approve", "comments": [{"file": "calc.py", "line": 6, "body": "Good catch"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reviewed}");
+    assert_eq!(reviewed["state"], "approved");
+    let (_, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
+    assert_eq!(pr["state"], "approved");
+    assert_eq!(pr["reviews"].as_array().unwrap().len(), 1);
+
+    // Task and events survive restarts of the services that hold and serve them.
+    for service in ["supervisor", "github", "gateway"] {
+        fleet.fleet.restart(service).await.unwrap();
+    }
+    let (status, again) = fleet.get(&format!("/api/v1/tasks/{task_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["status"], "completed");
+    assert_eq!(again["pull_request_id"], pr_id.as_str());
+    let replayed = fleet.stream_events(&task_id).await.unwrap();
+    assert_eq!(replayed, events);
+    let (_, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
+    assert_eq!(pr["state"], "approved");
+
+    // Every service refuses a caller without a certificate from the fleet's CA.
+    assert_mtls_enforced(&fleet).await;
+}
+
+async fn assert_mtls_enforced(fleet: &TestFleet) {
+    let foreign_dir = tempfile::tempdir().unwrap();
+    // Writes supervisor.pem/.key signed by a CA the fleet does not know.
+    cap_mtls::Pki::ensure_dev(foreign_dir.path()).unwrap().service("supervisor").unwrap();
+    let own = fleet.fleet.pki().service("launcher").unwrap();
+    for service in cap_fleet::SERVICES {
+        let url = format!("https://{}", fleet.fleet.grpc_addr(service).unwrap());
+        // The fleet's own certificate is accepted.
+        let mut health = HealthClient::new(own.channel(&url).unwrap());
+        health.check(HealthCheckRequest::default()).await.unwrap();
+        // No client certificate: refused in the handshake.
+        let no_cert = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(own.ca_pem()))
+            .domain_name(cap_mtls::FLEET_DNS_NAME);
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .tls_config(no_cert)
+            .unwrap()
+            .connect_lazy();
+        let refused = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
+        assert!(refused.is_err(), "{service} answered a client without a certificate");
+        // A certificate from another CA: refused too (and the server is not trusted either).
+        let foreign_config = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(own.ca_pem()))
+            .identity(tonic::transport::Identity::from_pem(
+                std::fs::read_to_string(foreign_dir.path().join("supervisor.pem")).unwrap(),
+                std::fs::read_to_string(foreign_dir.path().join("supervisor.key")).unwrap(),
+            ))
+            .domain_name(cap_mtls::FLEET_DNS_NAME);
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .tls_config(foreign_config)
+            .unwrap()
+            .connect_lazy();
+        let refused = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
+        assert!(refused.is_err(), "{service} answered a client with a foreign certificate");
+    }
+}
