@@ -36,7 +36,8 @@ fn strip(path: &str, prefix: &str) -> String {
 }
 
 fn op_of(operation: &FileOperation<'_, str>) -> Result<Op, ToolError> {
-    let path = |raw: &str, prefix: &str| normalize(&strip(raw, prefix), false).map_err(ToolError::Message);
+    let path =
+        |raw: &str, prefix: &str| normalize(&strip(raw, prefix), false).map_err(ToolError::Message);
     Ok(match operation {
         FileOperation::Create(p) => Op::Create(path(p, "b/")?),
         FileOperation::Delete(p) => Op::Delete(path(p, "a/")?),
@@ -46,9 +47,16 @@ fn op_of(operation: &FileOperation<'_, str>) -> Result<Op, ToolError> {
             let (a, b) = if git { ("a/", "b/") } else { ("", "") };
             let from = path(original, a)?;
             let to = path(modified, b)?;
-            if from == to { Op::Modify(to) } else { Op::Rename { from, to } }
+            if from == to {
+                Op::Modify(to)
+            } else {
+                Op::Rename { from, to }
+            }
         }
-        FileOperation::Rename { from, to } => Op::Rename { from: path(from, "a/")?, to: path(to, "b/")? },
+        FileOperation::Rename { from, to } => Op::Rename {
+            from: path(from, "a/")?,
+            to: path(to, "b/")?,
+        },
         FileOperation::Copy { to, .. } => {
             return Err(ToolError::Message(format!(
                 "copying files ({to}) is not supported in a diff; use create_file"
@@ -67,11 +75,19 @@ pub(crate) async fn plan<W: Workspace>(
     if diff_text.trim().is_empty() {
         return Err(ToolError::Message("diff_text is empty".to_owned()));
     }
-    let options =
-        if diff_text.contains("diff --git ") { ParseOptions::gitdiff() } else { ParseOptions::unidiff() };
+    let options = if diff_text.contains("diff --git ") {
+        ParseOptions::gitdiff()
+    } else {
+        ParseOptions::unidiff()
+    };
     let patches: Vec<_> = PatchSet::parse(diff_text, options)
         .collect::<Result<_, _>>()
-        .map_err(|e| ToolError::Message(format!("cannot parse the diff: {e}")))?;
+        .map_err(|e| {
+            ToolError::Message(format!(
+                "cannot parse the diff: {e}; give a unified diff with ---/+++ headers and @@ hunks \
+                 whose line counts match"
+            ))
+        })?;
     if patches.is_empty() {
         return Err(ToolError::Message(
             "the diff has no file changes; give a unified diff with ---/+++ headers and @@ hunks"
@@ -86,7 +102,9 @@ pub(crate) async fn plan<W: Workspace>(
     for file in &patches {
         let op = op_of(file.operation())?;
         let PatchKind::Text(patch) = file.patch() else {
-            return Err(ToolError::Message(format!("{op:?}: binary patches are not supported")));
+            return Err(ToolError::Message(format!(
+                "{op:?}: binary patches are not supported"
+            )));
         };
         let mut load = async |path: &str| -> Result<Option<String>, ToolError> {
             if let Some(content) = current.get(path) {
@@ -125,7 +143,9 @@ pub(crate) async fn plan<W: Workspace>(
             }
             Op::Delete(path) => {
                 let Some(base) = load(path).await? else {
-                    return Err(ToolError::Message(format!("the diff deletes {path}, which does not exist")));
+                    return Err(ToolError::Message(format!(
+                        "the diff deletes {path}, which does not exist"
+                    )));
                 };
                 // The hunks must match what is deleted.
                 apply(path, &base)?;
@@ -141,7 +161,9 @@ pub(crate) async fn plan<W: Workspace>(
             }
             Op::Rename { from, to } => {
                 let Some(base) = load(from).await? else {
-                    return Err(ToolError::Message(format!("the diff renames {from}, which does not exist")));
+                    return Err(ToolError::Message(format!(
+                        "the diff renames {from}, which does not exist"
+                    )));
                 };
                 if load(to).await?.is_some() {
                     return Err(ToolError::Message(format!(
@@ -161,7 +183,11 @@ pub(crate) async fn plan<W: Workspace>(
         .filter_map(|path| {
             let before = original.get(&path).cloned().flatten();
             let after = current.get(&path).cloned().flatten();
-            (before != after).then_some(FileEdit { path, before, after })
+            (before != after).then_some(FileEdit {
+                path,
+                before,
+                after,
+            })
         })
         .collect())
 }

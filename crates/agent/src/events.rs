@@ -12,7 +12,9 @@ use crate::{AGENT_NAME, Error, Result};
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Where the loop's events go.
@@ -31,11 +33,17 @@ impl Emitter {
             agent: AGENT_NAME.to_owned(),
             created_at_ms: now_ms(),
         };
-        self.events.send(event).await.map_err(|_| Error::EventsClosed)
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| Error::EventsClosed)
     }
 
     pub(crate) async fn thought(&self, reasoning: &str) -> Result<()> {
-        self.send(task_event::Payload::Thought(Thought { reasoning: reasoning.to_owned() })).await
+        self.send(task_event::Payload::Thought(Thought {
+            reasoning: reasoning.to_owned(),
+        }))
+        .await
     }
 
     pub(crate) async fn action(&self, call_id: &str, tool: &str, arguments: &str) -> Result<()> {
@@ -47,7 +55,12 @@ impl Emitter {
         .await
     }
 
-    pub(crate) async fn observation(&self, call_id: &str, tool: &str, output: &ToolOutput) -> Result<()> {
+    pub(crate) async fn observation(
+        &self,
+        call_id: &str,
+        tool: &str,
+        output: &ToolOutput,
+    ) -> Result<()> {
         self.send(task_event::Payload::Observation(Observation {
             call_id: call_id.to_owned(),
             tool: tool.to_owned(),
@@ -58,7 +71,12 @@ impl Emitter {
         .await
     }
 
-    pub(crate) async fn checkpoint(&self, kind: &str, description: String, state_json: String) -> Result<()> {
+    pub(crate) async fn checkpoint(
+        &self,
+        kind: &str,
+        description: String,
+        state_json: String,
+    ) -> Result<()> {
         self.send(task_event::Payload::Checkpoint(Checkpoint {
             kind: kind.to_owned(),
             description,
@@ -67,7 +85,12 @@ impl Emitter {
         .await
     }
 
-    pub(crate) async fn error(&self, severity: &str, message: String, recoverable: bool) -> Result<()> {
+    pub(crate) async fn error(
+        &self,
+        severity: &str,
+        message: String,
+        recoverable: bool,
+    ) -> Result<()> {
         self.send(task_event::Payload::Error(ErrorReport {
             severity: severity.to_owned(),
             message,

@@ -37,7 +37,10 @@ pub use prompt::{SYSTEM_PROMPT, task_prompt};
 pub use run::CodingAgent;
 pub use tokio_util::sync::CancellationToken;
 pub use tools::{TOOL_NAMES, tool_specs};
-pub use workspace::{CommandOutput, Entry, Listing, SandboxWorkspace, SearchHit, SearchResult, Workspace, WriteChange};
+pub use workspace::{
+    CommandOutput, Entry, Listing, SandboxWorkspace, SearchHit, SearchResult, Workspace,
+    WriteChange,
+};
 
 /// The name the coding agent signs its events with.
 pub const AGENT_NAME: &str = "coding";
@@ -77,7 +80,7 @@ pub enum Error {
         source: Box<Error>,
     },
     /// A sandbox RPC failed.
-    #[error("sandbox {operation} failed: {}", source.message())]
+    #[error("sandbox {operation} failed")]
     Sandbox {
         /// The RPC, e.g. `ReadFile`.
         operation: &'static str,
@@ -126,11 +129,11 @@ impl Error {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            // A tonic::Status source repeats what Display already said.
-            if !text.ends_with(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
+            text.push_str(": ");
+            // A status's Display is its debug form; its message is what the peer said.
+            match cause.downcast_ref::<tonic::Status>() {
+                Some(status) => text.push_str(status.message()),
+                None => text.push_str(&cause.to_string()),
             }
             source = cause.source();
         }

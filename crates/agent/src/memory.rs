@@ -8,7 +8,9 @@ use cap_testrun::TestRun;
 use tonic::Status;
 
 use crate::overlay::glob_matcher;
-use crate::workspace::{CommandOutput, Entry, Listing, SearchHit, SearchResult, Workspace, WriteChange};
+use crate::workspace::{
+    CommandOutput, Entry, Listing, SearchHit, SearchResult, Workspace, WriteChange,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Default)]
@@ -37,7 +39,10 @@ impl MemoryWorkspace {
     }
 
     pub(crate) fn insert_bytes(&self, path: &str, bytes: &[u8]) {
-        self.files.lock().unwrap_or_else(PoisonError::into_inner).insert(path.to_owned(), bytes.to_vec());
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), bytes.to_vec());
     }
 
     pub(crate) fn set_test_run(&self, run: TestRun) {
@@ -58,15 +63,26 @@ impl MemoryWorkspace {
     }
 
     pub(crate) fn paths(&self) -> Vec<String> {
-        self.files.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+        self.files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn record(&self, entry: String) {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry);
     }
 
     fn check_up(&self, operation: &'static str) -> Result<()> {
@@ -81,7 +97,10 @@ impl MemoryWorkspace {
     }
 
     fn is_dir(files: &BTreeMap<String, Vec<u8>>, dir: &str) -> bool {
-        dir.is_empty() || files.keys().any(|path| path.starts_with(&format!("{dir}/")))
+        dir.is_empty()
+            || files
+                .keys()
+                .any(|path| path.starts_with(&format!("{dir}/")))
     }
 }
 
@@ -93,20 +112,34 @@ impl Workspace for MemoryWorkspace {
             return Ok(bytes.clone());
         }
         if Self::is_dir(&files, path) {
-            return Err(err("ReadFile", Status::invalid_argument(format!("{path:?} is not a regular file"))));
+            return Err(err(
+                "ReadFile",
+                Status::invalid_argument(format!("{path:?} is not a regular file")),
+            ));
         }
-        Err(err("ReadFile", Status::not_found(format!("{path:?} does not exist in the workspace"))))
+        Err(err(
+            "ReadFile",
+            Status::not_found(format!("{path:?} does not exist in the workspace")),
+        ))
     }
 
     async fn write_files(&self, changes: Vec<WriteChange>) -> Result<()> {
         self.check_up("WriteFiles")?;
         let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         for change in &changes {
-            if change.path.starts_with('/') || change.path.split('/').any(|p| p == ".." || p == ".git") {
-                return Err(err("WriteFiles", Status::invalid_argument(format!("invalid path {:?}", change.path))));
+            if change.path.starts_with('/')
+                || change.path.split('/').any(|p| p == ".." || p == ".git")
+            {
+                return Err(err(
+                    "WriteFiles",
+                    Status::invalid_argument(format!("invalid path {:?}", change.path)),
+                ));
             }
             if change.content.is_none() && !files.contains_key(&change.path) {
-                return Err(err("WriteFiles", Status::not_found(format!("{:?} does not exist", change.path))));
+                return Err(err(
+                    "WriteFiles",
+                    Status::not_found(format!("{:?} does not exist", change.path)),
+                ));
             }
         }
         let names: Vec<String> = changes.iter().map(|c| c.path.clone()).collect();
@@ -125,60 +158,101 @@ impl Workspace for MemoryWorkspace {
         self.check_up("ListDirectory")?;
         let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         if files.contains_key(path) {
-            return Err(err("ListDirectory", Status::invalid_argument(format!("{path:?} is not a directory"))));
+            return Err(err(
+                "ListDirectory",
+                Status::invalid_argument(format!("{path:?} is not a directory")),
+            ));
         }
         if !Self::is_dir(&files, path) {
-            return Err(err("ListDirectory", Status::not_found(format!("{path:?} does not exist in the workspace"))));
+            return Err(err(
+                "ListDirectory",
+                Status::not_found(format!("{path:?} does not exist in the workspace")),
+            ));
         }
-        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
         let mut entries = BTreeMap::new();
         for (file, bytes) in files.iter() {
-            let Some(rest) = file.strip_prefix(&prefix) else { continue };
+            let Some(rest) = file.strip_prefix(&prefix) else {
+                continue;
+            };
             let parts: Vec<&str> = rest.split('/').collect();
             let depth = if recursive { parts.len() } else { 1 };
             for level in 1..=depth.min(parts.len()) {
                 let entry_path = format!("{prefix}{}", parts[..level].join("/"));
                 let is_dir = level < parts.len();
                 let size = if is_dir { 0 } else { bytes.len() as u64 };
-                entries.entry(entry_path.clone()).or_insert(Entry { path: entry_path, is_dir, size });
+                entries.entry(entry_path.clone()).or_insert(Entry {
+                    path: entry_path,
+                    is_dir,
+                    size,
+                });
             }
         }
-        Ok(Listing { entries: entries.into_values().collect(), truncated: false })
+        Ok(Listing {
+            entries: entries.into_values().collect(),
+            truncated: false,
+        })
     }
 
     async fn search_files(&self, pattern: &str, glob: Option<&str>) -> Result<SearchResult> {
         self.check_up("SearchFiles")?;
-        let regex = regex::Regex::new(pattern)
-            .map_err(|e| err("SearchFiles", Status::invalid_argument(format!("invalid regular expression: {e}"))))?;
+        let regex = regex::Regex::new(pattern).map_err(|e| {
+            err(
+                "SearchFiles",
+                Status::invalid_argument(format!("invalid regular expression: {e}")),
+            )
+        })?;
         let matcher = match glob {
-            Some(glob) => Some(
-                glob_matcher(glob)
-                    .map_err(|e| err("SearchFiles", Status::invalid_argument(format!("invalid glob: {e}"))))?,
-            ),
+            Some(glob) => Some(glob_matcher(glob).map_err(|e| {
+                err(
+                    "SearchFiles",
+                    Status::invalid_argument(format!("invalid glob: {e}")),
+                )
+            })?),
             None => None,
         };
         let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         let mut hits = Vec::new();
         for (path, bytes) in files.iter() {
             if let Some(matcher) = &matcher {
-                let name = if glob.unwrap_or_default().contains('/') { path.as_str() } else { path.rsplit('/').next().unwrap_or(path) };
+                let name = if glob.unwrap_or_default().contains('/') {
+                    path.as_str()
+                } else {
+                    path.rsplit('/').next().unwrap_or(path)
+                };
                 if !matcher.is_match(name) {
                     continue;
                 }
             }
-            let Ok(text) = std::str::from_utf8(bytes) else { continue };
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                continue;
+            };
             for (index, line) in text.lines().enumerate() {
                 if regex.is_match(line) {
-                    hits.push(SearchHit { path: path.clone(), line_number: index as u32 + 1, line: line.to_owned() });
+                    hits.push(SearchHit {
+                        path: path.clone(),
+                        line_number: index as u32 + 1,
+                        line: line.to_owned(),
+                    });
                 }
             }
         }
-        Ok(SearchResult { hits, truncated: false })
+        Ok(SearchResult {
+            hits,
+            truncated: false,
+        })
     }
 
     async fn exec(&self, command: &str, cwd: &str, timeout: Duration) -> Result<CommandOutput> {
         self.check_up("Exec")?;
-        self.record(format!("exec {command} in {cwd:?} for {}s", timeout.as_secs()));
+        self.record(format!(
+            "exec {command} in {cwd:?} for {}s",
+            timeout.as_secs()
+        ));
         let exit_code = if command == "false" { 1 } else { 0 };
         Ok(CommandOutput {
             exit_code,
@@ -189,9 +263,21 @@ impl Workspace for MemoryWorkspace {
         })
     }
 
-    async fn run_tests(&self, test_command: Option<&str>, pattern: Option<&str>, timeout: Duration) -> Result<Option<TestRun>> {
+    async fn run_tests(
+        &self,
+        test_command: Option<&str>,
+        pattern: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Option<TestRun>> {
         self.check_up("Exec")?;
-        self.record(format!("run_tests {test_command:?} {pattern:?} for {}s", timeout.as_secs()));
-        Ok(self.test_run.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        self.record(format!(
+            "run_tests {test_command:?} {pattern:?} for {}s",
+            timeout.as_secs()
+        ));
+        Ok(self
+            .test_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
     }
 }

@@ -62,19 +62,29 @@ impl Overlay {
     /// Stages `content` (`None` = delete) for `path`, which exists now when `exists` (as
     /// read through the overlay just before).
     pub(crate) fn stage(&mut self, path: &str, content: Option<String>, exists: bool) {
-        self.existed_at_start.entry(path.to_owned()).or_insert(exists);
+        self.existed_at_start
+            .entry(path.to_owned())
+            .or_insert(exists);
         self.exists_now.insert(path.to_owned(), content.is_some());
         match self.staged.get_mut(path) {
             Some(staged) => staged.content = content,
             None => {
-                self.staged.insert(path.to_owned(), Staged { content, in_workspace: exists });
+                self.staged.insert(
+                    path.to_owned(),
+                    Staged {
+                        content,
+                        in_workspace: exists,
+                    },
+                );
             }
         }
     }
 
     /// Whether edits are waiting to be written.
     pub(crate) fn is_dirty(&self) -> bool {
-        self.staged.values().any(|staged| staged.content.is_some() || staged.in_workspace)
+        self.staged
+            .values()
+            .any(|staged| staged.content.is_some() || staged.in_workspace)
     }
 
     /// Writes the staged edits to the workspace (all or none) and clears them; returns how
@@ -111,18 +121,28 @@ impl Overlay {
                     (true, false) => Change::Deleted,
                     (false, false) => return None,
                 };
-                Some(ChangedFile { path: path.clone(), change })
+                Some(ChangedFile {
+                    path: path.clone(),
+                    change,
+                })
             })
             .collect()
     }
 
     /// Lists `dir` through the overlay. A directory that exists only in the overlay lists
     /// its staged files.
-    pub(crate) async fn list<W: Workspace>(&self, ws: &W, dir: &str, recursive: bool) -> Result<Listing> {
+    pub(crate) async fn list<W: Workspace>(
+        &self,
+        ws: &W,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Listing> {
         let staged_below: Vec<(&String, &Staged)> = self
             .staged
             .iter()
-            .filter(|(path, staged)| staged.content.is_some() && is_within(path, dir) && *path != dir)
+            .filter(|(path, staged)| {
+                staged.content.is_some() && is_within(path, dir) && *path != dir
+            })
             .collect();
         let mut listing = match ws.list_directory(dir, recursive).await {
             Ok(listing) => listing,
@@ -132,7 +152,12 @@ impl Overlay {
         let mut entries: BTreeMap<String, Entry> = listing
             .entries
             .drain(..)
-            .filter(|entry| !matches!(self.staged.get(&entry.path), Some(Staged { content: None, .. })))
+            .filter(|entry| {
+                !matches!(
+                    self.staged.get(&entry.path),
+                    Some(Staged { content: None, .. })
+                )
+            })
             .map(|entry| (entry.path.clone(), entry))
             .collect();
         for (path, staged) in staged_below {
@@ -145,17 +170,42 @@ impl Overlay {
                 up = parent(up);
             }
             if recursive {
-                entries.insert(path.clone(), Entry { path: path.clone(), is_dir: false, size });
+                entries.insert(
+                    path.clone(),
+                    Entry {
+                        path: path.clone(),
+                        is_dir: false,
+                        size,
+                    },
+                );
                 for ancestor in ancestors {
-                    entries.entry(ancestor.clone()).or_insert(Entry { path: ancestor, is_dir: true, size: 0 });
+                    entries.entry(ancestor.clone()).or_insert(Entry {
+                        path: ancestor,
+                        is_dir: true,
+                        size: 0,
+                    });
                 }
             } else if let Some(top) = ancestors.pop() {
-                entries.entry(top.clone()).or_insert(Entry { path: top, is_dir: true, size: 0 });
+                entries.entry(top.clone()).or_insert(Entry {
+                    path: top,
+                    is_dir: true,
+                    size: 0,
+                });
             } else {
-                entries.insert(path.clone(), Entry { path: path.clone(), is_dir: false, size });
+                entries.insert(
+                    path.clone(),
+                    Entry {
+                        path: path.clone(),
+                        is_dir: false,
+                        size,
+                    },
+                );
             }
         }
-        Ok(Listing { entries: entries.into_values().collect(), truncated: listing.truncated })
+        Ok(Listing {
+            entries: entries.into_values().collect(),
+            truncated: listing.truncated,
+        })
     }
 
     /// Searches through the overlay: the workspace's matches outside staged files plus the
@@ -169,14 +219,19 @@ impl Overlay {
     ) -> Result<SearchResult> {
         let result = ws.search_files(pattern, glob.map(|(text, _)| text)).await?;
         let staged: BTreeSet<&String> = self.staged.keys().collect();
-        let mut hits: Vec<SearchHit> =
-            result.hits.into_iter().filter(|hit| !staged.contains(&hit.path)).collect();
+        let mut hits: Vec<SearchHit> = result
+            .hits
+            .into_iter()
+            .filter(|hit| !staged.contains(&hit.path))
+            .collect();
         for (path, staged) in &self.staged {
-            let Some(text) = &staged.content else { continue };
-            if let Some((_, matcher)) = glob {
-                if !glob_matches(matcher, path) {
-                    continue;
-                }
+            let Some(text) = &staged.content else {
+                continue;
+            };
+            if let Some((_, matcher)) = glob
+                && !glob_matches(matcher, path)
+            {
+                continue;
             }
             for (index, line) in text.lines().enumerate() {
                 if regex.is_match(line) {
@@ -189,15 +244,23 @@ impl Overlay {
             }
         }
         hits.sort();
-        Ok(SearchResult { hits, truncated: result.truncated })
+        Ok(SearchResult {
+            hits,
+            truncated: result.truncated,
+        })
     }
 }
 
 /// Builds a glob matcher with gitignore-like semantics: a glob without `/` matches file
 /// names at any depth, one with `/` matches the path from the workspace root.
-pub(crate) fn glob_matcher(glob: &str) -> std::result::Result<globset::GlobMatcher, globset::Error> {
+pub(crate) fn glob_matcher(
+    glob: &str,
+) -> std::result::Result<globset::GlobMatcher, globset::Error> {
     let anchored = glob.trim_start_matches('/');
-    Ok(globset::GlobBuilder::new(anchored).literal_separator(true).build()?.compile_matcher())
+    Ok(globset::GlobBuilder::new(anchored)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
 }
 
 fn glob_matches(matcher: &globset::GlobMatcher, path: &str) -> bool {

@@ -12,7 +12,9 @@ pub(crate) fn normalize(path: &str, allow_root: bool) -> Result<String, String> 
     }
     let trimmed = path.trim();
     if trimmed.starts_with('/') {
-        return invalid("absolute paths are not allowed; give a path relative to the workspace root");
+        return invalid(
+            "absolute paths are not allowed; give a path relative to the workspace root",
+        );
     }
     let mut parts = Vec::new();
     for part in trimmed.split('/') {
@@ -31,7 +33,11 @@ pub(crate) fn normalize(path: &str, allow_root: bool) -> Result<String, String> 
 
 /// Whether `path` is `dir` itself or lies below it (`dir` normalized, `""` = root).
 pub(crate) fn is_within(path: &str, dir: &str) -> bool {
-    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+    dir.is_empty()
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The parent directory of a normalized path (`""` for a top-level entry).

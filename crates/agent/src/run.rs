@@ -30,12 +30,16 @@ impl CodingAgent {
     /// An agent using `config`'s model and the sandbox service behind `sandbox`.
     pub fn new(config: AgentConfig, sandbox: SandboxClient<Channel>) -> Result<Self> {
         if config.max_steps == 0 {
-            return Err(Error::Config { reason: "max_steps must be at least 1".to_owned(), source: None });
+            return Err(Error::Config {
+                reason: "max_steps must be at least 1".to_owned(),
+                source: None,
+            });
         }
         if config.max_command_timeout < config.command_timeout || config.command_timeout.is_zero() {
             return Err(Error::Config {
-                reason: "the command timeout must be positive and at most the maximum command timeout"
-                    .to_owned(),
+                reason:
+                    "the command timeout must be positive and at most the maximum command timeout"
+                        .to_owned(),
                 source: None,
             });
         }
@@ -43,7 +47,11 @@ impl CodingAgent {
             reason: "the model endpoint settings are not usable".to_owned(),
             source: Some(source),
         })?;
-        Ok(Self { config, chat, sandbox })
+        Ok(Self {
+            config,
+            chat,
+            sandbox,
+        })
     }
 
     /// The configuration.
@@ -60,7 +68,10 @@ impl CodingAgent {
         if request.objective.trim().is_empty() {
             return invalid("objective is empty".to_owned());
         }
-        let session = request.repo.as_ref().map_or("", |repo| repo.sandbox_session_id.as_str());
+        let session = request
+            .repo
+            .as_ref()
+            .map_or("", |repo| repo.sandbox_session_id.as_str());
         if session.trim().is_empty() {
             return invalid("repo.sandbox_session_id is empty".to_owned());
         }
@@ -85,7 +96,11 @@ impl CodingAgent {
         cancel: CancellationToken,
     ) -> Result<Outcome> {
         Self::validate(&request)?;
-        let session = request.repo.as_ref().map(|repo| repo.sandbox_session_id.clone()).unwrap_or_default();
+        let session = request
+            .repo
+            .as_ref()
+            .map(|repo| repo.sandbox_session_id.clone())
+            .unwrap_or_default();
         let ws = SandboxWorkspace::new(self.sandbox.clone(), session);
         self.run_in(&ws, request, events, cancel).await
     }
@@ -102,7 +117,9 @@ impl CodingAgent {
         tracing::info!(task_id = %request.task_id, "coding task started");
         let emitter = Emitter::new(events);
         let mut overlay = Overlay::default();
-        let result = self.drive(ws, &request, &emitter, &mut overlay, &cancel).await;
+        let result = self
+            .drive(ws, &request, &emitter, &mut overlay, &cancel)
+            .await;
         match &result {
             Ok(outcome) => tracing::info!(
                 task_id = %request.task_id,
@@ -114,10 +131,10 @@ impl CodingAgent {
             Err(error) => {
                 tracing::warn!(task_id = %request.task_id, error = %error.chain(), "coding task failed");
                 // Keep the work done so far: the workspace is what a retry starts from.
-                if overlay.is_dirty() {
-                    if let Err(flush) = overlay.flush(ws).await {
-                        tracing::warn!(error = %flush.chain(), "staged edits could not be written");
-                    }
+                if overlay.is_dirty()
+                    && let Err(flush) = overlay.flush(ws).await
+                {
+                    tracing::warn!(error = %flush.chain(), "staged edits could not be written");
                 }
             }
         }
@@ -132,10 +149,17 @@ impl CodingAgent {
         overlay: &mut Overlay,
         cancel: &CancellationToken,
     ) -> Result<Outcome> {
-        let session_id = request.repo.as_ref().map(|repo| repo.sandbox_session_id.clone()).unwrap_or_default();
+        let session_id = request
+            .repo
+            .as_ref()
+            .map(|repo| repo.sandbox_session_id.clone())
+            .unwrap_or_default();
         if let Err(error) = ws.list_directory("", false).await {
             let recoverable = error.is_fatal();
-            let error = Error::Session { session_id, source: Box::new(error) };
+            let error = Error::Session {
+                session_id,
+                source: Box::new(error),
+            };
             emitter.error("error", error.chain(), recoverable).await?;
             return Err(error);
         }
@@ -145,7 +169,10 @@ impl CodingAgent {
             .as_ref()
             .map(|repo| repo.test_command.trim())
             .filter(|command| !command.is_empty());
-        let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(task_prompt(request))];
+        let mut messages = vec![
+            Message::system(SYSTEM_PROMPT),
+            Message::user(task_prompt(request)),
+        ];
         let mut steps = 0u32;
         loop {
             if steps >= self.config.max_steps {
@@ -164,13 +191,18 @@ impl CodingAgent {
                 Ok(reply) => reply,
                 Err(source) => {
                     let error = Error::Model { source };
-                    let recoverable = matches!(&error, Error::Model { source } if source.is_retryable());
+                    let recoverable =
+                        matches!(&error, Error::Model { source } if source.is_retryable());
                     emitter.error("error", error.chain(), recoverable).await?;
                     return Err(error);
                 }
             };
             messages.push(Message::from(&reply));
-            let text = reply.content.as_deref().map(str::trim).filter(|text| !text.is_empty());
+            let text = reply
+                .content
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty());
             if reply.tool_calls.is_empty() {
                 if reply.finish_reason.as_deref() == Some("length") {
                     if let Some(text) = text {
@@ -186,9 +218,16 @@ impl CodingAgent {
                 emitter.thought(text).await?;
             }
             for call in &reply.tool_calls {
-                emitter.action(&call.id, &call.name, &call.arguments).await?;
+                emitter
+                    .action(&call.id, &call.name, &call.arguments)
+                    .await?;
                 let output = if tools.iter().any(|tool| tool.name == call.name) {
-                    let mut toolbox = Toolbox { ws, overlay: &mut *overlay, config: &self.config, test_command };
+                    let mut toolbox = Toolbox {
+                        ws,
+                        overlay: &mut *overlay,
+                        config: &self.config,
+                        test_command,
+                    };
                     let result = tokio::select! {
                         biased;
                         () = cancel.cancelled() => None,
@@ -198,7 +237,8 @@ impl CodingAgent {
                         None => return interrupted(ws, emitter, overlay, steps).await,
                         Some(Ok(output)) => output,
                         Some(Err(error)) => {
-                            let output = ToolOutput::error(format!("the sandbox failed: {}", error.chain()));
+                            let output =
+                                ToolOutput::error(format!("the sandbox failed: {}", error.chain()));
                             emitter.observation(&call.id, &call.name, &output).await?;
                             emitter.error("error", error.chain(), true).await?;
                             return Err(error);
@@ -230,7 +270,9 @@ impl CodingAgent {
         emitter
             .error(
                 "warning",
-                format!("the step limit of {max} model turns was reached before the model finished"),
+                format!(
+                    "the step limit of {max} model turns was reached before the model finished"
+                ),
                 true,
             )
             .await?;
@@ -276,7 +318,11 @@ fn state_json(outcome: &Outcome) -> String {
 async fn flush<W: Workspace>(ws: &W, emitter: &Emitter, overlay: &mut Overlay) -> Result<()> {
     if let Err(error) = overlay.flush(ws).await {
         emitter
-            .error("error", format!("the staged edits could not be written: {}", error.chain()), true)
+            .error(
+                "error",
+                format!("the staged edits could not be written: {}", error.chain()),
+                true,
+            )
             .await?;
         return Err(error);
     }
@@ -294,7 +340,12 @@ async fn finished<W: Workspace>(
         emitter.thought(&summary).await?;
     }
     flush(ws, emitter, overlay).await?;
-    let outcome = Outcome { finish: Finish::Finished, summary, steps, files_changed: overlay.files_changed() };
+    let outcome = Outcome {
+        finish: Finish::Finished,
+        summary,
+        steps,
+        files_changed: overlay.files_changed(),
+    };
     emitter
         .checkpoint(
             "agent_finished",
@@ -322,7 +373,11 @@ async fn interrupted<W: Workspace>(
         files_changed: overlay.files_changed(),
     };
     emitter
-        .checkpoint("interrupted", format!("coding agent interrupted after {steps} steps"), state_json(&outcome))
+        .checkpoint(
+            "interrupted",
+            format!("coding agent interrupted after {steps} steps"),
+            state_json(&outcome),
+        )
         .await?;
     Ok(outcome)
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cap_llm::{ModelConfig, RetryPolicy};
-use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, Tool, observation, task_event};
+use cap_proto::agent::v1::{
+    RepositoryContext, TaskEvent, TaskRequest, Tool, observation, task_event,
+};
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
@@ -64,7 +66,9 @@ async fn run(
     request: TaskRequest,
 ) -> (crate::Result<Outcome>, Vec<TaskEvent>) {
     let (tx, mut rx) = mpsc::channel(1000);
-    let result = agent.run_in(ws, request, tx, CancellationToken::new()).await;
+    let result = agent
+        .run_in(ws, request, tx, CancellationToken::new())
+        .await;
     let mut events = Vec::new();
     while let Ok(event) = rx.try_recv() {
         events.push(event);
@@ -83,7 +87,10 @@ fn describe(event: &TaskEvent) -> String {
             let status = if o.is_error { "error" } else { "ok" };
             let detail = match &o.detail {
                 Some(observation::Detail::FileModified(f)) => {
-                    format!(" [{} {} +{} -{}]", f.change, f.path, f.additions, f.deletions)
+                    format!(
+                        " [{} {} +{} -{}]",
+                        f.change, f.path, f.additions, f.deletions
+                    )
                 }
                 Some(observation::Detail::CommandExecuted(c)) => {
                     format!(" [command {:?} exit {}]", c.command, c.exit_code)
@@ -93,7 +100,9 @@ fn describe(event: &TaskEvent) -> String {
             format!("observation {} {status}{detail}", o.tool)
         }
         task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind),
-        task_event::Payload::Error(e) => format!("error {} recoverable={}", e.severity, e.recoverable),
+        task_event::Payload::Error(e) => {
+            format!("error {} recoverable={}", e.severity, e.recoverable)
+        }
         task_event::Payload::Status(s) => format!("status {}", s.status),
     }
 }
@@ -113,7 +122,8 @@ fn observations(events: &[TaskEvent]) -> Vec<&cap_proto::agent::v1::Observation>
 }
 
 fn checkpoint_state(events: &[TaskEvent]) -> Value {
-    let Some(task_event::Payload::Checkpoint(c)) = events.last().and_then(|e| e.payload.as_ref()) else {
+    let Some(task_event::Payload::Checkpoint(c)) = events.last().and_then(|e| e.payload.as_ref())
+    else {
         panic!("last event is not a checkpoint: {:?}", events.last());
     };
     serde_json::from_str(&c.state_json).unwrap()
@@ -156,7 +166,10 @@ async fn reads_edits_and_finishes() {
             finish: Finish::Finished,
             summary: "greet() now returns 'hi'.".to_owned(),
             steps: 3,
-            files_changed: vec![ChangedFile { path: "app/hello.py".into(), change: Change::Modified }],
+            files_changed: vec![ChangedFile {
+                path: "app/hello.py".into(),
+                change: Change::Modified
+            }],
         }
     );
     assert_eq!(
@@ -177,7 +190,10 @@ async fn reads_edits_and_finishes() {
                "files_changed": [{"path": "app/hello.py", "change": "modified"}]})
     );
     // Written once, at the end.
-    assert_eq!(ws.file("app/hello.py").unwrap(), HELLO.replace("'hello'", "'hi'"));
+    assert_eq!(
+        ws.file("app/hello.py").unwrap(),
+        HELLO.replace("'hello'", "'hi'")
+    );
     assert_eq!(ws.log(), vec!["write_files app/hello.py"]);
 
     // The model saw numbered lines, then the edit's result.
@@ -187,7 +203,10 @@ async fn reads_edits_and_finishes() {
             "     1\tdef greet():\n     2\t    return 'hello'\n     3\t\n     4\t\n     5\tdef shout():\n     6\t    return 'HEY'\n"
         ]
     );
-    assert_eq!(tool_messages(&model, 2)[1], "edited app/hello.py (+1 -1 lines)");
+    assert_eq!(
+        tool_messages(&model, 2)[1],
+        "edited app/hello.py (+1 -1 lines)"
+    );
     let first = &model.requests()[0];
     assert_eq!(first["messages"][0]["content"], crate::SYSTEM_PROMPT);
     let user = first["messages"][1]["content"].as_str().unwrap();
@@ -195,7 +214,9 @@ async fn reads_edits_and_finishes() {
     assert!(user.contains("## plan\n1. edit greet"), "{user}");
     assert_eq!(first["tools"].as_array().unwrap().len(), 9);
     // The Action carries the arguments as sent.
-    let Some(task_event::Payload::Action(action)) = &events[1].payload else { panic!() };
+    let Some(task_event::Payload::Action(action)) = &events[1].payload else {
+        panic!()
+    };
     assert_eq!(action.arguments_json, "{\"path\":\"app/hello.py\"}");
     assert_eq!(action.call_id, "call_0_0");
     assert_eq!(observations(&events)[0].call_id, "call_0_0");
@@ -206,7 +227,10 @@ async fn invalid_json_arguments_become_an_error_observation_then_recovery() {
     let model = ScriptedModel::start(vec![
         ScriptStep::tool_call("read_file", "{\"path\": \"app/hello.py\""),
         ScriptStep::tool_call("read_file", "[\"app/hello.py\"]"),
-        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py", "line_start": 2, "line_end": 2}))),
+        ScriptStep::tool_call(
+            "read_file",
+            args(json!({"path": "app/hello.py", "line_start": 2, "line_end": 2})),
+        ),
         ScriptStep::text("done"),
     ])
     .await
@@ -216,11 +240,23 @@ async fn invalid_json_arguments_become_an_error_observation_then_recovery() {
     assert_eq!(result.unwrap().finish, Finish::Finished);
     let obs = observations(&events);
     assert!(obs[0].is_error);
-    assert!(obs[0].content.starts_with("Error: the arguments of read_file are not valid JSON"), "{}", obs[0].content);
+    assert!(
+        obs[0]
+            .content
+            .starts_with("Error: the arguments of read_file are not valid JSON"),
+        "{}",
+        obs[0].content
+    );
     assert!(obs[1].is_error);
-    assert_eq!(obs[1].content, "Error: the arguments of read_file must be a JSON object, not an array");
+    assert_eq!(
+        obs[1].content,
+        "Error: the arguments of read_file must be a JSON object, not an array"
+    );
     assert!(!obs[2].is_error);
-    assert_eq!(obs[2].content, "     2\t    return 'hello'\n... app/hello.py has 6 lines; showing 2-2. Use line_start/line_end for more.\n");
+    assert_eq!(
+        obs[2].content,
+        "     2\t    return 'hello'\n... app/hello.py has 6 lines; showing 2-2. Use line_start/line_end for more.\n"
+    );
     // What went back to the model is the observation's content.
     assert_eq!(tool_messages(&model, 1), vec![obs[0].content.clone()]);
 }
@@ -236,15 +272,25 @@ async fn unknown_tool_and_tools_not_offered() {
     let mut request = request();
     request.tools = ["read_file", "list_directory"]
         .iter()
-        .map(|name| Tool { name: (*name).to_owned(), ..Tool::default() })
+        .map(|name| Tool {
+            name: (*name).to_owned(),
+            ..Tool::default()
+        })
         .collect();
     let ws = workspace();
     let (result, events) = run(&agent(&model, 10), &ws, request).await;
     assert_eq!(result.unwrap().finish, Finish::Finished);
     let obs = observations(&events);
-    assert_eq!(obs[0].content, "Error: unknown tool \"rm_rf\"; the tools are: read_file, list_directory");
-    assert_eq!(obs[1].content, "Error: unknown tool \"edit_file\"; the tools are: read_file, list_directory");
-    let offered: Vec<&str> = model.requests()[0]["tools"]
+    assert_eq!(
+        obs[0].content,
+        "Error: unknown tool \"rm_rf\"; the tools are: read_file, list_directory"
+    );
+    assert_eq!(
+        obs[1].content,
+        "Error: unknown tool \"edit_file\"; the tools are: read_file, list_directory"
+    );
+    let requests = model.requests();
+    let offered: Vec<&str> = requests[0]["tools"]
         .as_array()
         .unwrap()
         .iter()
@@ -258,9 +304,15 @@ async fn unknown_tool_and_tools_not_offered() {
 async fn missing_and_wrong_typed_parameters() {
     let model = ScriptedModel::start(vec![
         ScriptStep::tool_calls([
-            ("edit_file", args(json!({"path": "app/hello.py", "old_string": "x"}))),
+            (
+                "edit_file",
+                args(json!({"path": "app/hello.py", "old_string": "x"})),
+            ),
             ("read_file", args(json!({"path": 7}))),
-            ("list_directory", args(json!({"path": ".", "recursive": "yes"}))),
+            (
+                "list_directory",
+                args(json!({"path": ".", "recursive": "yes"})),
+            ),
             ("read_file", args(json!({"path": "../../etc/passwd"}))),
         ]),
         ScriptStep::text("ok"),
@@ -269,7 +321,10 @@ async fn missing_and_wrong_typed_parameters() {
     .unwrap();
     let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
     assert_eq!(result.unwrap().finish, Finish::Finished);
-    let contents: Vec<&str> = observations(&events).iter().map(|o| o.content.as_str()).collect();
+    let contents: Vec<&str> = observations(&events)
+        .iter()
+        .map(|o| o.content.as_str())
+        .collect();
     assert_eq!(
         contents,
         vec![
@@ -313,13 +368,19 @@ async fn edit_file_needs_exactly_one_match() {
         "Error: old_string occurs 2 times in app/hello.py; include more surrounding lines so it occurs exactly once"
     );
     assert!(!obs[2].is_error);
-    assert_eq!(ws.file("app/hello.py").unwrap(), HELLO.replace("'HEY'", "'HO'"));
+    assert_eq!(
+        ws.file("app/hello.py").unwrap(),
+        HELLO.replace("'HEY'", "'HO'")
+    );
 }
 
 #[tokio::test]
 async fn stops_at_the_step_limit_and_keeps_the_edits() {
     let model = ScriptedModel::start(vec![
-        ScriptStep::tool_call("create_file", args(json!({"path": "notes/a.txt", "content": "a\n"}))),
+        ScriptStep::tool_call(
+            "create_file",
+            args(json!({"path": "notes/a.txt", "content": "a\n"})),
+        ),
         ScriptStep::tool_call("list_directory", args(json!({"path": "."}))),
         ScriptStep::text("never reached"),
     ])
@@ -390,7 +451,10 @@ const BAD_DIFF: &str = "\
 async fn apply_diff_applies_all_or_nothing() {
     let model = ScriptedModel::start(vec![
         ScriptStep::tool_call("apply_diff", args(json!({"diff_text": BAD_DIFF}))),
-        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py", "line_end": 2}))),
+        ScriptStep::tool_call(
+            "read_file",
+            args(json!({"path": "app/hello.py", "line_end": 2})),
+        ),
         ScriptStep::tool_call("apply_diff", args(json!({"diff_text": GOOD_DIFF}))),
         ScriptStep::tool_call("read_file", args(json!({"path": "README.md"}))),
         ScriptStep::text("done"),
@@ -402,9 +466,19 @@ async fn apply_diff_applies_all_or_nothing() {
     let outcome = result.unwrap();
     let obs = observations(&events);
     assert!(obs[0].is_error);
-    assert!(obs[0].content.contains("error applying hunk #1 of README.md"), "{}", obs[0].content);
+    assert!(
+        obs[0]
+            .content
+            .contains("error applying hunk #1 of README.md"),
+        "{}",
+        obs[0].content
+    );
     // The first file's hunk matched, but nothing was staged.
-    assert_eq!(obs[1].content, "     1\tdef greet():\n     2\t    return 'hello'\n");
+    assert!(
+        obs[1]
+            .content
+            .starts_with("     1\tdef greet():\n     2\t    return 'hello'\n")
+    );
     assert!(!obs[2].is_error, "{}", obs[2].content);
     assert_eq!(
         obs[2].content,
@@ -415,24 +489,45 @@ async fn apply_diff_applies_all_or_nothing() {
     assert_eq!(
         outcome.files_changed,
         vec![
-            ChangedFile { path: "README.md".into(), change: Change::Deleted },
-            ChangedFile { path: "app/hello.py".into(), change: Change::Modified },
-            ChangedFile { path: "app/new.py".into(), change: Change::Created },
+            ChangedFile {
+                path: "README.md".into(),
+                change: Change::Deleted
+            },
+            ChangedFile {
+                path: "app/hello.py".into(),
+                change: Change::Modified
+            },
+            ChangedFile {
+                path: "app/new.py".into(),
+                change: Change::Created
+            },
         ]
     );
     assert_eq!(ws.paths(), vec!["app/hello.py", "app/new.py"]);
-    assert_eq!(ws.file("app/new.py").unwrap(), "import hello\nprint(hello.greet())\n");
+    assert_eq!(
+        ws.file("app/new.py").unwrap(),
+        "import hello\nprint(hello.greet())\n"
+    );
 }
 
 #[tokio::test]
 async fn commands_and_tests_see_the_staged_edits() {
     let model = ScriptedModel::start(vec![
         ScriptStep::tool_calls([
-            ("create_file", args(json!({"path": "test_x.py", "content": "def test_x(): pass\n"}))),
-            ("run_command", args(json!({"cmd": "python3 -m compileall -q .", "cwd": "app", "timeout": 30}))),
+            (
+                "create_file",
+                args(json!({"path": "test_x.py", "content": "def test_x(): pass\n"})),
+            ),
+            (
+                "run_command",
+                args(json!({"cmd": "python3 -m compileall -q .", "cwd": "app", "timeout": 30})),
+            ),
         ]),
         ScriptStep::tool_calls([
-            ("run_command", args(json!({"cmd": "true", "timeout": 100000}))),
+            (
+                "run_command",
+                args(json!({"cmd": "true", "timeout": 100000})),
+            ),
             ("run_command", args(json!({"cmd": "true", "cwd": "/tmp"}))),
             ("run_tests", args(json!({"test_pattern": "test_x"}))),
         ]),
@@ -473,21 +568,50 @@ async fn commands_and_tests_see_the_staged_edits() {
         ]
     );
     let descriptions = describe_all(&events);
-    assert!(descriptions.contains(&"observation run_command ok [command \"python3 -m compileall -q .\" exit 0]".to_owned()));
-    assert!(descriptions.contains(&"observation run_tests ok [command \"python3 -m pytest -q\" exit 1]".to_owned()));
+    assert!(descriptions.contains(
+        &"observation run_command ok [command \"python3 -m compileall -q .\" exit 0]".to_owned()
+    ));
+    assert!(descriptions.contains(
+        &"observation run_tests ok [command \"python3 -m pytest -q\" exit 1]".to_owned()
+    ));
     let obs = observations(&events);
-    assert_eq!(obs[1].content, "exit code: 0\n--- output ---\nran python3 -m compileall -q .\n");
-    assert_eq!(obs[2].content, "Error: timeout 100000 is out of range; give 1 to 600 seconds");
-    assert!(obs[3].content.starts_with("Error: invalid path \"/tmp\": absolute paths"), "{}", obs[3].content);
-    assert!(obs[4].content.contains("1 passed, 1 failed"), "{}", obs[4].content);
-    assert!(obs[4].content.contains("--- test_x.test_y ---\nassert 1 == 2"), "{}", obs[4].content);
+    assert_eq!(
+        obs[1].content,
+        "exit code: 0\n--- output ---\nran python3 -m compileall -q .\n"
+    );
+    assert_eq!(
+        obs[2].content,
+        "Error: timeout 100000 is out of range; give 1 to 600 seconds"
+    );
+    assert!(
+        obs[3]
+            .content
+            .starts_with("Error: invalid path \"/tmp\": absolute paths"),
+        "{}",
+        obs[3].content
+    );
+    assert!(
+        obs[4].content.contains("1 passed, 1 failed"),
+        "{}",
+        obs[4].content
+    );
+    assert!(
+        obs[4]
+            .content
+            .contains("--- test_x.test_y ---\nassert 1 == 2"),
+        "{}",
+        obs[4].content
+    );
 }
 
 #[tokio::test]
 async fn run_tests_without_a_framework_says_so() {
-    let model = ScriptedModel::start(vec![ScriptStep::tool_call("run_tests", "{}"), ScriptStep::text("ok")])
-        .await
-        .unwrap();
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("run_tests", "{}"),
+        ScriptStep::text("ok"),
+    ])
+    .await
+    .unwrap();
     let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
     assert_eq!(result.unwrap().finish, Finish::Finished);
     assert_eq!(
@@ -510,8 +634,13 @@ async fn model_failures_after_retries_end_the_task() {
     assert!(matches!(err, Error::Model { .. }), "{err:?}");
     assert_eq!(model.requests().len(), 3);
     assert_eq!(describe_all(&events), vec!["error error recoverable=true"]);
-    let Some(task_event::Payload::Error(report)) = &events[0].payload else { panic!() };
-    assert_eq!(report.message, "the model endpoint failed: model endpoint answered HTTP 503: scripted HTTP 503");
+    let Some(task_event::Payload::Error(report)) = &events[0].payload else {
+        panic!()
+    };
+    assert_eq!(
+        report.message,
+        "the model endpoint failed: model endpoint answered HTTP 503: scripted HTTP 503"
+    );
 }
 
 #[tokio::test]
@@ -521,12 +650,17 @@ async fn a_retried_model_failure_is_invisible() {
         .unwrap();
     let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
     assert_eq!(result.unwrap().summary, "fine");
-    assert_eq!(describe_all(&events), vec!["thought: fine", "checkpoint agent_finished"]);
+    assert_eq!(
+        describe_all(&events),
+        vec!["thought: fine", "checkpoint agent_finished"]
+    );
 }
 
 #[tokio::test]
 async fn permanent_model_errors_are_not_recoverable() {
-    let model = ScriptedModel::start(vec![ScriptStep::malformed("<html>")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::malformed("<html>")])
+        .await
+        .unwrap();
     let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
     assert!(matches!(result, Err(Error::Model { .. })));
     assert_eq!(model.requests().len(), 1);
@@ -550,22 +684,38 @@ async fn edits_are_kept_when_the_model_fails_midway() {
 #[tokio::test]
 async fn a_cut_off_reply_asks_the_model_to_continue() {
     let model = ScriptedModel::start(vec![
-        ScriptStep::Text { content: "I will now".to_owned(), finish_reason: Some("length".to_owned()) },
+        ScriptStep::Text {
+            content: "I will now".to_owned(),
+            finish_reason: Some("length".to_owned()),
+        },
         ScriptStep::text("done"),
     ])
     .await
     .unwrap();
     let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
     assert_eq!(result.unwrap().steps, 2);
-    assert_eq!(describe_all(&events), vec!["thought: I will now", "thought: done", "checkpoint agent_finished"]);
+    assert_eq!(
+        describe_all(&events),
+        vec![
+            "thought: I will now",
+            "thought: done",
+            "checkpoint agent_finished"
+        ]
+    );
     let second = &model.requests()[1]["messages"];
-    assert_eq!(second.as_array().unwrap().last().unwrap()["content"], super::CUT_OFF);
+    assert_eq!(
+        second.as_array().unwrap().last().unwrap()["content"],
+        super::CUT_OFF
+    );
 }
 
 #[tokio::test]
 async fn interrupt_stops_before_the_next_model_turn() {
     let model = ScriptedModel::start(vec![
-        ScriptStep::tool_call("edit_file", args(json!({"path": "README.md", "old_string": "widgets", "new_string": "gadgets"}))),
+        ScriptStep::tool_call(
+            "edit_file",
+            args(json!({"path": "README.md", "old_string": "widgets", "new_string": "gadgets"})),
+        ),
         ScriptStep::text("never reached"),
     ])
     .await
@@ -574,7 +724,7 @@ async fn interrupt_stops_before_the_next_model_turn() {
     let ws = workspace();
     let cancel = CancellationToken::new();
     // Capacity 1: the loop cannot emit the Observation before the Action was taken.
-    let (tx, mut rx) = mpsc::channel(1);
+    let (tx, mut rx) = mpsc::channel::<TaskEvent>(1);
     let consumer = async {
         let mut seen = Vec::new();
         while let Some(event) = rx.recv().await {
@@ -590,29 +740,46 @@ async fn interrupt_stops_before_the_next_model_turn() {
     assert_eq!(outcome.finish, Finish::Interrupted);
     assert_eq!(
         describe_all(&events),
-        vec!["action edit_file", "observation edit_file ok [modified README.md +1 -1]", "checkpoint interrupted"]
+        vec![
+            "action edit_file",
+            "observation edit_file ok [modified README.md +1 -1]",
+            "checkpoint interrupted"
+        ]
     );
     assert_eq!(model.requests().len(), 1);
     // The edit made before the interrupt is in the workspace.
     assert_eq!(ws.file("README.md").unwrap(), "# gadgets\n");
-    assert_eq!(checkpoint_state(&events)["files_changed"], json!([{"path": "README.md", "change": "modified"}]));
+    assert_eq!(
+        checkpoint_state(&events)["files_changed"],
+        json!([{"path": "README.md", "change": "modified"}])
+    );
 }
 
 #[tokio::test]
 async fn an_interrupt_before_the_start_calls_no_model() {
-    let model = ScriptedModel::start(vec![ScriptStep::text("never")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::text("never")])
+        .await
+        .unwrap();
     let (tx, mut rx) = mpsc::channel(10);
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let outcome = agent(&model, 10).run_in(&workspace(), request(), tx, cancel).await.unwrap();
+    let outcome = agent(&model, 10)
+        .run_in(&workspace(), request(), tx, cancel)
+        .await
+        .unwrap();
     assert_eq!(outcome.finish, Finish::Interrupted);
-    assert_eq!(describe(&rx.recv().await.unwrap()), "checkpoint interrupted");
+    assert_eq!(
+        describe(&rx.recv().await.unwrap()),
+        "checkpoint interrupted"
+    );
     assert!(model.requests().is_empty());
 }
 
 #[tokio::test]
 async fn an_unusable_session_fails_before_the_model_is_asked() {
-    let model = ScriptedModel::start(vec![ScriptStep::text("never")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::text("never")])
+        .await
+        .unwrap();
     let ws = workspace();
     ws.go_down(0, tonic::Status::not_found("session session-1 not found"));
     let (result, events) = run(&agent(&model, 10), &ws, request()).await;
@@ -638,19 +805,36 @@ async fn a_sandbox_outage_mid_task_ends_it() {
     // The session check passes, then the sandbox is gone.
     ws.go_down(1, tonic::Status::unavailable("connection refused"));
     let (result, events) = run(&agent(&model, 10), &ws, request()).await;
-    assert!(matches!(result, Err(Error::Sandbox { operation: "ReadFile", .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(Error::Sandbox {
+                operation: "ReadFile",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
     assert_eq!(
         describe_all(&events),
-        vec!["action read_file", "observation read_file error", "error error recoverable=true"]
+        vec![
+            "action read_file",
+            "observation read_file error",
+            "error error recoverable=true"
+        ]
     );
 }
 
 #[tokio::test]
 async fn a_closed_event_stream_stops_the_task() {
-    let model = ScriptedModel::start(vec![ScriptStep::text("done")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::text("done")])
+        .await
+        .unwrap();
     let (tx, rx) = mpsc::channel(10);
     drop(rx);
-    let result = agent(&model, 10).run_in(&workspace(), request(), tx, CancellationToken::new()).await;
+    let result = agent(&model, 10)
+        .run_in(&workspace(), request(), tx, CancellationToken::new())
+        .await;
     assert!(matches!(result, Err(Error::EventsClosed)), "{result:?}");
 }
 
@@ -659,17 +843,44 @@ async fn invalid_requests_are_refused() {
     let model = ScriptedModel::start(vec![]).await.unwrap();
     let agent = agent(&model, 10);
     let cases: Vec<(TaskRequest, &str)> = vec![
-        (TaskRequest { objective: "  ".into(), ..request() }, "invalid task request: objective is empty"),
-        (TaskRequest { repo: None, ..request() }, "invalid task request: repo.sandbox_session_id is empty"),
-        (TaskRequest { task_id: String::new(), ..request() }, "invalid task request: task_id is empty"),
         (
-            TaskRequest { tools: vec![Tool { name: "parse_ast".into(), ..Tool::default() }], ..request() },
+            TaskRequest {
+                objective: "  ".into(),
+                ..request()
+            },
+            "invalid task request: objective is empty",
+        ),
+        (
+            TaskRequest {
+                repo: None,
+                ..request()
+            },
+            "invalid task request: repo.sandbox_session_id is empty",
+        ),
+        (
+            TaskRequest {
+                task_id: String::new(),
+                ..request()
+            },
+            "invalid task request: task_id is empty",
+        ),
+        (
+            TaskRequest {
+                tools: vec![Tool {
+                    name: "parse_ast".into(),
+                    ..Tool::default()
+                }],
+                ..request()
+            },
             "invalid task request: unknown tool \"parse_ast\" requested; the coding agent's tools are: read_file, list_directory, search_files, edit_file, create_file, delete_file, apply_diff, run_tests, run_command",
         ),
     ];
     for (request, message) in cases {
         let (tx, _rx) = mpsc::channel(10);
-        let err = agent.run(request, tx, CancellationToken::new()).await.unwrap_err();
+        let err = agent
+            .run(request, tx, CancellationToken::new())
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), message);
     }
     assert!(model.requests().is_empty());
@@ -688,11 +899,17 @@ fn bad_configuration_is_refused() {
             max_steps,
         )
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let _guard = rt.enter();
     let client = || SandboxClient::new(Channel::from_static("http://127.0.0.1:9").connect_lazy());
     let err = CodingAgent::new(config(0), client()).unwrap_err();
-    assert_eq!(err.to_string(), "invalid agent configuration: max_steps must be at least 1");
+    assert_eq!(
+        err.to_string(),
+        "invalid agent configuration: max_steps must be at least 1"
+    );
     let mut bad_url = config(3);
     bad_url.model.base_url = "nope".into();
     let err = CodingAgent::new(bad_url, client()).unwrap_err();

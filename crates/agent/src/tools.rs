@@ -35,6 +35,8 @@ pub const TOOL_NAMES: [&str; 9] = [
 const MAX_READ_LINES: usize = 2000;
 /// Characters of one line `read_file` shows.
 const MAX_LINE_CHARS: usize = 2000;
+/// Characters `read_file` returns at once (about 15k tokens).
+const MAX_READ_CHARS: usize = 60_000;
 /// Entries `list_directory` shows.
 const MAX_LIST_ENTRIES: usize = 1000;
 /// Matches `search_files` shows.
@@ -147,7 +149,11 @@ pub(crate) fn spec(name: &str) -> Option<ToolSpec> {
         ),
         _ => return None,
     };
-    Some(ToolSpec { name: name.to_owned(), description: description.to_owned(), parameters })
+    Some(ToolSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        parameters,
+    })
 }
 
 /// A tool call that did not work.
@@ -182,11 +188,19 @@ pub(crate) struct ToolOutput {
 
 impl ToolOutput {
     fn ok(content: impl Into<String>) -> Self {
-        Self { content: content.into(), is_error: false, detail: None }
+        Self {
+            content: content.into(),
+            is_error: false,
+            detail: None,
+        }
     }
 
     pub(crate) fn error(message: impl AsRef<str>) -> Self {
-        Self { content: format!("Error: {}", message.as_ref()), is_error: true, detail: None }
+        Self {
+            content: format!("Error: {}", message.as_ref()),
+            is_error: true,
+            detail: None,
+        }
     }
 
     fn with_detail(mut self, detail: observation::Detail) -> Self {
@@ -267,7 +281,11 @@ fn parse_args<T: DeserializeOwned>(tool: &str, arguments: &str) -> Result<T, Too
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!(" at `{path}`") };
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
         ToolError::Message(format!("invalid arguments for {tool}{at}: {inner}"))
     })
 }
@@ -303,7 +321,12 @@ fn line_counts(before: &str, after: &str) -> (u32, u32) {
 
 fn file_modified(path: &str, change: Change, before: &str, after: &str) -> FileModified {
     let (additions, deletions) = line_counts(before, after);
-    FileModified { path: path.to_owned(), change: change.as_str().to_owned(), additions, deletions }
+    FileModified {
+        path: path.to_owned(),
+        change: change.as_str().to_owned(),
+        additions,
+        deletions,
+    }
 }
 
 /// The last `max` characters of `text`.
@@ -313,7 +336,9 @@ fn tail_chars(text: &str, max: usize) -> &str {
         return text;
     }
     let skip = count - max;
-    text.char_indices().nth(skip).map_or(text, |(at, _)| &text[at..])
+    text.char_indices()
+        .nth(skip)
+        .map_or(text, |(at, _)| &text[at..])
 }
 
 /// Runs tool calls against one workspace, with the task's staged edits.
@@ -374,14 +399,16 @@ impl<W: Workspace> Toolbox<'_, W> {
         }
         let start = usize::try_from(args.line_start.unwrap_or(1)).unwrap_or(usize::MAX);
         if start == 0 {
-            return Err(ToolError::Message("line_start is 1-based; 0 is not a line".to_owned()));
+            return Err(ToolError::Message(
+                "line_start is 1-based; 0 is not a line".to_owned(),
+            ));
         }
         if start > total {
             return Err(ToolError::Message(format!(
                 "line_start {start} is past the end of {path}, which has {total} lines"
             )));
         }
-        let end = match args.line_end {
+        let mut end = match args.line_end {
             Some(end) => {
                 let end = usize::try_from(end).unwrap_or(usize::MAX);
                 if end < start {
@@ -395,9 +422,18 @@ impl<W: Workspace> Toolbox<'_, W> {
         };
         let mut out = String::new();
         for (index, line) in lines.iter().enumerate().take(end).skip(start - 1) {
+            if out.len() > MAX_READ_CHARS {
+                // `index` is 0-based: the lines shown end at line number `index`.
+                end = index;
+                break;
+            }
             let line = line.trim_end_matches('\r');
             let shown: String = line.chars().take(MAX_LINE_CHARS).collect();
-            let cut = if shown.len() < line.len() { " [line cut]" } else { "" };
+            let cut = if shown.len() < line.len() {
+                " [line cut]"
+            } else {
+                ""
+            };
             out.push_str(&format!("{:>6}\t{shown}{cut}\n", index + 1));
         }
         if end < total {
@@ -411,7 +447,10 @@ impl<W: Workspace> Toolbox<'_, W> {
     async fn list_directory(&self, arguments: &str) -> ToolResult {
         let args: ListDirectoryArgs = parse_args("list_directory", arguments)?;
         let dir = path_arg(&args.path, true)?;
-        let listing = self.overlay.list(self.ws, &dir, args.recursive.unwrap_or(false)).await?;
+        let listing = self
+            .overlay
+            .list(self.ws, &dir, args.recursive.unwrap_or(false))
+            .await?;
         if listing.entries.is_empty() {
             let shown = if dir.is_empty() { "." } else { dir.as_str() };
             return Ok(ToolOutput::ok(format!("{shown} is empty")));
@@ -436,17 +475,28 @@ impl<W: Workspace> Toolbox<'_, W> {
             return Err(ToolError::Message("pattern is empty".to_owned()));
         }
         let regex = regex::Regex::new(&args.pattern).map_err(|e| {
-            ToolError::Message(format!("pattern {:?} is not a valid regular expression: {e}", args.pattern))
+            ToolError::Message(format!(
+                "pattern {:?} is not a valid regular expression: {e}",
+                args.pattern
+            ))
         })?;
-        let glob = args.glob.as_deref().map(str::trim).filter(|glob| !glob.is_empty());
+        let glob = args
+            .glob
+            .as_deref()
+            .map(str::trim)
+            .filter(|glob| !glob.is_empty());
         let matcher = match glob {
-            Some(glob) => Some(glob_matcher(glob).map_err(|e| {
-                ToolError::Message(format!("glob {glob:?} is not valid: {e}"))
-            })?),
+            Some(glob) => Some(
+                glob_matcher(glob)
+                    .map_err(|e| ToolError::Message(format!("glob {glob:?} is not valid: {e}")))?,
+            ),
             None => None,
         };
         let glob = glob.zip(matcher.as_ref());
-        let result = self.overlay.search(self.ws, &args.pattern, &regex, glob).await?;
+        let result = self
+            .overlay
+            .search(self.ws, &args.pattern, &regex, glob)
+            .await?;
         if result.hits.is_empty() {
             return Ok(ToolOutput::ok(format!("no matches for {:?}", args.pattern)));
         }
@@ -471,10 +521,14 @@ impl<W: Workspace> Toolbox<'_, W> {
             ));
         }
         if args.old_string == args.new_string {
-            return Err(ToolError::Message("old_string and new_string are the same".to_owned()));
+            return Err(ToolError::Message(
+                "old_string and new_string are the same".to_owned(),
+            ));
         }
         let Some(before) = self.text(&path).await? else {
-            return Err(ToolError::Message(format!("{path} does not exist (use create_file to create it)")));
+            return Err(ToolError::Message(format!(
+                "{path} does not exist (use create_file to create it)"
+            )));
         };
         let count = before.matches(&args.old_string).count();
         match count {
@@ -492,7 +546,10 @@ impl<W: Workspace> Toolbox<'_, W> {
         }
         let after = before.replacen(&args.old_string, &args.new_string, 1);
         let detail = file_modified(&path, Change::Modified, &before, &after);
-        let summary = format!("edited {path} (+{} -{} lines)", detail.additions, detail.deletions);
+        let summary = format!(
+            "edited {path} (+{} -{} lines)",
+            detail.additions, detail.deletions
+        );
         self.overlay.stage(&path, Some(after), true);
         Ok(ToolOutput::ok(summary).with_detail(observation::Detail::FileModified(detail)))
     }
@@ -534,7 +591,8 @@ impl<W: Workspace> Toolbox<'_, W> {
         };
         let detail = file_modified(&path, Change::Deleted, &before, "");
         self.overlay.stage(&path, None, true);
-        Ok(ToolOutput::ok(format!("deleted {path}")).with_detail(observation::Detail::FileModified(detail)))
+        Ok(ToolOutput::ok(format!("deleted {path}"))
+            .with_detail(observation::Detail::FileModified(detail)))
     }
 
     async fn apply_diff(&mut self, arguments: &str) -> ToolResult {
@@ -555,11 +613,15 @@ impl<W: Workspace> Toolbox<'_, W> {
             details.push(file_modified(&edit.path, change, before, after));
         }
         for edit in edits {
-            self.overlay.stage(&edit.path, edit.after, edit.before.is_some());
+            self.overlay
+                .stage(&edit.path, edit.after, edit.before.is_some());
         }
         let mut out = format!("applied the diff to {} file(s):\n", details.len());
         for d in &details {
-            out.push_str(&format!("{} {} (+{} -{})\n", d.change, d.path, d.additions, d.deletions));
+            out.push_str(&format!(
+                "{} {} (+{} -{})\n",
+                d.change, d.path, d.additions, d.deletions
+            ));
         }
         let output = ToolOutput::ok(out);
         // One file: its detail; several: the content lists them all.
@@ -571,27 +633,43 @@ impl<W: Workspace> Toolbox<'_, W> {
 
     /// Writes the staged edits before something runs in the workspace.
     async fn flush(&mut self) -> Result<(), ToolError> {
-        self.overlay.flush(self.ws).await.map_err(|error| match ToolError::from(error) {
-            ToolError::Message(message) => {
-                ToolError::Message(format!("the staged edits could not be written, nothing ran: {message}"))
-            }
-            fatal => fatal,
-        })?;
+        self.overlay
+            .flush(self.ws)
+            .await
+            .map_err(|error| match ToolError::from(error) {
+                ToolError::Message(message) => ToolError::Message(format!(
+                    "the staged edits could not be written, nothing ran: {message}"
+                )),
+                fatal => fatal,
+            })?;
         Ok(())
     }
 
     async fn run_tests(&mut self, arguments: &str) -> ToolResult {
         let args: RunTestsArgs = parse_args("run_tests", arguments)?;
-        let pattern = args.test_pattern.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        let pattern = args
+            .test_pattern
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
         self.flush().await?;
-        let run = self.ws.run_tests(self.test_command, pattern, self.config.test_timeout).await?;
+        let run = self
+            .ws
+            .run_tests(self.test_command, pattern, self.config.test_timeout)
+            .await?;
         let Some(run) = run else {
             return Err(ToolError::Message(
-                "no test framework was detected in this repository; run the tests with run_command".to_owned(),
+                "no test framework was detected in this repository; run the tests with run_command"
+                    .to_owned(),
             ));
         };
         let mut out = run.summary();
-        for case in run.cases.iter().filter(|c| c.outcome == "failed" || c.outcome == "error").take(10) {
+        for case in run
+            .cases
+            .iter()
+            .filter(|c| c.outcome == "failed" || c.outcome == "error")
+            .take(10)
+        {
             if !case.message.is_empty() {
                 let message: String = case.message.chars().take(1500).collect();
                 out.push_str(&format!("\n--- {} ---\n{message}\n", case.name));
@@ -629,7 +707,10 @@ impl<W: Workspace> Toolbox<'_, W> {
         let output: CommandOutput = self.ws.exec(&args.cmd, &cwd, timeout).await?;
         let mut out = format!("exit code: {}", output.exit_code);
         if output.timed_out {
-            out.push_str(&format!(" (killed after the {}s timeout)", timeout.as_secs()));
+            out.push_str(&format!(
+                " (killed after the {}s timeout)",
+                timeout.as_secs()
+            ));
         }
         out.push('\n');
         let shown = tail_chars(&output.output, MAX_OUTPUT_CHARS);

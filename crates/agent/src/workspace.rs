@@ -92,11 +92,24 @@ pub trait Workspace: Send + Sync {
     /// Writes and deletes files, all or none.
     fn write_files(&self, changes: Vec<WriteChange>) -> impl Future<Output = Result<()>> + Send;
     /// Lists `path` (`""` = root), recursively when asked.
-    fn list_directory(&self, path: &str, recursive: bool) -> impl Future<Output = Result<Listing>> + Send;
+    fn list_directory(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> impl Future<Output = Result<Listing>> + Send;
     /// Lines matching the regular expression `pattern` in files matching `glob`.
-    fn search_files(&self, pattern: &str, glob: Option<&str>) -> impl Future<Output = Result<SearchResult>> + Send;
+    fn search_files(
+        &self,
+        pattern: &str,
+        glob: Option<&str>,
+    ) -> impl Future<Output = Result<SearchResult>> + Send;
     /// Runs `command` with `/bin/sh -c` in `cwd` (relative to the workspace root).
-    fn exec(&self, command: &str, cwd: &str, timeout: Duration) -> impl Future<Output = Result<CommandOutput>> + Send;
+    fn exec(
+        &self,
+        command: &str,
+        cwd: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<CommandOutput>> + Send;
     /// Runs the tests: `test_command` when given, else the detected framework's; `None` when
     /// no framework is detected.
     fn run_tests(
@@ -117,7 +130,10 @@ pub struct SandboxWorkspace {
 impl SandboxWorkspace {
     /// The workspace of `session_id`, reached through `client`.
     pub fn new(client: SandboxClient<Channel>, session_id: impl Into<String>) -> Self {
-        Self { client, session_id: session_id.into() }
+        Self {
+            client,
+            session_id: session_id.into(),
+        }
     }
 
     /// The session id.
@@ -132,8 +148,16 @@ fn sandbox(operation: &'static str) -> impl FnOnce(tonic::Status) -> Error {
 
 impl Workspace for SandboxWorkspace {
     async fn read_file(&self, path: &str) -> Result<Vec<u8>> {
-        let request = ReadFileRequest { session_id: self.session_id.clone(), path: path.to_owned() };
-        let response = self.client.clone().read_file(request).await.map_err(sandbox("ReadFile"))?;
+        let request = ReadFileRequest {
+            session_id: self.session_id.clone(),
+            path: path.to_owned(),
+        };
+        let response = self
+            .client
+            .clone()
+            .read_file(request)
+            .await
+            .map_err(sandbox("ReadFile"))?;
         Ok(response.into_inner().content)
     }
 
@@ -148,8 +172,15 @@ impl Workspace for SandboxWorkspace {
                 }),
             })
             .collect();
-        let request = WriteFilesRequest { session_id: self.session_id.clone(), changes };
-        self.client.clone().write_files(request).await.map_err(sandbox("WriteFiles"))?;
+        let request = WriteFilesRequest {
+            session_id: self.session_id.clone(),
+            changes,
+        };
+        self.client
+            .clone()
+            .write_files(request)
+            .await
+            .map_err(sandbox("WriteFiles"))?;
         Ok(())
     }
 
@@ -159,16 +190,27 @@ impl Workspace for SandboxWorkspace {
             path: path.to_owned(),
             recursive,
         };
-        let response =
-            self.client.clone().list_directory(request).await.map_err(sandbox("ListDirectory"))?;
+        let response = self
+            .client
+            .clone()
+            .list_directory(request)
+            .await
+            .map_err(sandbox("ListDirectory"))?;
         let response = response.into_inner();
         let mut entries: Vec<Entry> = response
             .entries
             .into_iter()
-            .map(|entry| Entry { path: entry.path, is_dir: entry.is_dir, size: entry.size })
+            .map(|entry| Entry {
+                path: entry.path,
+                is_dir: entry.is_dir,
+                size: entry.size,
+            })
             .collect();
         entries.sort();
-        Ok(Listing { entries, truncated: response.truncated })
+        Ok(Listing {
+            entries,
+            truncated: response.truncated,
+        })
     }
 
     async fn search_files(&self, pattern: &str, glob: Option<&str>) -> Result<SearchResult> {
@@ -177,15 +219,26 @@ impl Workspace for SandboxWorkspace {
             pattern: pattern.to_owned(),
             glob: glob.unwrap_or_default().to_owned(),
         };
-        let response =
-            self.client.clone().search_files(request).await.map_err(sandbox("SearchFiles"))?;
+        let response = self
+            .client
+            .clone()
+            .search_files(request)
+            .await
+            .map_err(sandbox("SearchFiles"))?;
         let response = response.into_inner();
         let hits = response
             .matches
             .into_iter()
-            .map(|hit| SearchHit { path: hit.path, line_number: hit.line_number, line: hit.line })
+            .map(|hit| SearchHit {
+                path: hit.path,
+                line_number: hit.line_number,
+                line: hit.line,
+            })
             .collect();
-        Ok(SearchResult { hits, truncated: response.truncated })
+        Ok(SearchResult {
+            hits,
+            truncated: response.truncated,
+        })
     }
 
     async fn exec(&self, command: &str, cwd: &str, timeout: Duration) -> Result<CommandOutput> {
@@ -196,8 +249,13 @@ impl Workspace for SandboxWorkspace {
             timeout_seconds: u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX),
             env: Default::default(),
         };
-        let mut stream =
-            self.client.clone().exec(request).await.map_err(sandbox("Exec"))?.into_inner();
+        let mut stream = self
+            .client
+            .clone()
+            .exec(request)
+            .await
+            .map_err(sandbox("Exec"))?
+            .into_inner();
         let mut tail = Tail::new(OUTPUT_TAIL_BYTES);
         while let Some(item) = stream.next().await {
             match item.map_err(sandbox("Exec"))?.output {
@@ -254,7 +312,11 @@ pub(crate) struct Tail {
 
 impl Tail {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { cap, bytes: Vec::new(), dropped: false }
+        Self {
+            cap,
+            bytes: Vec::new(),
+            dropped: false,
+        }
     }
 
     pub(crate) fn push(&mut self, chunk: &[u8]) {

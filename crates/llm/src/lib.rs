@@ -139,23 +139,33 @@ pub enum Message {
 impl Message {
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Message::System { content: content.into() }
+        Message::System {
+            content: content.into(),
+        }
     }
 
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Message::User { content: content.into() }
+        Message::User {
+            content: content.into(),
+        }
     }
 
     /// A tool result message.
     pub fn tool(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        Message::Tool { tool_call_id: tool_call_id.into(), content: content.into() }
+        Message::Tool {
+            tool_call_id: tool_call_id.into(),
+            content: content.into(),
+        }
     }
 }
 
 impl From<&AssistantReply> for Message {
     fn from(reply: &AssistantReply) -> Self {
-        Message::Assistant { content: reply.content.clone(), tool_calls: reply.tool_calls.clone() }
+        Message::Assistant {
+            content: reply.content.clone(),
+            tool_calls: reply.tool_calls.clone(),
+        }
     }
 }
 
@@ -222,7 +232,9 @@ impl ChatClient {
     pub fn new(config: ModelConfig) -> Result<Self> {
         let base = config.base_url.trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/chat/completions")).map_err(|e| {
-            Error::InvalidConfig { reason: format!("base URL {:?} is not a URL ({e})", config.base_url) }
+            Error::InvalidConfig {
+                reason: format!("base URL {:?} is not a URL ({e})", config.base_url),
+            }
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::InvalidConfig {
@@ -230,16 +242,22 @@ impl ChatClient {
             });
         }
         if config.model.trim().is_empty() {
-            return Err(Error::InvalidConfig { reason: "model name is empty".to_owned() });
+            return Err(Error::InvalidConfig {
+                reason: "model name is empty".to_owned(),
+            });
         }
         if config.timeout.is_zero() {
-            return Err(Error::InvalidConfig { reason: "timeout must be positive".to_owned() });
+            return Err(Error::InvalidConfig {
+                reason: "timeout must be positive".to_owned(),
+            });
         }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .build()
-            .map_err(|e| Error::InvalidConfig { reason: format!("HTTP client setup failed: {e}") })?;
+            .map_err(|e| Error::InvalidConfig {
+                reason: format!("HTTP client setup failed: {e}"),
+            })?;
         Ok(Self { config, url, http })
     }
 
@@ -290,7 +308,9 @@ fn classify(source: reqwest::Error) -> Error {
     } else if source.is_connect() {
         Error::Connect { source }
     } else if source.is_builder() {
-        Error::InvalidConfig { reason: format!("cannot build the request: {source}") }
+        Error::InvalidConfig {
+            reason: format!("cannot build the request: {source}"),
+        }
     } else {
         Error::Transport { source }
     }
@@ -322,7 +342,9 @@ impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
     }
 }
 

@@ -26,15 +26,42 @@ fn debug_redacts_the_api_key() {
 #[test]
 fn new_rejects_bad_configuration() {
     let cases = [
-        (ModelConfig { base_url: "not a url".to_owned(), ..config() }, "not a URL"),
-        (ModelConfig { base_url: "ftp://host/v1".to_owned(), ..config() }, "http or https"),
-        (ModelConfig { model: " ".to_owned(), ..config() }, "model name is empty"),
-        (ModelConfig { timeout: Duration::ZERO, ..config() }, "timeout"),
+        (
+            ModelConfig {
+                base_url: "not a url".to_owned(),
+                ..config()
+            },
+            "not a URL",
+        ),
+        (
+            ModelConfig {
+                base_url: "ftp://host/v1".to_owned(),
+                ..config()
+            },
+            "http or https",
+        ),
+        (
+            ModelConfig {
+                model: " ".to_owned(),
+                ..config()
+            },
+            "model name is empty",
+        ),
+        (
+            ModelConfig {
+                timeout: Duration::ZERO,
+                ..config()
+            },
+            "timeout",
+        ),
     ];
     for (cfg, expected) in cases {
         let err = ChatClient::new(cfg).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig { .. }));
-        assert!(err.to_string().contains(expected), "{err} should mention {expected}");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} should mention {expected}"
+        );
         assert!(!err.is_retryable());
     }
 }
@@ -53,7 +80,10 @@ fn messages_serialize_in_the_openai_shape() {
             }],
         },
         Message::tool("call_1", "error: bad JSON"),
-        Message::Assistant { content: Some("done".to_owned()), tool_calls: vec![] },
+        Message::Assistant {
+            content: Some("done".to_owned()),
+            tool_calls: vec![],
+        },
     ];
     let tools = vec![ToolSpec {
         name: "read_file".to_owned(),
@@ -104,12 +134,28 @@ fn parse_response_reads_tool_calls_leniently() {
         AssistantReply {
             content: None,
             tool_calls: vec![
-                ToolCall { id: "a".into(), name: "x".into(), arguments: "{\"k\":1}".into() },
-                ToolCall { id: "call_1".into(), name: "y".into(), arguments: "{\"k\":2}".into() },
-                ToolCall { id: "call_2".into(), name: "z".into(), arguments: "{}".into() },
+                ToolCall {
+                    id: "a".into(),
+                    name: "x".into(),
+                    arguments: "{\"k\":1}".into()
+                },
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "y".into(),
+                    arguments: "{\"k\":2}".into()
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "z".into(),
+                    arguments: "{}".into()
+                },
             ],
             finish_reason: Some("tool_calls".into()),
-            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 }),
+            usage: Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7
+            }),
         }
     );
 }
@@ -130,13 +176,18 @@ fn parse_response_accepts_null_tool_calls_and_rejects_garbage() {
     assert!(!err.is_retryable());
 
     let err = wire::parse_response(b"{\"choices\": [{\"message\": 5}]}").unwrap_err();
-    let Error::Decode { source } = &err else { panic!("{err:?}") };
+    let Error::Decode { source } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(source.path().to_string(), "choices[0].message");
 }
 
 #[test]
 fn error_message_prefers_the_openai_error_field() {
-    assert_eq!(wire::error_message(br#"{"error":{"message":"slow down"}}"#), "slow down");
+    assert_eq!(
+        wire::error_message(br#"{"error":{"message":"slow down"}}"#),
+        "slow down"
+    );
     assert_eq!(wire::error_message(br#"{"error":"plain"}"#), "plain");
     assert_eq!(wire::error_message(b"  Bad Gateway \n"), "Bad Gateway");
     let long = "x".repeat(2000);
@@ -145,7 +196,10 @@ fn error_message_prefers_the_openai_error_field() {
 
 #[test]
 fn retryability_follows_the_status() {
-    let status = |status| Error::Status { status, message: String::new() };
+    let status = |status| Error::Status {
+        status,
+        message: String::new(),
+    };
     assert!(status(429).is_retryable());
     assert!(status(500).is_retryable());
     assert!(status(503).is_retryable());
@@ -174,7 +228,12 @@ async fn retry_stops_at_the_attempt_limit_and_on_permanent_errors() {
     let mut calls = 0;
     let err = retry(&policy, || {
         calls += 1;
-        async { Err::<(), _>(Error::Status { status: 503, message: String::new() }) }
+        async {
+            Err::<(), _>(Error::Status {
+                status: 503,
+                message: String::new(),
+            })
+        }
     })
     .await
     .unwrap_err();
@@ -184,7 +243,12 @@ async fn retry_stops_at_the_attempt_limit_and_on_permanent_errors() {
     let mut calls = 0;
     let err = retry(&policy, || {
         calls += 1;
-        async { Err::<(), _>(Error::Status { status: 400, message: String::new() }) }
+        async {
+            Err::<(), _>(Error::Status {
+                status: 400,
+                message: String::new(),
+            })
+        }
     })
     .await
     .unwrap_err();
@@ -194,7 +258,11 @@ async fn retry_stops_at_the_attempt_limit_and_on_permanent_errors() {
     let mut calls = 0;
     let value = retry(&policy, || {
         calls += 1;
-        let result = if calls < 3 { Err(Error::NoChoices) } else { Ok(7) };
+        let result = if calls < 3 {
+            Err(Error::NoChoices)
+        } else {
+            Ok(7)
+        };
         async move { result }
     })
     .await;

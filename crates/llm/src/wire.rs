@@ -18,10 +18,21 @@ pub(crate) struct ChatRequest<'a> {
 
 impl<'a> ChatRequest<'a> {
     pub(crate) fn new(model: &'a str, messages: &'a [Message], tools: &'a [ToolSpec]) -> Self {
-        let tools: Vec<WireTool<'a>> =
-            tools.iter().map(|function| WireTool { kind: "function", function }).collect();
+        let tools: Vec<WireTool<'a>> = tools
+            .iter()
+            .map(|function| WireTool {
+                kind: "function",
+                function,
+            })
+            .collect();
         let tool_choice = (!tools.is_empty()).then_some("auto");
-        Self { model, messages, tools, tool_choice, stream: false }
+        Self {
+            model,
+            messages,
+            tools,
+            tool_choice,
+            stream: false,
+        }
     }
 }
 
@@ -76,7 +87,11 @@ impl From<WireToolCall> for ToolCall {
             serde_json::Value::Null => "{}".to_owned(),
             other => other.to_string(),
         };
-        Self { id: call.id.unwrap_or_default(), name: call.function.name, arguments }
+        Self {
+            id: call.id.unwrap_or_default(),
+            name: call.function.name,
+            arguments,
+        }
     }
 }
 
@@ -107,7 +122,11 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<AssistantReply> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let response: ChatResponse =
         serde_path_to_error::deserialize(&mut de).map_err(|source| Error::Decode { source })?;
-    let choice = response.choices.into_iter().next().ok_or(Error::NoChoices)?;
+    let choice = response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or(Error::NoChoices)?;
     let tool_calls = choice
         .message
         .tool_calls
@@ -145,9 +164,9 @@ pub(crate) fn error_message(body: &[u8]) -> String {
         Text(String),
     }
     let text = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error: ErrorDetail::Object { message } | ErrorDetail::Text(message) }) => {
-            message
-        }
+        Ok(ErrorBody {
+            error: ErrorDetail::Object { message } | ErrorDetail::Text(message),
+        }) => message,
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     shorten(text.trim(), 500)

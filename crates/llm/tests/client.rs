@@ -38,8 +38,11 @@ fn tools() -> Vec<ToolSpec> {
 #[tokio::test]
 async fn parses_tool_calls_and_sends_the_conversation() -> anyhow::Result<()> {
     let model = ScriptedModel::start(vec![
-        ScriptStep::tool_calls([("read_file", "{\"path\": \"a.py\"}"), ("read_file", "{oops")])
-            .with_content("Let me look."),
+        ScriptStep::tool_calls([
+            ("read_file", "{\"path\": \"a.py\"}"),
+            ("read_file", "{oops"),
+        ])
+        .with_content("Let me look."),
         ScriptStep::text("Finished."),
     ])
     .await?;
@@ -57,7 +60,11 @@ async fn parses_tool_calls_and_sends_the_conversation() -> anyhow::Result<()> {
                 name: "read_file".into(),
                 arguments: "{\"path\": \"a.py\"}".into()
             },
-            ToolCall { id: "call_0_1".into(), name: "read_file".into(), arguments: "{oops".into() },
+            ToolCall {
+                id: "call_0_1".into(),
+                name: "read_file".into(),
+                arguments: "{oops".into()
+            },
         ]
     );
     assert!(reply.usage.is_some());
@@ -73,7 +80,10 @@ async fn parses_tool_calls_and_sends_the_conversation() -> anyhow::Result<()> {
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0]["model"], "qwen2.5-coder");
     assert_eq!(requests[0]["tools"][0]["function"]["name"], "read_file");
-    assert_eq!(requests[1]["messages"][2]["tool_calls"][1]["function"]["arguments"], "{oops");
+    assert_eq!(
+        requests[1]["messages"][2]["tool_calls"][1]["function"]["arguments"],
+        "{oops"
+    );
     assert_eq!(requests[1]["messages"][4]["tool_call_id"], "call_0_1");
     Ok(())
 }
@@ -83,7 +93,9 @@ async fn retries_a_503_then_succeeds() -> anyhow::Result<()> {
     let model =
         ScriptedModel::start(vec![ScriptStep::http_error(503), ScriptStep::text("ok")]).await?;
     let client = client(model.base_url(), None);
-    let reply = client.chat_with_retry(&[Message::user("hi")], &[], &fast_retries()).await?;
+    let reply = client
+        .chat_with_retry(&[Message::user("hi")], &[], &fast_retries())
+        .await?;
     assert_eq!(reply.content.as_deref(), Some("ok"));
     assert_eq!(model.requests().len(), 2);
     Ok(())
@@ -99,8 +111,12 @@ async fn gives_up_after_three_retryable_failures() -> anyhow::Result<()> {
     ])
     .await?;
     let client = client(model.base_url(), None);
-    let err = client.chat_with_retry(&[Message::user("hi")], &[], &fast_retries()).await;
-    let Err(Error::Status { status: 502, .. }) = err else { panic!("{err:?}") };
+    let err = client
+        .chat_with_retry(&[Message::user("hi")], &[], &fast_retries())
+        .await;
+    let Err(Error::Status { status: 502, .. }) = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(model.requests().len(), 3);
     assert_eq!(model.remaining(), 1);
     Ok(())
@@ -109,15 +125,25 @@ async fn gives_up_after_three_retryable_failures() -> anyhow::Result<()> {
 #[tokio::test]
 async fn does_not_retry_a_400() -> anyhow::Result<()> {
     let model = ScriptedModel::start(vec![
-        ScriptStep::HttpError { status: 400, message: Some("context too long".into()) },
+        ScriptStep::HttpError {
+            status: 400,
+            message: Some("context too long".into()),
+        },
         ScriptStep::text("never reached"),
     ])
     .await?;
     let client = client(model.base_url(), None);
-    let err = client.chat_with_retry(&[Message::user("hi")], &[], &fast_retries()).await;
-    let Err(err) = err else { panic!("expected an error") };
+    let err = client
+        .chat_with_retry(&[Message::user("hi")], &[], &fast_retries())
+        .await;
+    let Err(err) = err else {
+        panic!("expected an error")
+    };
     assert!(!err.is_retryable());
-    assert_eq!(err.to_string(), "model endpoint answered HTTP 400: context too long");
+    assert_eq!(
+        err.to_string(),
+        "model endpoint answered HTTP 400: context too long"
+    );
     assert_eq!(model.requests().len(), 1);
     Ok(())
 }
@@ -132,8 +158,12 @@ async fn malformed_body_is_a_permanent_error() -> anyhow::Result<()> {
     .await?;
     let client = client(model.base_url(), None);
     for _ in 0..2 {
-        let err = client.chat_with_retry(&[Message::user("hi")], &[], &fast_retries()).await;
-        let Err(err @ Error::Decode { .. }) = err else { panic!("{err:?}") };
+        let err = client
+            .chat_with_retry(&[Message::user("hi")], &[], &fast_retries())
+            .await;
+        let Err(err @ Error::Decode { .. }) = err else {
+            panic!("{err:?}")
+        };
         assert!(!err.is_retryable());
     }
     assert_eq!(model.requests().len(), 2);
@@ -144,7 +174,10 @@ async fn malformed_body_is_a_permanent_error() -> anyhow::Result<()> {
 async fn exhausted_script_and_refused_connections_are_retryable() -> anyhow::Result<()> {
     let model = ScriptedModel::start(vec![]).await?;
     let exhausted = client(model.base_url(), None);
-    let err = exhausted.chat(&[Message::user("hi")], &[]).await.unwrap_err();
+    let err = exhausted
+        .chat(&[Message::user("hi")], &[])
+        .await
+        .unwrap_err();
     assert!(err.is_retryable());
     assert!(err.to_string().contains("script exhausted"), "{err}");
 

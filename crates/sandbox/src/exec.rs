@@ -429,8 +429,10 @@ impl Run {
     }
 
     /// Kills the sandbox: its init with SIGKILL (the kernel then kills the whole PID
-    /// namespace), bubblewrap's process group with SIGKILL, then waits for the init to be
-    /// gone so that nothing of the command outlives this call.
+    /// namespace) and, once the init is gone, bubblewrap's process group. The init goes
+    /// first so that bubblewrap is still there to reap it (killed first, it would leave the
+    /// init to whatever reaps orphans), and the wait means nothing of the command outlives
+    /// this call.
     async fn kill(&self, pid: Option<u32>, reaped: bool) {
         // Once bubblewrap has been reaped its pid may belong to someone else; its init died
         // before it (bubblewrap waits for it).
@@ -440,17 +442,15 @@ impl Run {
         let Some(raw) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
             return;
         };
-        let init = sandbox_init(raw);
-        if let Some(init) = &init
-            && let Err(errno) = rustix::process::pidfd_send_signal(init, Signal::KILL)
-        {
-            tracing::debug!(%errno, "cannot signal the sandbox init");
+        if let Some(init) = sandbox_init(raw) {
+            match rustix::process::pidfd_send_signal(&init, Signal::KILL) {
+                Ok(()) => wait_gone(init).await,
+                Err(errno) => tracing::debug!(%errno, "cannot signal the sandbox init"),
+            }
         }
+        // bubblewrap is our unreaped child, so its pid (and group) cannot have been reused.
         if let Err(errno) = rustix::process::kill_process_group(raw, Signal::KILL) {
             tracing::debug!(%errno, "cannot signal bubblewrap's process group");
-        }
-        if let Some(init) = init {
-            wait_gone(init).await;
         }
     }
 }

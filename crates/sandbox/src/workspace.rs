@@ -387,10 +387,19 @@ impl Transaction<'_> {
         };
         let dir = match &content {
             Some(_) => self.open_parent_creating(rel, parent)?,
-            None => self.ws.open_beneath(
-                &RelPath::from_components(parent.to_vec()),
-                OFlags::RDONLY | OFlags::DIRECTORY,
-            )?,
+            None => self
+                .ws
+                .open_beneath(
+                    &RelPath::from_components(parent.to_vec()),
+                    OFlags::RDONLY | OFlags::DIRECTORY,
+                )
+                .map_err(|error| match error {
+                    // Name the file the caller wanted deleted, not its missing directory.
+                    Error::PathNotFound { .. } => Error::PathNotFound {
+                        path: display.clone(),
+                    },
+                    other => other,
+                })?,
         };
         let host = self.ws.host_path(rel);
         let existing = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {

@@ -99,12 +99,18 @@ impl ScriptStep {
 
     /// A step answering `content` in text.
     pub fn text(content: impl Into<String>) -> Self {
-        ScriptStep::Text { content: content.into(), finish_reason: None }
+        ScriptStep::Text {
+            content: content.into(),
+            finish_reason: None,
+        }
     }
 
     /// A step failing with HTTP `status`.
     pub fn http_error(status: u16) -> Self {
-        ScriptStep::HttpError { status, message: None }
+        ScriptStep::HttpError {
+            status,
+            message: None,
+        }
     }
 
     /// A step answering 200 with `body` as-is.
@@ -125,8 +131,12 @@ impl ScriptStep {
 pub fn load_script(path: &Path) -> anyhow::Result<Vec<ScriptStep>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read script {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("script {} is not a JSON array of steps: {e}", path.display()))
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "script {} is not a JSON array of steps: {e}",
+            path.display()
+        )
+    })
 }
 
 #[derive(Debug, Default)]
@@ -138,15 +148,24 @@ struct ScriptState {
 
 impl ScriptState {
     fn new(script: Vec<ScriptStep>) -> Arc<Self> {
-        Arc::new(Self { steps: Mutex::new(script.into()), ..Self::default() })
+        Arc::new(Self {
+            steps: Mutex::new(script.into()),
+            ..Self::default()
+        })
     }
 
     fn next_step(&self) -> Option<ScriptStep> {
-        self.steps.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+        self.steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
     }
 
     fn record(&self, body: Value) {
-        self.requests.lock().unwrap_or_else(PoisonError::into_inner).push(body);
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(body);
     }
 }
 
@@ -175,7 +194,12 @@ impl ScriptedModel {
                 tracing::warn!(%error, "scripted model server failed");
             }
         });
-        Ok(Self { addr, state, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// The base URL to configure a client with: `http://127.0.0.1:PORT/v1`.
@@ -190,7 +214,11 @@ impl ScriptedModel {
 
     /// Every request body received so far, in order (non-JSON bodies as a JSON string).
     pub fn requests(&self) -> Vec<Value> {
-        self.state.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops accepting connections and waits until the server has stopped.
@@ -205,7 +233,11 @@ impl ScriptedModel {
 
     /// Steps not played yet.
     pub fn remaining(&self) -> usize {
-        self.state.steps.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.state
+            .steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -224,7 +256,9 @@ pub async fn serve_script(listener: TcpListener, script: Vec<ScriptStep>) -> any
 }
 
 fn router(state: Arc<ScriptState>) -> Router {
-    Router::new().route("/v1/chat/completions", post(completions)).with_state(state)
+    Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(state)
 }
 
 fn error_response(status: StatusCode, message: &str, kind: &str) -> Response {
@@ -253,11 +287,22 @@ async fn completions(State(state): State<Arc<ScriptState>>, body: Bytes) -> Resp
         );
     }
     let Some(step) = state.next_step() else {
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "script exhausted", "server_error");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "script exhausted",
+            "server_error",
+        );
     };
     let number = state.answered.fetch_add(1, Ordering::SeqCst);
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("scripted").to_owned();
-    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("scripted")
+        .to_owned();
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let include_usage = request
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
@@ -276,10 +321,17 @@ async fn completions(State(state): State<Arc<ScriptState>>, body: Bytes) -> Resp
             };
         }
         ScriptStep::Malformed { body } => {
-            let kind = if stream { "text/event-stream" } else { "application/json" };
+            let kind = if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
             return ([(header::CONTENT_TYPE, kind)], body).into_response();
         }
-        ScriptStep::Text { content, finish_reason } => Reply {
+        ScriptStep::Text {
+            content,
+            finish_reason,
+        } => Reply {
             content: Some(content),
             calls: Vec::new(),
             finish_reason: finish_reason.unwrap_or_else(|| "stop".to_owned()),
@@ -297,7 +349,11 @@ async fn completions(State(state): State<Arc<ScriptState>>, body: Bytes) -> Resp
             finish_reason: "tool_calls".to_owned(),
         },
     };
-    let meta = Meta { id: format!("chatcmpl-scripted-{number}"), model, prompt_tokens };
+    let meta = Meta {
+        id: format!("chatcmpl-scripted-{number}"),
+        model,
+        prompt_tokens,
+    };
     if stream {
         sse_response(&meta, &reply, include_usage)
     } else {
@@ -321,7 +377,11 @@ struct Meta {
 impl Reply {
     fn completion_tokens(&self) -> usize {
         let text = self.content.as_deref().map_or(0, str::len);
-        let calls: usize = self.calls.iter().map(|(_, name, args)| name.len() + args.len()).sum();
+        let calls: usize = self
+            .calls
+            .iter()
+            .map(|(_, name, args)| name.len() + args.len())
+            .sum();
         (text + calls).div_ceil(4)
     }
 
@@ -369,7 +429,10 @@ fn pieces(text: &str, size: usize) -> Vec<String> {
     if chars.is_empty() {
         return vec![String::new()];
     }
-    chars.chunks(size).map(|chunk| chunk.iter().collect()).collect()
+    chars
+        .chunks(size)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
 }
 
 fn sse_response(meta: &Meta, reply: &Reply, include_usage: bool) -> Response {
@@ -383,7 +446,10 @@ fn sse_response(meta: &Meta, reply: &Reply, include_usage: bool) -> Response {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         })
     };
-    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     if let Some(content) = &reply.content {
         for piece in pieces(content, 8) {
             chunks.push(chunk(json!({"content": piece}), Value::Null));
@@ -413,12 +479,17 @@ fn sse_response(meta: &Meta, reply: &Reply, include_usage: bool) -> Response {
             "usage": reply.usage(meta),
         }));
     }
-    let mut frames: Vec<Result<Bytes, std::convert::Infallible>> =
-        chunks.iter().map(|chunk| Ok(Bytes::from(format!("data: {chunk}\n\n")))).collect();
+    let mut frames: Vec<Result<Bytes, std::convert::Infallible>> = chunks
+        .iter()
+        .map(|chunk| Ok(Bytes::from(format!("data: {chunk}\n\n"))))
+        .collect();
     frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
     let body = Body::from_stream(futures::stream::iter(frames));
     (
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
         .into_response()

@@ -70,7 +70,9 @@ async fn plays_the_script_in_order_then_reports_exhaustion() {
 
 #[tokio::test]
 async fn a_bad_request_does_not_consume_a_step() {
-    let model = ScriptedModel::start(vec![ScriptStep::text("kept")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::text("kept")])
+        .await
+        .unwrap();
     let response = reqwest::Client::new()
         .post(format!("{}/chat/completions", model.base_url()))
         .body("garbage")
@@ -105,8 +107,10 @@ async fn streams_tool_call_deltas_and_done() {
         .map(|frame| frame.strip_prefix("data: ").unwrap())
         .collect();
     assert_eq!(frames.last(), Some(&"[DONE]"));
-    let chunks: Vec<Value> =
-        frames[..frames.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    let chunks: Vec<Value> = frames[..frames.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
     // Reassemble the calls the way a streaming client does.
     let mut calls: Vec<(String, String, String)> = Vec::new();
     let mut finish = None;
@@ -116,11 +120,17 @@ async fn streams_tool_call_deltas_and_done() {
         if let Some(u) = chunk.get("usage") {
             usage = Some(u.clone());
         }
-        let Some(choice) = chunk["choices"].get(0) else { continue };
+        let Some(choice) = chunk["choices"].get(0) else {
+            continue;
+        };
         if let Some(reason) = choice["finish_reason"].as_str() {
             finish = Some(reason.to_owned());
         }
-        for delta in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for delta in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let index = delta["index"].as_u64().unwrap() as usize;
             if calls.len() <= index {
                 calls.push(Default::default());
@@ -131,14 +141,24 @@ async fn streams_tool_call_deltas_and_done() {
             if let Some(name) = delta["function"]["name"].as_str() {
                 calls[index].1 = name.to_owned();
             }
-            calls[index].2.push_str(delta["function"]["arguments"].as_str().unwrap());
+            calls[index]
+                .2
+                .push_str(delta["function"]["arguments"].as_str().unwrap());
         }
     }
     assert_eq!(
         calls,
         vec![
-            ("call_0_0".to_owned(), "list_directory".to_owned(), args.to_owned()),
-            ("call_0_1".to_owned(), "read_file".to_owned(), "{\"path\":\"x\"}".to_owned()),
+            (
+                "call_0_0".to_owned(),
+                "list_directory".to_owned(),
+                args.to_owned()
+            ),
+            (
+                "call_0_1".to_owned(),
+                "read_file".to_owned(),
+                "{\"path\":\"x\"}".to_owned()
+            ),
         ]
     );
     // The long arguments arrive in several pieces.
@@ -151,8 +171,14 @@ async fn streams_tool_call_deltas_and_done() {
 async fn streams_text_and_errors() {
     let model = ScriptedModel::start(vec![
         ScriptStep::text("héllo wörld, a longer answer"),
-        ScriptStep::HttpError { status: 429, message: Some("slow down".to_owned()) },
-        ScriptStep::HttpError { status: 1000, message: None },
+        ScriptStep::HttpError {
+            status: 429,
+            message: Some("slow down".to_owned()),
+        },
+        ScriptStep::HttpError {
+            status: 1000,
+            message: None,
+        },
     ])
     .await
     .unwrap();
@@ -180,7 +206,9 @@ async fn streams_text_and_errors() {
 
 #[tokio::test]
 async fn shutdown_stops_listening() {
-    let model = ScriptedModel::start(vec![ScriptStep::text("x")]).await.unwrap();
+    let model = ScriptedModel::start(vec![ScriptStep::text("x")])
+        .await
+        .unwrap();
     let addr = model.addr();
     let (status, _) = post(&model, request(false)).await;
     assert_eq!(status, 200);
@@ -222,6 +250,16 @@ fn scripts_round_trip_through_json() {
     std::fs::write(&path, &text).unwrap();
     assert_eq!(load_script(&path).unwrap(), script);
     std::fs::write(&path, "{}").unwrap();
-    assert!(load_script(&path).unwrap_err().to_string().contains("not a JSON array"));
-    assert!(load_script(&dir.join("missing.json")).unwrap_err().to_string().contains("cannot read"));
+    assert!(
+        load_script(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not a JSON array")
+    );
+    assert!(
+        load_script(&dir.join("missing.json"))
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read")
+    );
 }

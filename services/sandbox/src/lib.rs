@@ -334,3 +334,7 @@ impl SandboxRpc for SandboxService {
         Ok(Response::new(pb::DestroySessionResponse {}))
     }
 }
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

@@ -228,6 +228,10 @@ async fn write_files_is_all_or_nothing() {
             vec![write("a.txt", "x"), delete("src")],
             ErrorKind::InvalidArgument,
         ),
+        (
+            vec![write("a.txt", "x"), delete("nodir/x.txt")],
+            ErrorKind::NotFound,
+        ),
     ];
     for (changes, kind) in bad_sets {
         let described = changes
@@ -243,6 +247,15 @@ async fn write_files_is_all_or_nothing() {
             "workspace changed by the refused set {described}"
         );
     }
+    let error = fx
+        .sandbox
+        .write_files(&id, vec![delete("nodir/x.txt")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "\"nodir/x.txt\" does not exist in the workspace"
+    );
     assert!(!std::path::Path::new("/tmp/abs.txt").exists());
     assert!(!std::path::Path::new("/etc/evil").exists());
 }
@@ -411,4 +424,29 @@ async fn search_files_honours_gitignore_globs_and_caps() {
     let capped = fx.sandbox.search_files(&id, "^hit$", None).await.unwrap();
     assert!(capped.truncated);
     assert_eq!(capped.matches.len(), cap_sandbox::MAX_SEARCH_MATCHES);
+}
+
+#[tokio::test]
+async fn special_files_made_by_commands_do_not_hang_or_escape() {
+    let fx = fixture().await;
+    let id = fx.session().await;
+    let ran = run(
+        &fx.sandbox,
+        &id,
+        spec("mkfifo pipe && ln -s loop loop && ln -s /workspace/README.md abs_link"),
+    )
+    .await;
+    assert_eq!(ran.exit.exit_code, 0, "{}", ran.stderr);
+    let error = fx.sandbox.read_file(&id, "pipe").await.unwrap_err();
+    assert!(matches!(error, Error::WrongFileType { .. }), "{error}");
+    let error = fx.sandbox.read_file(&id, "loop").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidPath { .. }), "{error}");
+    // Absolute links mean the sandbox's view; on the host they would leave the workspace.
+    let error = fx.sandbox.read_file(&id, "abs_link").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidPath { .. }), "{error}");
+    // Searching and diffing step over them.
+    fx.sandbox.search_files(&id, "x", None).await.unwrap();
+    let changes = fx.sandbox.get_changes(&id).await.unwrap();
+    let paths: Vec<_> = changes.changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["abs_link", "loop"]);
 }

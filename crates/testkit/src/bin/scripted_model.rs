@@ -32,6 +32,9 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&tmp, bound.to_string())?;
         std::fs::rename(&tmp, path)?;
     }
-    eprintln!("scripted model serving {} steps on http://{bound}/v1", script.len());
+    eprintln!(
+        "scripted model serving {} steps on http://{bound}/v1",
+        script.len()
+    );
     cap_testkit::serve_script(listener, script).await
 }

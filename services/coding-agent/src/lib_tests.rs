@@ -1,0 +1,129 @@
+use clap::Parser;
+use pretty_assertions::assert_eq;
+use tonic::Code;
+
+use super::*;
+
+fn parse(args: &[&str]) -> std::result::Result<Config, clap::Error> {
+    let mut all = vec![
+        "cap-coding-agent",
+        "--sandbox-url",
+        "https://127.0.0.1:1",
+        "--model-base-url",
+        "http://127.0.0.1:2/v1",
+    ];
+    all.extend_from_slice(args);
+    Config::try_parse_from(all)
+}
+
+#[test]
+fn defaults_and_overrides() {
+    let config = parse(&[]).unwrap();
+    assert_eq!(config.model, "qwen2.5-coder");
+    assert_eq!(config.max_steps, 30);
+    assert_eq!(config.model_timeout_seconds, 120);
+    assert_eq!(config.model_api_key, None);
+    let agent = config.agent_config();
+    assert_eq!(agent.max_steps, 30);
+    assert_eq!(agent.model.timeout, Duration::from_secs(120));
+    assert_eq!(agent.model.base_url, "http://127.0.0.1:2/v1");
+
+    let config = parse(&[
+        "--model",
+        "deepseek-coder",
+        "--max-steps",
+        "5",
+        "--model-timeout-seconds",
+        "9",
+        "--model-api-key",
+        "sk-1",
+    ])
+    .unwrap();
+    assert_eq!(config.agent_config().model.api_key.as_deref(), Some("sk-1"));
+    assert_eq!(config.agent_config().max_steps, 5);
+    // An empty key means none.
+    assert_eq!(
+        parse(&["--model-api-key", ""])
+            .unwrap()
+            .agent_config()
+            .model
+            .api_key,
+        None
+    );
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    assert!(parse(&["--max-steps", "0"]).is_err());
+    assert!(parse(&["--max-steps", "many"]).is_err());
+    assert!(parse(&["--model-timeout-seconds", "0"]).is_err());
+    assert!(
+        Config::try_parse_from(["cap-coding-agent", "--model-base-url", "http://x/v1"]).is_err()
+    );
+}
+
+#[test]
+fn debug_redacts_the_api_key() {
+    let config = parse(&["--model-api-key", "sk-very-secret"]).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("sk-very-secret"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
+fn errors_map_to_statuses() {
+    use cap_agent::Error as Agent;
+    let status = to_status(&Error::Agent(Agent::InvalidRequest {
+        reason: "objective is empty".into(),
+    }));
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            Code::InvalidArgument,
+            "invalid task request: objective is empty"
+        )
+    );
+    assert_eq!(
+        to_status(&Error::AlreadyRunning("t".into())).code(),
+        Code::AlreadyExists
+    );
+    assert_eq!(
+        to_status(&Error::UnknownAgent("testing".into())).code(),
+        Code::NotFound
+    );
+    assert_eq!(to_status(&Error::EmptyTaskId).code(), Code::InvalidArgument);
+    let model = Agent::Model {
+        source: cap_llm::Error::Status {
+            status: 503,
+            message: "busy".into(),
+        },
+    };
+    let status = to_status(&Error::Agent(model));
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "the model endpoint failed: model endpoint answered HTTP 503: busy"
+    );
+    let session = Agent::Session {
+        session_id: "s".into(),
+        source: Box::new(Agent::Sandbox {
+            operation: "ListDirectory",
+            source: Status::not_found("session s not found"),
+        }),
+    };
+    let status = to_status(&Error::Agent(session));
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        status.message(),
+        "sandbox session s is not usable: sandbox ListDirectory failed: session s not found"
+    );
+    let down = Agent::Sandbox {
+        operation: "Exec",
+        source: Status::unavailable("connection refused"),
+    };
+    assert_eq!(to_status(&Error::Agent(down)).code(), Code::Unavailable);
+    assert_eq!(
+        to_status(&Error::Agent(Agent::EventsClosed)).code(),
+        Code::Cancelled
+    );
+}
