@@ -10,7 +10,11 @@ run: deps build
 
 ## Run every test (unit, integration, end-to-end on SQLite and PostgreSQL).
 test: deps services build
-	$(CARGO) test --workspace
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace; \
+	else \
+	  $(CARGO) test --workspace; \
+	fi
 
 build:
 	$(CARGO) build --workspace --bins

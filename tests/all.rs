@@ -3,4 +3,6 @@
 //!
 //! The service binaries must be built first (`make test` does: `cargo build --bins`).
 
+// `cfg(test)` so that clippy treats the shared helpers as test code.
+#[cfg(test)]
 mod suite;

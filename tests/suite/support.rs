@@ -45,7 +45,12 @@ impl TestFleet {
         config.database_url = database_url.map(str::to_owned);
         config.log_filter = "info,cap=debug".into();
         let fleet = Fleet::start(config).await.unwrap();
-        Self { fleet, model, http: reqwest::Client::new(), _data: data }
+        Self {
+            fleet,
+            model,
+            http: reqwest::Client::new(),
+            _data: data,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -59,7 +64,13 @@ impl TestFleet {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -72,18 +83,31 @@ impl TestFleet {
         git(work.path(), &["init", "-q", "-b", "main"]);
         git(work.path(), &["add", "-A"]);
         git(work.path(), &["commit", "-q", "-m", "Initial commit"]);
-        let bare = self.fleet.config().forge_root().join(format!("{repository_id}.git"));
+        let bare = self
+            .fleet
+            .config()
+            .forge_root()
+            .join(format!("{repository_id}.git"));
         std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
         git(
             work.path(),
-            &["clone", "-q", "--bare", work.path().to_str().unwrap(), bare.to_str().unwrap()],
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.path().to_str().unwrap(),
+                bare.to_str().unwrap(),
+            ],
         );
         bare
     }
 
     /// Reads the task's WebSocket stream until the server closes it.
     pub async fn stream_events(&self, task_id: &str) -> anyhow::Result<Vec<Value>> {
-        let url = format!("ws://{}/ws/tasks/{task_id}/stream", self.fleet.gateway_http());
+        let url = format!(
+            "ws://{}/ws/tasks/{task_id}/stream",
+            self.fleet.gateway_http()
+        );
         let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
         let mut events = Vec::new();
         let read_all = async {
@@ -115,7 +139,9 @@ impl TestFleet {
                 }
             }
         };
-        tokio::time::timeout(TASK_DEADLINE, poll).await.context("the task did not end")
+        tokio::time::timeout(TASK_DEADLINE, poll)
+            .await
+            .context("the task did not end")
     }
 
     /// The service logs, for failure messages.
@@ -131,15 +157,29 @@ impl TestFleet {
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid"])
-        .args(["-c", "core.hooksPath=/dev/null", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -172,5 +212,8 @@ pub fn find_event(
         .iter()
         .map(|e| format!("{}:{}", e["event"].as_str().unwrap_or("?"), e["data"]))
         .collect();
-    bail!("no {name} event after index {from} matched; events:\n{}", names.join("\n"))
+    bail!(
+        "no {name} event after index {from} matched; events:\n{}",
+        names.join("\n")
+    )
 }

@@ -18,13 +18,15 @@ async fn fixes_a_failing_test_and_opens_a_pull_request_postgres() {
 }
 
 async fn fix_task_end_to_end(database_url: Option<&str>) {
-    let mut fleet = TestFleet::start(load_script("python-calculator.script.json"), database_url).await;
+    let mut fleet =
+        TestFleet::start(load_script("python-calculator.script.json"), database_url).await;
     let repository_id = format!("e2e/calculator-{}", uuid::Uuid::new_v4().simple());
     let bare = fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
 
     // Bad input is refused with the field named, and nothing is queued.
-    let (status, body) =
-        fleet.post("/api/v1/tasks", json!({"repository_id": repository_id})).await;
+    let (status, body) = fleet
+        .post("/api/v1/tasks", json!({"repository_id": repository_id}))
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "prompt", "{body}");
 
@@ -45,11 +47,19 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
 
     let events = fleet.stream_events(&task_id).await.unwrap();
     let task = fleet.wait_for_end(&task_id).await.unwrap();
-    assert_eq!(task["status"], "completed", "task: {task}\n{}", fleet.logs());
+    assert_eq!(
+        task["status"],
+        "completed",
+        "task: {task}\n{}",
+        fleet.logs()
+    );
     assert_eq!(task["progress_percentage"], 100);
     let branch = task["branch"].as_str().unwrap().to_owned();
     assert!(branch.starts_with("coding-assistant/"), "{branch}");
-    assert!(branch.ends_with("-fix-the-bug-that-makes-test-add-fail"), "{branch}");
+    assert!(
+        branch.ends_with("-fix-the-bug-that-makes-test-add-fail"),
+        "{branch}"
+    );
 
     // The stream delivered every event, in order, without gaps.
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -63,7 +73,8 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     let edit = find_event(&events, read, "file_modified", |d| d["path"] == "calc.py").unwrap();
     assert_eq!(events[edit]["data"]["diff_stat"]["additions"], 1);
     assert_eq!(events[edit]["data"]["diff_stat"]["deletions"], 1);
-    let agent_tests = find_event(&events, edit, "command_executed", |d| d["exit_code"] == 0).unwrap();
+    let agent_tests =
+        find_event(&events, edit, "command_executed", |d| d["exit_code"] == 0).unwrap();
     let finished = find_event(&events, agent_tests, "checkpoint_reached", |d| {
         d["type"] == "agent_finished"
     })
@@ -73,15 +84,25 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
         d["command"].as_str().unwrap().contains("pytest") && d["exit_code"] == 0
     })
     .unwrap();
-    assert!(events[suite]["data"]["stdout_snippet"].as_str().unwrap().contains("3 passed"));
-    let passed =
-        find_event(&events, suite, "checkpoint_reached", |d| d["type"] == "tests_passed").unwrap();
+    assert!(
+        events[suite]["data"]["stdout_snippet"]
+            .as_str()
+            .unwrap()
+            .contains("3 passed")
+    );
+    let passed = find_event(&events, suite, "checkpoint_reached", |d| {
+        d["type"] == "tests_passed"
+    })
+    .unwrap();
     let approval = find_event(&events, passed, "checkpoint_reached", |d| {
         d["type"] == "human_approval_required"
     })
     .unwrap();
     let last = events.last().unwrap();
-    assert_eq!((last["event"].as_str(), last["data"]["status"].as_str()), (Some("task_status"), Some("completed")));
+    assert_eq!(
+        (last["event"].as_str(), last["data"]["status"].as_str()),
+        (Some("task_status"), Some("completed"))
+    );
     assert!(approval < events.len() - 1);
 
     // The model saw the file it asked for and the test results.
@@ -97,11 +118,18 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     assert_eq!(pr["head_branch"], branch.as_str());
     assert_eq!(pr["base_branch"], "main");
     let diff = pr["diff"].as_str().unwrap();
-    assert!(diff.contains("-    return a - b\n+    return a + b"), "{diff}");
+    assert!(
+        diff.contains("-    return a - b\n+    return a + b"),
+        "{diff}"
+    );
     assert_eq!(diff.matches("diff --git").count(), 1, "{diff}");
     let fixed = git(&bare, &["show", &format!("{branch}:calc.py")]);
     assert!(fixed.contains("return a + b"));
-    assert!(git(&bare, &["show", "main:calc.py"]).contains("def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a - b"));
+    assert!(
+        git(&bare, &["show", "main:calc.py"]).contains(
+            "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a - b"
+        )
+    );
 
     // A human approves; the review is recorded.
     let (status, reviewed) = fleet
@@ -136,7 +164,10 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
 async fn assert_mtls_enforced(fleet: &TestFleet) {
     let foreign_dir = tempfile::tempdir().unwrap();
     // Writes supervisor.pem/.key signed by a CA the fleet does not know.
-    cap_mtls::Pki::ensure_dev(foreign_dir.path()).unwrap().service("supervisor").unwrap();
+    cap_mtls::Pki::ensure_dev(foreign_dir.path())
+        .unwrap()
+        .service("supervisor")
+        .unwrap();
     let own = fleet.fleet.pki().service("launcher").unwrap();
     for service in cap_fleet::SERVICES {
         let url = format!("https://{}", fleet.fleet.grpc_addr(service).unwrap());
@@ -152,8 +183,13 @@ async fn assert_mtls_enforced(fleet: &TestFleet) {
             .tls_config(no_cert)
             .unwrap()
             .connect_lazy();
-        let refused = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
-        assert!(refused.is_err(), "{service} answered a client without a certificate");
+        let refused = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await;
+        assert!(
+            refused.is_err(),
+            "{service} answered a client without a certificate"
+        );
         // A certificate from another CA: refused too (and the server is not trusted either).
         let foreign_config = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(own.ca_pem()))
@@ -167,7 +203,12 @@ async fn assert_mtls_enforced(fleet: &TestFleet) {
             .tls_config(foreign_config)
             .unwrap()
             .connect_lazy();
-        let refused = HealthClient::new(channel).check(HealthCheckRequest::default()).await;
-        assert!(refused.is_err(), "{service} answered a client with a foreign certificate");
+        let refused = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await;
+        assert!(
+            refused.is_err(),
+            "{service} answered a client with a foreign certificate"
+        );
     }
 }

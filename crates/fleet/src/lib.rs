@@ -22,7 +22,9 @@ use tonic_health::pb::health_client::HealthClient;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A service binary is not where it should be.
-    #[error("service binary {0} not found; build the workspace's binaries first (`cargo build --bins`)")]
+    #[error(
+        "service binary {0} not found; build the workspace's binaries first (`cargo build --bins`)"
+    )]
     MissingBinary(PathBuf),
     /// A file or process operation failed.
     #[error("{what}")]
@@ -57,8 +59,14 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The fleet's services in start order: each depends only on those before it.
-pub const SERVICES: [&str; 6] =
-    ["sandbox", "github", "testing-agent", "coding-agent", "supervisor", "gateway"];
+pub const SERVICES: [&str; 6] = [
+    "sandbox",
+    "github",
+    "testing-agent",
+    "coding-agent",
+    "supervisor",
+    "gateway",
+];
 
 /// The model endpoint the coding agent uses.
 #[derive(Clone)]
@@ -137,8 +145,10 @@ impl FleetConfig {
 /// The directory of the running executable, or its parent when it is a test binary in
 /// `target/<profile>/deps`.
 pub fn default_bin_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|source| Error::Io { what: "locating the running executable".into(), source })?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        what: "locating the running executable".into(),
+        source,
+    })?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.file_name().is_some_and(|name| name == "deps") {
         dir.pop();
@@ -164,7 +174,10 @@ impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fleet")
             .field("gateway_http", &self.gateway_http)
-            .field("services", &self.processes.iter().map(|p| p.name).collect::<Vec<_>>())
+            .field(
+                "services",
+                &self.processes.iter().map(|p| p.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -179,8 +192,10 @@ impl Fleet {
             }
         }
         for dir in [config.run_dir(), config.log_dir(), config.forge_root()] {
-            std::fs::create_dir_all(&dir)
-                .map_err(|source| Error::Io { what: format!("creating {}", dir.display()), source })?;
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
         }
         // All certificates exist before any service starts, so none races to create them.
         let pki = Pki::ensure_dev(config.pki_dir())?;
@@ -270,20 +285,24 @@ impl Fleet {
         let config = &self.config;
         let addr_file = config.run_dir().join(format!("{name}.addr"));
         let http_addr_file = config.run_dir().join("gateway-http.addr");
-        for file in [&addr_file, &http_addr_file] {
-            if file.exists() && (file == &addr_file || name == "gateway") {
-                let _ = std::fs::remove_file(file);
-            }
+        // A file left by an earlier run would be read as this run's address.
+        let _ = std::fs::remove_file(&addr_file);
+        if name == "gateway" {
+            let _ = std::fs::remove_file(&http_addr_file);
         }
         let log_path = config.log_dir().join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|source| Error::Io { what: format!("opening {}", log_path.display()), source })?;
-        let log_err = log
-            .try_clone()
-            .map_err(|source| Error::Io { what: format!("opening {}", log_path.display()), source })?;
+            .map_err(|source| Error::Io {
+                what: format!("opening {}", log_path.display()),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| Error::Io {
+            what: format!("opening {}", log_path.display()),
+            source,
+        })?;
 
         let mut command = Command::new(binary_path(&config.bin_dir, name));
         command
@@ -303,16 +322,19 @@ impl Fleet {
         for (flag, value) in self.service_flags(name)? {
             command.arg(flag).arg(value);
         }
-        if name == "coding-agent" {
-            if let Some(key) = &config.model.api_key {
-                // Through the environment, not argv: argv is visible to every user of the host.
-                command.env("CAP_MODEL_API_KEY", key);
-            }
+        // Through the environment, not argv: argv is visible to every user of the host.
+        if let (true, Some(key)) = (name == "coding-agent", &config.model.api_key) {
+            command.env("CAP_MODEL_API_KEY", key);
         }
-        let child = command
-            .spawn()
-            .map_err(|source| Error::Io { what: format!("starting {name}"), source })?;
-        let mut process = ServiceProcess { name, child, grpc_addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let child = command.spawn().map_err(|source| Error::Io {
+            what: format!("starting {name}"),
+            source,
+        })?;
+        let mut process = ServiceProcess {
+            name,
+            child,
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
         let started = Instant::now();
         let deadline = Duration::from_secs(60);
         let fail = |reason: String| Error::StartFailed {
@@ -325,11 +347,14 @@ impl Fleet {
             .await
             .map_err(&fail)?;
         if name == "gateway" {
-            self.gateway_http = wait_for_addr(&mut process.child, &http_addr_file, started, deadline)
-                .await
-                .map_err(&fail)?;
+            self.gateway_http =
+                wait_for_addr(&mut process.child, &http_addr_file, started, deadline)
+                    .await
+                    .map_err(&fail)?;
         }
-        self.wait_healthy(&mut process, started, deadline).await.map_err(&fail)?;
+        self.wait_healthy(&mut process, started, deadline)
+            .await
+            .map_err(&fail)?;
         tracing::info!(service = name, addr = %process.grpc_addr, "service healthy");
         self.processes.push(process);
         Ok(())
@@ -349,7 +374,10 @@ impl Fleet {
         };
         match name {
             "sandbox" => {
-                flags.insert("--sessions-dir", config.data_dir.join("sandbox").display().to_string());
+                flags.insert(
+                    "--sessions-dir",
+                    config.data_dir.join("sandbox").display().to_string(),
+                );
             }
             "github" => {
                 flags.insert("--database-url", database("github.db"));
@@ -376,7 +404,11 @@ impl Fleet {
                 flags.insert("--http-listen", self.http_listen_now().to_string());
                 flags.insert(
                     "--http-addr-file",
-                    config.run_dir().join("gateway-http.addr").display().to_string(),
+                    config
+                        .run_dir()
+                        .join("gateway-http.addr")
+                        .display()
+                        .to_string(),
                 );
                 flags.insert("--supervisor-url", self.url_of("supervisor")?);
                 flags.insert("--github-url", self.url_of("github")?);
@@ -388,7 +420,11 @@ impl Fleet {
 
     /// A restarted gateway keeps the port it had, so open dashboards reconnect.
     fn http_listen_now(&self) -> SocketAddr {
-        if self.gateway_http.port() != 0 { self.gateway_http } else { self.config.http_listen }
+        if self.gateway_http.port() != 0 {
+            self.gateway_http
+        } else {
+            self.config.http_listen
+        }
     }
 
     fn public_url(&self) -> String {
@@ -408,15 +444,23 @@ impl Fleet {
         deadline: Duration,
     ) -> std::result::Result<(), String> {
         let tls = self.pki.service("launcher").map_err(|e| e.to_string())?;
-        let channel = tls.channel(&format!("https://{}", process.grpc_addr)).map_err(|e| e.to_string())?;
+        let channel = tls
+            .channel(&format!("https://{}", process.grpc_addr))
+            .map_err(|e| e.to_string())?;
         let mut health = HealthClient::new(channel);
         loop {
             if let Ok(Some(status)) = process.child.try_wait() {
                 return Err(format!("exited with {status}"));
             }
-            let answer = health.check(HealthCheckRequest { service: String::new() }).await;
+            let answer = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
             match answer {
-                Ok(reply) if reply.get_ref().status == ServingStatus::Serving as i32 => return Ok(()),
+                Ok(reply) if reply.get_ref().status == ServingStatus::Serving as i32 => {
+                    return Ok(());
+                }
                 Ok(reply) => tracing::debug!(status = reply.get_ref().status, "not serving yet"),
                 Err(status) => tracing::debug!(error = %status, "health check failed"),
             }
@@ -448,23 +492,37 @@ async fn wait_for_addr(
 ) -> std::result::Result<SocketAddr, String> {
     loop {
         if let Ok(text) = std::fs::read_to_string(file) {
-            return text.trim().parse().map_err(|e| format!("bad address in {}: {e}", file.display()));
+            return text
+                .trim()
+                .parse()
+                .map_err(|e| format!("bad address in {}: {e}", file.display()));
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("exited with {status}"));
         }
         if started.elapsed() > deadline {
-            return Err(format!("no address in {} after {} s", file.display(), deadline.as_secs()));
+            return Err(format!(
+                "no address in {} after {} s",
+                file.display(),
+                deadline.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn stop_process(mut process: ServiceProcess) {
-    if let Some(pid) = process.child.id() {
+    let pid = process
+        .child
+        .id()
+        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
+    if let Some(pid) = pid {
         // SIGTERM lets the service finish its in-flight writes.
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-        if tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await.is_ok() {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        if tokio::time::timeout(Duration::from_secs(5), process.child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

@@ -230,7 +230,7 @@ pub struct ForgeConfig {
     pub root: PathBuf,
     /// SQL store URL (`sqlite://...` or `postgres://...`).
     pub database_url: String,
-    /// Base URL of the dashboard; pull request URLs are `{public_url}/pulls/{id}`.
+    /// Base URL of the dashboard; pull request URLs are `{public_url}/#/pull-requests/{id}` (the dashboard's route).
     pub public_url: String,
 }
 

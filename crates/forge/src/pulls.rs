@@ -417,7 +417,7 @@ impl Forge {
         let id: String = row.try_get("id")?;
         let state: String = row.try_get("state")?;
         Ok(PullRequest {
-            url: format!("{}/pulls/{id}", self.public_url),
+            url: format!("{}/#/pull-requests/{id}", self.public_url),
             repository_id: row.try_get("repository_id")?,
             number: number(row.try_get("number")?)?,
             title: row.try_get("title")?,

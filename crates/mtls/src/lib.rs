@@ -80,7 +80,9 @@ pub struct ServiceTls {
 impl std::fmt::Debug for ServiceTls {
     // The key stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceTls").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("ServiceTls")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,7 +90,10 @@ impl Pki {
     /// Opens the PKI directory, creating the development CA there if it has none.
     pub fn ensure_dev(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
         let pki = Self { dir };
         if !pki.ca_cert_path().exists() {
             pki.create_ca()?;
@@ -113,7 +118,9 @@ impl Pki {
     /// Loads the service's certificate, signing a new one with the CA if it has none.
     pub fn service(&self, service: &str) -> Result<ServiceTls> {
         if service.is_empty()
-            || !service.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || !service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return Err(Error::InvalidServiceName(service.to_owned()));
         }
@@ -132,7 +139,10 @@ impl Pki {
 
     fn create_ca(&self) -> Result<()> {
         let subject = "cap development CA";
-        let cert_err = |source| Error::Certificate { subject: subject.to_owned(), source };
+        let cert_err = |source| Error::Certificate {
+            subject: subject.to_owned(),
+            source,
+        };
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
         let mut dn = DistinguishedName::new();
@@ -143,14 +153,21 @@ impl Pki {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let cert = params.self_signed(&key).map_err(cert_err)?;
         // Key first: a CA certificate without its key on disk would be unusable.
-        write_atomic(&self.ca_key_path(), &key.serialize_pem(), /*secret*/ true)?;
+        write_atomic(
+            &self.ca_key_path(),
+            &key.serialize_pem(),
+            /*secret*/ true,
+        )?;
         write_atomic(&self.ca_cert_path(), &cert.pem(), /*secret*/ false)?;
         tracing::info!(dir = %self.dir.display(), "created development CA");
         Ok(())
     }
 
     fn sign_service(&self, service: &str, cert_path: &Path, key_path: &Path) -> Result<()> {
-        let cert_err = |source| Error::Certificate { subject: service.to_owned(), source };
+        let cert_err = |source| Error::Certificate {
+            subject: service.to_owned(),
+            source,
+        };
         let ca_key = KeyPair::from_pem(&read(&self.ca_key_path())?).map_err(cert_err)?;
         let issuer =
             Issuer::from_ca_cert_pem(&read(&self.ca_cert_path())?, ca_key).map_err(cert_err)?;
@@ -165,8 +182,10 @@ impl Pki {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, service);
         params.distinguished_name = dn;
-        params.key_usages =
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -208,7 +227,10 @@ impl ServiceTls {
     /// A channel to `url` (`https://host:port`) that connects on first use and reconnects
     /// after failures, so services can start in any order.
     pub fn channel(&self, url: &str) -> Result<Channel> {
-        let endpoint_err = |source| Error::Endpoint { url: url.to_owned(), source };
+        let endpoint_err = |source| Error::Endpoint {
+            url: url.to_owned(),
+            source,
+        };
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(endpoint_err)?
             .tls_config(self.client_config())
@@ -220,13 +242,19 @@ impl ServiceTls {
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes through a temporary file and a rename, so that services starting at the same time
 /// never read half a file. Secrets are created with mode 0600.
 fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<()> {
-    let io_err = |source| Error::Io { path: path.to_owned(), source };
+    let io_err = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

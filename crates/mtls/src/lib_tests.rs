@@ -14,7 +14,10 @@ fn creates_ca_once_and_signs_services() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -23,6 +26,9 @@ fn creates_ca_once_and_signs_services() {
 fn refuses_bad_service_names() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::ensure_dev(dir.path()).unwrap();
-    assert!(matches!(pki.service("../etc"), Err(Error::InvalidServiceName(_))));
+    assert!(matches!(
+        pki.service("../etc"),
+        Err(Error::InvalidServiceName(_))
+    ));
     assert!(matches!(pki.service(""), Err(Error::InvalidServiceName(_))));
 }

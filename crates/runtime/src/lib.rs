@@ -77,17 +77,26 @@ pub fn init_tracing(service: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second init (tests starting several services in one process) is not an error.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
     tracing::debug!(service, "tracing ready");
 }
 
 /// Binds `addr` and, when `addr_file` is given, writes the bound address there (atomically).
 pub async fn bind(addr: SocketAddr, addr_file: Option<&Path>) -> Result<TcpListener> {
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     if let Some(path) = addr_file {
-        let addr_err = |source| Error::AddrFile { path: path.to_owned(), source };
+        let addr_err = |source| Error::AddrFile {
+            path: path.to_owned(),
+            source,
+        };
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bound.to_string()).map_err(addr_err)?;
         std::fs::rename(&tmp, path).map_err(addr_err)?;

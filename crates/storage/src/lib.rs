@@ -82,15 +82,24 @@ pub async fn open(url: &str, migrator: &Migrator) -> Result<AnyPool> {
     let pool = options
         .connect(url)
         .await
-        .map_err(|source| Error::Connect { url: redact(url), source })?;
+        .map_err(|source| Error::Connect {
+            url: redact(url),
+            source,
+        })?;
     if backend == Backend::Sqlite {
         // WAL lets readers (the gateway's watchers) proceed while the workflow writes.
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&pool)
             .await
-            .map_err(|source| Error::Connect { url: redact(url), source })?;
+            .map_err(|source| Error::Connect {
+                url: redact(url),
+                source,
+            })?;
     }
-    let mut migrator = Migrator { ignore_missing: true, ..clone_migrator(migrator) };
+    let mut migrator = Migrator {
+        ignore_missing: true,
+        ..clone_migrator(migrator)
+    };
     migrator.set_locking(backend == Backend::Postgres);
     migrator.run(&pool).await?;
     tracing::debug!(url = %redact(url), "database ready");

@@ -2,7 +2,10 @@ use super::*;
 
 #[test]
 fn redacts_passwords_only() {
-    assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+    assert_eq!(
+        redact("postgres://u:secret@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
     assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
 }

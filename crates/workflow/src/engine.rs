@@ -150,7 +150,10 @@ impl Engine {
             )));
         }
         let running = self.lock_running();
-        Ok(running.get(task_id).map(|switch| switch.send(true).is_ok()).unwrap_or(false))
+        Ok(running
+            .get(task_id)
+            .map(|switch| switch.send(true).is_ok())
+            .unwrap_or(false))
     }
 
     /// Ids of the tasks running in this process.
@@ -183,7 +186,10 @@ impl Engine {
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
         // A poisoned map only means a runner panicked; the map itself is still consistent.
-        self.inner.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn spawn(&self, task: TaskRecord, state: WorkflowState) {
@@ -193,7 +199,12 @@ impl Engine {
         tokio::spawn(async move {
             let task_id = task.task_id.clone();
             let permit = engine.inner.slots.clone().acquire_owned().await;
-            let mut run = Run { inner: engine.inner.clone(), task, state, interrupt };
+            let mut run = Run {
+                inner: engine.inner.clone(),
+                task,
+                state,
+                interrupt,
+            };
             if let Err(error) = run.drive().await {
                 // Only the store failing lands here; the task stays unfinished and is resumed
                 // by the next supervisor start.
@@ -215,7 +226,10 @@ async fn watch_loop(
     let mut wake = inner.events.subscribe();
     loop {
         wake.mark_unchanged();
-        let events = inner.store.events_after(task_id, last_seq, WATCH_BATCH).await?;
+        let events = inner
+            .store
+            .events_after(task_id, last_seq, WATCH_BATCH)
+            .await?;
         let full_batch = events.len() == WATCH_BATCH as usize;
         for record in events {
             last_seq = record.seq;
@@ -229,7 +243,10 @@ async fn watch_loop(
         // The runner stores the final event before it marks the task ended, so once the task
         // has ended, one more read returns whatever is left.
         if inner.store.get_task(task_id).await?.status.is_terminal() {
-            let rest = inner.store.events_after(task_id, last_seq, u32::MAX).await?;
+            let rest = inner
+                .store
+                .events_after(task_id, last_seq, u32::MAX)
+                .await?;
             for record in rest {
                 if tx.send(Ok(record)).await.is_err() {
                     return Ok(());
@@ -249,7 +266,9 @@ async fn watch_loop(
 fn validate(spec: &mut TaskSpec) -> Result<()> {
     spec.repository_id = spec.repository_id.trim().to_owned();
     if spec.repository_id.is_empty() {
-        return Err(Error::InvalidRequest("repository_id: must not be empty".into()));
+        return Err(Error::InvalidRequest(
+            "repository_id: must not be empty".into(),
+        ));
     }
     if spec.prompt.trim().is_empty() {
         return Err(Error::InvalidRequest("prompt: must not be empty".into()));
@@ -437,8 +456,17 @@ impl Run {
         if self.state.session_id.is_empty() {
             return;
         }
-        let request = DestroySessionRequest { session_id: self.state.session_id.clone() };
-        match self.inner.clients.sandbox.clone().destroy_session(request).await {
+        let request = DestroySessionRequest {
+            session_id: self.state.session_id.clone(),
+        };
+        match self
+            .inner
+            .clients
+            .sandbox
+            .clone()
+            .destroy_session(request)
+            .await
+        {
             Ok(_) => self.state.session_id.clear(),
             Err(status) => tracing::warn!(
                 task_id = %self.task.task_id,

@@ -63,7 +63,11 @@ pub enum Error {
 impl Error {
     /// An upstream error from `status`.
     pub fn upstream(service: &'static str, status: tonic::Status) -> Self {
-        Self::Upstream { service, message: status.message().to_owned(), status }
+        Self::Upstream {
+            service,
+            message: status.message().to_owned(),
+            status,
+        }
     }
 
     /// Whether running the failed step again may succeed.

@@ -9,7 +9,11 @@ pub fn feature_slug(prompt: &str) -> String {
         .filter(|w| !w.is_empty())
     {
         let word = word.to_ascii_lowercase();
-        let extra = if slug.is_empty() { word.len() } else { word.len() + 1 };
+        let extra = if slug.is_empty() {
+            word.len()
+        } else {
+            word.len() + 1
+        };
         if slug.len() + extra > 40 {
             break;
         }
@@ -18,7 +22,11 @@ pub fn feature_slug(prompt: &str) -> String {
         }
         slug.push_str(&word);
     }
-    if slug.is_empty() { "change".to_owned() } else { slug }
+    if slug.is_empty() {
+        "change".to_owned()
+    } else {
+        slug
+    }
 }
 
 /// The branch for a task: `coding-assistant/{YYYYMMDDHHMMSS}-{slug}`, in UTC.
@@ -42,7 +50,10 @@ mod tests {
 
     #[test]
     fn slugs_are_short_and_safe() {
-        assert_eq!(feature_slug("Fix the add() bug in calc.py!"), "fix-the-add-bug-in-calc-py");
+        assert_eq!(
+            feature_slug("Fix the add() bug in calc.py!"),
+            "fix-the-add-bug-in-calc-py"
+        );
         assert_eq!(feature_slug("  ?? "), "change");
         assert_eq!(feature_slug("Überprüfe die Datei"), "berpr-fe-die-datei");
         let long = feature_slug(&"word ".repeat(50));
@@ -52,6 +63,9 @@ mod tests {
     #[test]
     fn branch_has_timestamp_and_slug() {
         let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        assert_eq!(branch_name("Fix add", at), "coding-assistant/20231114221320-fix-add");
+        assert_eq!(
+            branch_name("Fix add", at),
+            "coding-assistant/20231114221320-fix-add"
+        );
     }
 }

@@ -77,7 +77,10 @@ pub struct WorkflowState {
 impl WorkflowState {
     /// The state of a task that has not started.
     pub fn new() -> Self {
-        Self { next_node: Some(Node::Plan), ..Self::default() }
+        Self {
+            next_node: Some(Node::Plan),
+            ..Self::default()
+        }
     }
 }
 
@@ -109,21 +112,22 @@ impl Run {
     async fn plan(&mut self) -> Result<Option<Node>> {
         self.progress(5, "Supervisor").await?;
         let repository_id = self.task.spec.repository_id.clone();
-        let repo = self
-            .inner
-            .clients
-            .github
-            .clone()
-            .get_repository(GetRepositoryRequest { repository_id: repository_id.clone() })
-            .await
-            .map_err(|status| match status.code() {
-                tonic::Code::NotFound | tonic::Code::InvalidArgument => Error::TaskFailed(format!(
-                    "repository {repository_id:?}: {}",
-                    status.message()
-                )),
-                _ => Error::upstream("github", status),
-            })?
-            .into_inner();
+        let repo =
+            self.inner
+                .clients
+                .github
+                .clone()
+                .get_repository(GetRepositoryRequest {
+                    repository_id: repository_id.clone(),
+                })
+                .await
+                .map_err(|status| match status.code() {
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument => Error::TaskFailed(
+                        format!("repository {repository_id:?}: {}", status.message()),
+                    ),
+                    _ => Error::upstream("github", status),
+                })?
+                .into_inner();
         self.state.clone_url = repo.clone_url;
         self.state.base_sha = repo.head_sha;
         self.state.default_branch = repo.default_branch;
@@ -165,7 +169,8 @@ impl Run {
             .collect();
         self.state.plan = render_plan(&self.task.spec, &self.state, &files);
         let plan = self.state.plan.clone();
-        self.emit("supervisor", Payload::Thought(Thought { reasoning: plan })).await?;
+        self.emit("supervisor", Payload::Thought(Thought { reasoning: plan }))
+            .await?;
         self.progress(20, "Supervisor").await?;
         Ok(Some(Node::Execute))
     }
@@ -175,9 +180,15 @@ impl Run {
         self.progress(30, Agent::Coding.display()).await?;
         let mut context = std::collections::HashMap::new();
         context.insert("plan".to_owned(), self.state.plan.clone());
-        context.insert("attempt".to_owned(), self.state.execute_attempts.to_string());
+        context.insert(
+            "attempt".to_owned(),
+            self.state.execute_attempts.to_string(),
+        );
         if !self.task.spec.avoid_files.is_empty() {
-            context.insert("avoid_files".to_owned(), self.task.spec.avoid_files.join(", "));
+            context.insert(
+                "avoid_files".to_owned(),
+                self.task.spec.avoid_files.join(", "),
+            );
         }
         if self.task.spec.max_files_changed > 0 {
             context.insert(
@@ -186,7 +197,10 @@ impl Run {
             );
         }
         if !self.state.last_test_report.is_empty() && !self.state.tests_passed {
-            context.insert("previous_test_failure".to_owned(), self.state.last_test_report.clone());
+            context.insert(
+                "previous_test_failure".to_owned(),
+                self.state.last_test_report.clone(),
+            );
         }
         let objective = self.task.spec.prompt.clone();
         let finish = self.run_agent(Agent::Coding, objective, context).await?;
@@ -209,9 +223,16 @@ impl Run {
     async fn review(&mut self) -> Result<Option<Node>> {
         self.progress(70, Agent::Testing.display()).await?;
         let mut context = std::collections::HashMap::new();
-        context.insert("changed_files".to_owned(), self.state.changed_files.join("\n"));
+        context.insert(
+            "changed_files".to_owned(),
+            self.state.changed_files.join("\n"),
+        );
         let finish = self
-            .run_agent(Agent::Testing, "Run the repository's tests".to_owned(), context)
+            .run_agent(
+                Agent::Testing,
+                "Run the repository's tests".to_owned(),
+                context,
+            )
             .await?
             .ok_or_else(|| {
                 Error::TaskFailed("the testing agent ended without reporting a result".into())
@@ -248,10 +269,16 @@ impl Run {
         let repository_id = self.task.spec.repository_id.clone();
         let mut github = self.inner.clients.github.clone();
         if self.state.branch.is_empty() {
-            self.state.branch = branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            self.state.branch =
+                branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
             self.inner
                 .store
-                .save_checkpoint(&self.task.task_id, "review", "branch_named", &self.state_json()?)
+                .save_checkpoint(
+                    &self.task.task_id,
+                    "review",
+                    "branch_named",
+                    &self.state_json()?,
+                )
                 .await?;
         }
         if !self.state.branch_created {
@@ -276,7 +303,9 @@ impl Run {
                 .clients
                 .sandbox
                 .clone()
-                .get_changes(GetChangesRequest { session_id: self.state.session_id.clone() })
+                .get_changes(GetChangesRequest {
+                    session_id: self.state.session_id.clone(),
+                })
                 .await
                 .map_err(|status| Error::upstream("sandbox", status))?
                 .into_inner()
@@ -294,7 +323,12 @@ impl Run {
             self.state.head_sha = commit.commit_sha;
             self.inner
                 .store
-                .save_checkpoint(&self.task.task_id, "review", "committed", &self.state_json()?)
+                .save_checkpoint(
+                    &self.task.task_id,
+                    "review",
+                    "committed",
+                    &self.state_json()?,
+                )
                 .await?;
         }
         if self.state.pull_request_id.is_empty() {
@@ -340,8 +374,14 @@ impl Run {
         for file in &self.state.changed_files {
             body.push_str(&format!("- `{file}`\n"));
         }
-        body.push_str(&format!("\n## Tests\n\n{} ({})\n", tests.description, tests.kind));
-        body.push_str(&format!("\nOpened by the coding assistant for task `{}`.\n", self.task.task_id));
+        body.push_str(&format!(
+            "\n## Tests\n\n{} ({})\n",
+            tests.description, tests.kind
+        ));
+        body.push_str(&format!(
+            "\nOpened by the coding assistant for task `{}`.\n",
+            self.task.task_id
+        ));
         body
     }
 
@@ -351,7 +391,9 @@ impl Run {
             .clients
             .sandbox
             .clone()
-            .get_changes(GetChangesRequest { session_id: self.state.session_id.clone() })
+            .get_changes(GetChangesRequest {
+                session_id: self.state.session_id.clone(),
+            })
             .await
             .map_err(|status| Error::upstream("sandbox", status))?
             .into_inner();
@@ -430,7 +472,11 @@ impl Run {
                 Err(status) => return Err(Error::upstream(service, status)),
             }
         }
-        if interrupting || last_checkpoint.as_ref().is_some_and(|c| c.kind == "interrupted") {
+        if interrupting
+            || last_checkpoint
+                .as_ref()
+                .is_some_and(|c| c.kind == "interrupted")
+        {
             return Err(Error::Interrupted);
         }
         Ok(last_checkpoint)
@@ -454,7 +500,10 @@ fn render_plan(spec: &crate::TaskSpec, state: &WorkflowState, files: &[&str]) ->
         plan.push_str(&format!("Do not touch: {}.\n", spec.avoid_files.join(", ")));
     }
     if spec.max_files_changed > 0 {
-        plan.push_str(&format!("Change at most {} files.\n", spec.max_files_changed));
+        plan.push_str(&format!(
+            "Change at most {} files.\n",
+            spec.max_files_changed
+        ));
     }
     plan.push_str("Files:\n");
     for file in files.iter().take(200) {
@@ -490,12 +539,21 @@ fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
 fn summary_of(state_json: &str) -> String {
     serde_json::from_str::<serde_json::Value>(state_json)
         .ok()
-        .and_then(|value| value.get("summary").and_then(|s| s.as_str()).map(str::to_owned))
+        .and_then(|value| {
+            value
+                .get("summary")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_default()
 }
 
 fn title_of(prompt: &str) -> String {
-    let first = prompt.lines().find(|line| !line.trim().is_empty()).unwrap_or("Change").trim();
+    let first = prompt
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("Change")
+        .trim();
     let mut title: String = first.chars().take(72).collect();
     if first.chars().count() > 72 {
         title.push('…');
@@ -504,7 +562,11 @@ fn title_of(prompt: &str) -> String {
 }
 
 fn commit_message(prompt: &str, task_id: &str) -> String {
-    format!("{}\n\n{}\n\nTask: {task_id}\n", title_of(prompt), prompt.trim())
+    format!(
+        "{}\n\n{}\n\nTask: {task_id}\n",
+        title_of(prompt),
+        prompt.trim()
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ fn constraints_name_the_offending_file() {
     let err = check_constraints(&spec(&["legacy/"], 0), &changed).unwrap_err();
     assert!(err.to_string().contains("legacy/auth.js"), "{err}");
     let err = check_constraints(&spec(&[], 1), &changed).unwrap_err();
-    assert!(err.to_string().contains("max_files_changed allows 1"), "{err}");
+    assert!(
+        err.to_string().contains("max_files_changed allows 1"),
+        "{err}"
+    );
     check_constraints(&spec(&["legacy/other.js", "src/app"], 2), &changed).unwrap();
 }
 
@@ -33,7 +36,8 @@ fn state_survives_json() {
     let mut state = WorkflowState::new();
     state.session_id = "s".into();
     state.next_node = Some(Node::Review);
-    let back: WorkflowState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let back: WorkflowState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
     assert_eq!(back, state);
     // Checkpoints written by an older version, without newer fields, still load.
     let old: WorkflowState = serde_json::from_str(r#"{"next_node":"execute"}"#).unwrap();

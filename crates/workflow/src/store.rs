@@ -149,7 +149,9 @@ const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current
 impl Store {
     /// Opens the store at `database_url`, running migrations.
     pub async fn open(database_url: &str) -> Result<Self> {
-        Ok(Self { pool: cap_storage::open(database_url, &MIGRATOR).await? })
+        Ok(Self {
+            pool: cap_storage::open(database_url, &MIGRATOR).await?,
+        })
     }
 
     /// Creates a queued task.
@@ -196,7 +198,10 @@ impl Store {
     /// The task, or `Error::TaskNotFound`.
     pub async fn get_task(&self, task_id: &str) -> Result<TaskRecord> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1");
-        let row = sqlx::query(&sql).bind(task_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(row) => task_from_row(&row),
             None => Err(Error::TaskNotFound(task_id.to_owned())),
@@ -208,7 +213,10 @@ impl Store {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks ORDER BY created_at_ms DESC, task_id LIMIT $1"
         );
-        let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(task_from_row).collect()
     }
 
@@ -290,13 +298,12 @@ impl Store {
         state_json: &str,
     ) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let event_seq: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1",
-        )
-        .bind(task_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("last")?;
+        let event_seq: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("last")?;
         let seq = insert_checkpoint(&mut tx, task_id, node, kind, event_seq, state_json).await?;
         tx.commit().await?;
         Ok(seq)
@@ -321,7 +328,10 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let json: String = row.try_get("event_json")?;
-                Ok(EventRecord { seq: row.try_get("seq")?, event: serde_json::from_str(&json)? })
+                Ok(EventRecord {
+                    seq: row.try_get("seq")?,
+                    event: serde_json::from_str(&json)?,
+                })
             })
             .collect()
     }
@@ -341,7 +351,10 @@ impl Store {
             "SELECT seq, node, kind, event_seq, state_json, created_at_ms FROM checkpoints \
              WHERE task_id = $1 ORDER BY seq {order}"
         );
-        let rows = sqlx::query(&sql).bind(task_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(CheckpointRecord {

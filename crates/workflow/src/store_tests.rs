@@ -1,6 +1,6 @@
 use super::*;
-use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::Thought;
+use cap_proto::agent::v1::task_event::Payload;
 use pretty_assertions::assert_eq;
 
 /// The PostgreSQL the machine runs for tests.
@@ -19,7 +19,9 @@ fn spec() -> TaskSpec {
 
 fn thought(text: &str) -> TaskEvent {
     TaskEvent {
-        payload: Some(Payload::Thought(Thought { reasoning: text.into() })),
+        payload: Some(Payload::Thought(Thought {
+            reasoning: text.into(),
+        })),
         agent: "coding".into(),
         created_at_ms: 1,
     }
@@ -29,16 +31,37 @@ async fn exercise(store: Store) {
     let mut task = store.create_task(spec()).await.unwrap();
     assert_eq!(store.get_task(&task.task_id).await.unwrap(), task);
 
-    let first = store.record_event(&task.task_id, &thought("one"), "plan", "event", "{}").await.unwrap();
-    let second =
-        store.record_event(&task.task_id, &thought("two"), "plan", "event", "{\"a\":1}").await.unwrap();
+    let first = store
+        .record_event(&task.task_id, &thought("one"), "plan", "event", "{}")
+        .await
+        .unwrap();
+    let second = store
+        .record_event(&task.task_id, &thought("two"), "plan", "event", "{\"a\":1}")
+        .await
+        .unwrap();
     assert_eq!((first, second), (1, 2));
     let events = store.events_after(&task.task_id, 1, 10).await.unwrap();
-    assert_eq!(events, vec![EventRecord { seq: 2, event: thought("two") }]);
+    assert_eq!(
+        events,
+        vec![EventRecord {
+            seq: 2,
+            event: thought("two")
+        }]
+    );
 
-    store.save_checkpoint(&task.task_id, "plan", "node_completed", "{\"b\":2}").await.unwrap();
-    let latest = store.latest_checkpoint(&task.task_id).await.unwrap().unwrap();
-    assert_eq!((latest.seq, latest.kind.as_str(), latest.event_seq), (3, "node_completed", 2));
+    store
+        .save_checkpoint(&task.task_id, "plan", "node_completed", "{\"b\":2}")
+        .await
+        .unwrap();
+    let latest = store
+        .latest_checkpoint(&task.task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (latest.seq, latest.kind.as_str(), latest.event_seq),
+        (3, "node_completed", 2)
+    );
     assert_eq!(store.checkpoints(&task.task_id).await.unwrap().len(), 3);
 
     task.status = TaskStatus::Running;
@@ -46,13 +69,30 @@ async fn exercise(store: Store) {
     task.current_agent = "CodingAssistant".into();
     store.update_task(&mut task).await.unwrap();
     assert_eq!(store.get_task(&task.task_id).await.unwrap(), task);
-    assert!(store.unfinished_tasks().await.unwrap().iter().any(|t| t.task_id == task.task_id));
+    assert!(
+        store
+            .unfinished_tasks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.task_id == task.task_id)
+    );
 
     task.status = TaskStatus::Completed;
     store.update_task(&mut task).await.unwrap();
-    assert!(!store.unfinished_tasks().await.unwrap().iter().any(|t| t.task_id == task.task_id));
+    assert!(
+        !store
+            .unfinished_tasks()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.task_id == task.task_id)
+    );
 
-    let missing = store.get_task("00000000-0000-0000-0000-000000000000").await.unwrap_err();
+    let missing = store
+        .get_task("00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap_err();
     assert!(matches!(missing, Error::TaskNotFound(_)), "{missing:?}");
 }
 

@@ -13,21 +13,33 @@ use cap_testkit::{ScriptStep, ScriptedModel};
 
 /// The sample repository's files (the end-to-end tests use the same ones).
 const SAMPLE_FILES: [(&str, &str); 3] = [
-    ("calc.py", include_str!("../../../tests/fixtures/python-calculator/calc.py")),
-    ("test_calc.py", include_str!("../../../tests/fixtures/python-calculator/test_calc.py")),
-    ("README.md", include_str!("../../../tests/fixtures/python-calculator/README.md")),
+    (
+        "calc.py",
+        include_str!("../../../tests/fixtures/python-calculator/calc.py"),
+    ),
+    (
+        "test_calc.py",
+        include_str!("../../../tests/fixtures/python-calculator/test_calc.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../tests/fixtures/python-calculator/README.md"),
+    ),
 ];
 /// The scripted model's answers for the sample task.
 const SAMPLE_SCRIPT: &str = include_str!("../../../tests/fixtures/python-calculator.script.json");
 /// The sample repository's name in the local forge.
 pub const SAMPLE_REPOSITORY: &str = "demo/calculator";
 /// The sample task.
-pub const SAMPLE_PROMPT: &str =
-    "Fix the bug that makes test_add fail: add(2, 3) should return 5.";
+pub const SAMPLE_PROMPT: &str = "Fix the bug that makes test_add fail: add(2, 3) should return 5.";
 
 /// Command line.
 #[derive(Debug, clap::Parser)]
-#[command(name = "cap", about = "The coding assistant platform, on one machine", version)]
+#[command(
+    name = "cap",
+    about = "The coding assistant platform, on one machine",
+    version
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -133,7 +145,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let demo = scripted.is_some() || args.demo;
     if demo {
         if scripted.is_some() {
-            println!("No model endpoint configured (CAP_MODEL_BASE_URL): the scripted model drives the sample task.");
+            println!(
+                "No model endpoint configured (CAP_MODEL_BASE_URL): the scripted model drives the sample task."
+            );
         }
         let outcome = run_sample_task(&fleet).await;
         if let Err(error) = &outcome {
@@ -171,10 +185,16 @@ async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let task_id = created["task_id"].as_str().context("no task_id in the answer")?.to_owned();
+    let task_id = created["task_id"]
+        .as_str()
+        .context("no task_id in the answer")?
+        .to_owned();
     println!("Sample task: {SAMPLE_PROMPT}");
     println!("  task:     {base}/api/v1/tasks/{task_id}");
-    println!("  watch:    {base}/#/tasks/{task_id}   (WebSocket ws://{}/ws/tasks/{task_id}/stream)", fleet.gateway_http());
+    println!(
+        "  watch:    {base}/#/tasks/{task_id}   (WebSocket ws://{}/ws/tasks/{task_id}/stream)",
+        fleet.gateway_http()
+    );
     let task = loop {
         let task: serde_json::Value = http
             .get(format!("{base}/api/v1/tasks/{task_id}"))
@@ -192,8 +212,11 @@ async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
         bail!("task ended {}: {}", task["status"], task["error_message"]);
     }
     let pr_id = task["pull_request_id"].as_str().unwrap_or_default();
-    println!("Pull request opened on branch {}:", task["branch"].as_str().unwrap_or_default());
-    println!("  review:   {base}/#/pulls/{pr_id}");
+    println!(
+        "Pull request opened on branch {}:",
+        task["branch"].as_str().unwrap_or_default()
+    );
+    println!("  review:   {base}/#/pull-requests/{pr_id}");
     println!(
         "  approve:  curl -X POST {base}/api/v1/pull-requests/{pr_id}/review -H 'content-type: application/json' -d '{{\"action\":\"approve\"}}'"
     );

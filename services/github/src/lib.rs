@@ -31,7 +31,7 @@ pub struct Config {
     /// Directory of the forge's bare repositories; default `forge/` in the data directory.
     #[arg(long, env = "CAP_GITHUB_FORGE_ROOT")]
     pub forge_root: Option<PathBuf>,
-    /// Base URL of the dashboard; pull request URLs are `{public_url}/pulls/{id}`.
+    /// Base URL of the dashboard; pull request URLs are `{public_url}/#/pull-requests/{id}` (the dashboard's route).
     #[arg(long, env = "CAP_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
 }

@@ -131,7 +131,7 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
     assert_eq!(pr.head_sha, commit.commit_sha);
     assert_eq!(
         pr.url,
-        format!("http://dash.local/pulls/{}", pr.pull_request_id)
+        format!("http://dash.local/#/pull-requests/{}", pr.pull_request_id)
     );
     assert!(
         pr.diff.contains("+hi") && pr.diff.contains("-hello"),

@@ -20,7 +20,10 @@ use tonic::{Request, Response, Status};
 
 /// The supervisor's configuration.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "cap-supervisor", about = "Runs tasks through the workflow graph")]
+#[command(
+    name = "cap-supervisor",
+    about = "Runs tasks through the workflow graph"
+)]
 pub struct Config {
     /// Flags every service takes.
     #[command(flatten)]
@@ -51,9 +54,10 @@ pub struct Config {
 /// Serves the supervisor until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let tls = config.common.tls("supervisor")?;
-    let database_url = config.database_url.clone().unwrap_or_else(|| {
-        cap_storage::sqlite_url(&config.common.data_dir.join("supervisor.db"))
-    });
+    let database_url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| cap_storage::sqlite_url(&config.common.data_dir.join("supervisor.db")));
     std::fs::create_dir_all(&config.common.data_dir)?;
     let store = Store::open(&database_url).await?;
     let clients = Clients {
@@ -179,7 +183,9 @@ impl TaskService for SupervisorService {
             n => n.min(500),
         };
         let tasks = self.engine.list(limit).await.map_err(to_status)?;
-        Ok(Response::new(ListTasksResponse { tasks: tasks.into_iter().map(task_to_proto).collect() }))
+        Ok(Response::new(ListTasksResponse {
+            tasks: tasks.into_iter().map(task_to_proto).collect(),
+        }))
     }
 
     type WatchTaskStream = BoxStream<TaskEventRecord>;
@@ -262,6 +268,9 @@ impl AgentOrchestrator for SupervisorService {
         } else {
             "the task is not running in this supervisor"
         };
-        Ok(Response::new(Ack { accepted, message: message.into() }))
+        Ok(Response::new(Ack {
+            accepted,
+            message: message.into(),
+        }))
     }
 }
