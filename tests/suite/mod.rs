@@ -1,2 +1,3 @@
+mod recovery;
 mod support;
 mod task_flow;

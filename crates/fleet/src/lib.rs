@@ -209,7 +209,9 @@ impl Fleet {
             gateway_http: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         for name in SERVICES {
-            fleet.start_service(name).await?;
+            fleet
+                .start_service(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await?;
         }
         Ok(fleet)
     }
@@ -243,8 +245,9 @@ impl Fleet {
             .ok_or_else(|| Error::UnknownService(name.to_owned()))
     }
 
-    /// Stops a service (SIGTERM, then SIGKILL after 5 s) and starts it again with the same
-    /// configuration; services that call it reconnect on their own.
+    /// Stops a service (SIGTERM, then SIGKILL after 5 s, at once if it already died) and
+    /// starts it again on the same address with the same configuration; services that call it
+    /// reconnect on their own.
     pub async fn restart(&mut self, name: &str) -> Result<()> {
         let index = self
             .processes
@@ -252,9 +255,10 @@ impl Fleet {
             .position(|p| p.name == name)
             .ok_or_else(|| Error::UnknownService(name.to_owned()))?;
         let process = self.processes.remove(index);
-        let name = process.name;
+        let (name, addr) = (process.name, process.grpc_addr);
         stop_process(process).await;
-        self.start_service(name).await?;
+        // Same address: the services that call it keep a valid URL.
+        self.start_service(name, addr).await?;
         // Keep start order, so `grpc_addr` and `stop` see the same list.
         let restarted = self.processes.pop();
         if let Some(restarted) = restarted {
@@ -281,7 +285,7 @@ impl Fleet {
         }
     }
 
-    async fn start_service(&mut self, name: &'static str) -> Result<()> {
+    async fn start_service(&mut self, name: &'static str, listen: SocketAddr) -> Result<()> {
         let config = &self.config;
         let addr_file = config.run_dir().join(format!("{name}.addr"));
         let http_addr_file = config.run_dir().join("gateway-http.addr");
@@ -307,7 +311,7 @@ impl Fleet {
         let mut command = Command::new(binary_path(&config.bin_dir, name));
         command
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             .arg("--addr-file")
             .arg(&addr_file)
             .arg("--pki-dir")

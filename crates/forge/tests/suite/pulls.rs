@@ -65,7 +65,10 @@ async fn pull_request_flow(db: Db) -> anyhow::Result<()> {
     );
     assert_eq!(
         pr.url,
-        format!("http://127.0.0.1:8080/#/pull-requests/{}", pr.pull_request_id)
+        format!(
+            "http://127.0.0.1:8080/#/pull-requests/{}",
+            pr.pull_request_id
+        )
     );
     assert_eq!(
         (pr.title.as_str(), pr.body.as_str(), pr.task_id.as_str()),

@@ -1,0 +1,80 @@
+//! A supervisor that crashes mid-task resumes the task from its last checkpoint.
+
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_supervisor_resumes_the_task_from_its_last_checkpoint() {
+    let mut fleet = TestFleet::start(load_script("python-calculator.script.json"), None).await;
+    let repository_id = format!("e2e/recovery-{}", uuid::Uuid::new_v4().simple());
+    fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
+
+    // With the testing agent down, the review node fails and waits to retry: the coding
+    // agent's work is done and checkpointed, the pull request not yet opened.
+    fleet.fleet.kill("testing-agent").await.unwrap();
+    let (status, created) = fleet
+        .post(
+            "/api/v1/tasks",
+            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let waiting = async {
+        loop {
+            let (_, page) = fleet.get(&format!("/api/v1/tasks/{task_id}/events")).await;
+            let retrying = page["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|event| {
+                    event["event"] == "error"
+                        && event["data"]["recoverable"] == true
+                        && event["data"]["message"]
+                            .as_str()
+                            .unwrap_or("")
+                            .starts_with("review failed")
+                });
+            if retrying {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(TASK_DEADLINE, waiting)
+        .await
+        .expect("the review node never retried");
+
+    // The supervisor dies without shutting down, then comes back with its dependencies.
+    fleet.fleet.kill("supervisor").await.unwrap();
+    fleet.fleet.restart("testing-agent").await.unwrap();
+    fleet.fleet.restart("supervisor").await.unwrap();
+
+    let events = fleet.stream_events(&task_id).await.unwrap();
+    let task = fleet.wait_for_end(&task_id).await.unwrap();
+    assert_eq!(
+        task["status"],
+        "completed",
+        "task: {task}\n{}",
+        fleet.logs()
+    );
+    assert!(!task["pull_request_id"].as_str().unwrap().is_empty());
+
+    // The coding agent ran once: the resumed run started at review, not from scratch.
+    assert_eq!(fleet.model.requests().len(), 4);
+    let finished = events
+        .iter()
+        .filter(|e| e["event"] == "checkpoint_reached" && e["data"]["type"] == "agent_finished")
+        .count();
+    assert_eq!(finished, 1);
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    find_event(&events, 0, "checkpoint_reached", |d| {
+        d["type"] == "human_approval_required"
+    })
+    .unwrap();
+}
