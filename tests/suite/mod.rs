@@ -1,3 +1,4 @@
+mod dashboard;
 mod recovery;
 mod support;
 mod task_flow;
