@@ -139,21 +139,66 @@ impl Engine {
         Ok(count)
     }
 
-    /// Asks a running task to stop at its next step; it ends `paused`. Returns whether the
-    /// task was running here.
+    /// Asks a queued or running task to stop at its next step; it ends `paused`. Returns
+    /// whether the task was running here.
     pub async fn interrupt(&self, task_id: &str) -> Result<bool> {
         let task = self.inner.store.get_task(task_id).await?;
-        if task.status.is_terminal() {
-            return Err(Error::Conflict(format!(
-                "task {task_id} is {} and cannot be interrupted",
-                task.status.as_str()
-            )));
+        match task.status {
+            TaskStatus::Queued | TaskStatus::Running => {}
+            TaskStatus::Paused | TaskStatus::Completed | TaskStatus::Failed => {
+                return Err(Error::Conflict(format!(
+                    "task {task_id} is {} and cannot be interrupted",
+                    task.status.as_str()
+                )));
+            }
         }
         let running = self.lock_running();
         Ok(running
             .get(task_id)
             .map(|switch| switch.send(true).is_ok())
             .unwrap_or(false))
+    }
+
+    /// Runs a paused or failed task again from its last checkpoint. A failed task's workspace
+    /// is gone, so it starts again from the plan with a fresh one.
+    pub async fn resume(&self, task_id: &str) -> Result<TaskRecord> {
+        let mut task = self.inner.store.get_task(task_id).await?;
+        match task.status {
+            TaskStatus::Paused | TaskStatus::Failed => {}
+            TaskStatus::Queued | TaskStatus::Running | TaskStatus::Completed => {
+                return Err(Error::Conflict(format!(
+                    "task {task_id} is {}; only paused or failed tasks can be resumed",
+                    task.status.as_str()
+                )));
+            }
+        }
+        if self.lock_running().contains_key(task_id) {
+            return Err(Error::Conflict(format!(
+                "task {task_id} is still stopping; try again"
+            )));
+        }
+        let mut state = match self.inner.store.latest_checkpoint(task_id).await? {
+            Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
+            None => WorkflowState::new(),
+        };
+        if state.session_id.is_empty() || state.next_node.is_none() {
+            state = WorkflowState::new();
+        }
+        let from = [TaskStatus::Paused, TaskStatus::Failed];
+        if !self
+            .inner
+            .store
+            .transition(task_id, &from, TaskStatus::Queued)
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "task {task_id} was resumed already"
+            )));
+        }
+        task = self.inner.store.get_task(task_id).await?;
+        tracing::info!(%task_id, node = ?state.next_node, "task resumed by request");
+        self.spawn(task.clone(), state);
+        Ok(task)
     }
 
     /// Ids of the tasks running in this process.
@@ -314,6 +359,9 @@ impl Run {
         self.set_status(TaskStatus::Running).await?;
         let mut retries = 0;
         while let Some(node) = self.state.next_node {
+            if *self.interrupt.borrow() {
+                return self.pause(node).await;
+            }
             self.task.current_node = node.name().to_owned();
             self.inner.store.update_task(&mut self.task).await?;
             match self.run_node(node).await {
@@ -335,18 +383,7 @@ impl Run {
                     )
                     .await?;
                 }
-                Err(Error::Interrupted) => {
-                    self.emit(
-                        "supervisor",
-                        Payload::Checkpoint(Checkpoint {
-                            kind: "paused".into(),
-                            description: format!("interrupted during {}", node.name()),
-                            state_json: self.state_json()?,
-                        }),
-                    )
-                    .await?;
-                    return self.set_status(TaskStatus::Paused).await;
-                }
+                Err(Error::Interrupted) => return self.pause(node).await,
                 Err(error) if error.is_retryable() && retries < self.inner.config.node_retries => {
                     retries += 1;
                     let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
@@ -364,13 +401,34 @@ impl Run {
                         }),
                     )
                     .await?;
-                    tokio::time::sleep(wait).await;
+                    // A human may interrupt while the node waits to retry.
+                    let interrupted = tokio::select! {
+                        _ = tokio::time::sleep(wait) => false,
+                        changed = self.interrupt.changed() => changed.is_ok(),
+                    };
+                    if interrupted && *self.interrupt.borrow() {
+                        return self.pause(node).await;
+                    }
                 }
                 Err(error) => return self.fail(&error).await,
             }
         }
         self.task.progress_percentage = 100;
         self.set_status(TaskStatus::Completed).await
+    }
+
+    /// Stops at `node`, keeping the workspace, so the task can be resumed there.
+    async fn pause(&mut self, node: Node) -> Result<()> {
+        self.emit(
+            "supervisor",
+            Payload::Checkpoint(Checkpoint {
+                kind: "paused".into(),
+                description: format!("interrupted during {}; resume to continue", node.name()),
+                state_json: self.state_json()?,
+            }),
+        )
+        .await?;
+        self.set_status(TaskStatus::Paused).await
     }
 
     async fn fail(&mut self, error: &Error) -> Result<()> {

@@ -255,6 +255,30 @@ impl Store {
         Ok(())
     }
 
+    /// Moves the task from one of `from` to `to`, atomically; returns whether it moved (false:
+    /// someone else changed its status first).
+    pub async fn transition(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+    ) -> Result<bool> {
+        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        // The statuses are our own constants, not input: inlining them is safe.
+        let sql = format!(
+            "UPDATE tasks SET status = $1, error_message = '', updated_at_ms = $2 \
+             WHERE task_id = $3 AND status IN ({})",
+            from.join(", ")
+        );
+        let done = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(now_ms())
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Appends `event` to the task's log and, in the same transaction, the checkpoint (of
     /// `kind`) taken after it. Returns the event's sequence number.
     pub async fn record_event(

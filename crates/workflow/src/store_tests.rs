@@ -78,6 +78,23 @@ async fn exercise(store: Store) {
             .any(|t| t.task_id == task.task_id)
     );
 
+    // Only one of two concurrent transitions wins.
+    let from = [TaskStatus::Running];
+    assert!(
+        store
+            .transition(&task.task_id, &from, TaskStatus::Paused)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition(&task.task_id, &from, TaskStatus::Paused)
+            .await
+            .unwrap()
+    );
+    task = store.get_task(&task.task_id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Paused);
+
     task.status = TaskStatus::Completed;
     store.update_task(&mut task).await.unwrap();
     assert!(

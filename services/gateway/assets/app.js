@@ -204,8 +204,9 @@
     const bar = el("div", {});
     const log = el("div", { class: "log", "aria-live": "polite" });
     const prLink = el("div", {});
+    const controls = el("div", { class: "actions" });
     render(
-      el("section", { class: "panel" }, el("h2", {}, "Task ", el("span", { class: "mono" }, taskId)), el("div", { class: "progress" }, bar), meta, prLink),
+      el("section", { class: "panel" }, el("h2", {}, "Task ", el("span", { class: "mono" }, taskId)), el("div", { class: "progress" }, bar), meta, prLink, controls),
       el("section", { class: "panel" }, el("h2", {}, "Live events"), log),
     );
     const show = (task) => {
@@ -224,6 +225,25 @@
         ["Updated", when(task.updated_at)],
       ];
       meta.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+      // Pause a task in flight; resume a paused one, or retry a failed one, from its last checkpoint.
+      const control = (label, cls, action) =>
+        el("button", { type: "button", class: cls, onclick: async (click) => {
+          click.target.disabled = true;
+          try {
+            await api("POST", `/api/v1/tasks/${encodeURIComponent(taskId)}/${action}`);
+            // A new stream: a failed task's stream has ended; replaying shows the whole log.
+            if (action === "resume") return route();
+            show(await api("GET", `/api/v1/tasks/${encodeURIComponent(taskId)}`));
+          } catch (error) {
+            click.target.disabled = false;
+            failed(error);
+          }
+        } }, label);
+      controls.replaceChildren(
+        ...(task.status === "running" || task.status === "queued" ? [control("Pause", "secondary", "interrupt")] : []),
+        ...(task.status === "paused" ? [control("Resume", "", "resume")] : []),
+        ...(task.status === "failed" ? [control("Retry", "", "resume")] : []),
+      );
       prLink.replaceChildren(
         task.pull_request_id
           ? el("p", {}, "Pull request: ", el("a", { href: `#/pull-requests/${encodeURIComponent(task.pull_request_id)}` }, task.pull_request_id))

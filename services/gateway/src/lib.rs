@@ -70,6 +70,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/api/v1/tasks/{task_id}", get(tasks::get))
         .route("/api/v1/tasks/{task_id}/events", get(tasks::events))
+        .route("/api/v1/tasks/{task_id}/interrupt", post(tasks::interrupt))
+        .route("/api/v1/tasks/{task_id}/resume", post(tasks::resume))
         .route("/api/v1/pull-requests", get(pull_requests::list))
         .route("/api/v1/pull-requests/{pr_id}", get(pull_requests::get))
         .route(

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, ListTasksRequest, SubmitTaskRequest, Task, WatchTaskRequest,
+    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ResumeTaskRequest, SubmitTaskRequest,
+    Task, WatchTaskRequest,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -304,6 +305,53 @@ pub async fn get(
         )
         .await?;
     Ok(Json(TaskView::new(task, &ws_base(&headers))))
+}
+
+/// `POST /api/v1/tasks/{task_id}/interrupt`: the task stops at its next step and is paused.
+pub async fn interrupt(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    let task_id = input::task_id(&task_id)?;
+    query.only(&[])?;
+    let task = state
+        .call(
+            "supervisor",
+            "InterruptTask",
+            state
+                .tasks()
+                .interrupt_task(InterruptTaskRequest { task_id }),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskView::new(task, &ws_base(&headers))),
+    ))
+}
+
+/// `POST /api/v1/tasks/{task_id}/resume`: a paused or failed task runs again from its last
+/// checkpoint.
+pub async fn resume(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    let task_id = input::task_id(&task_id)?;
+    query.only(&[])?;
+    let task = state
+        .call(
+            "supervisor",
+            "ResumeTask",
+            state.tasks().resume_task(ResumeTaskRequest { task_id }),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskView::new(task, &ws_base(&headers))),
+    ))
 }
 
 /// Answer of `GET /api/v1/tasks/{task_id}/events`.

@@ -11,8 +11,8 @@ use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, ListTasksRequest, ListTasksResponse, SubmitTaskRequest, SubmitTaskResponse,
-    Task, TaskEventRecord, WatchTaskRequest,
+    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
+    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use cap_workflow::{Clients, Engine, EngineConfig, Error, Store, TaskRecord, TaskSpec};
 use futures::{Stream, StreamExt};
@@ -213,6 +213,27 @@ impl TaskService for SupervisorService {
                 })
             });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn interrupt_task(
+        &self,
+        request: Request<InterruptTaskRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        self.engine.interrupt(&task_id).await.map_err(to_status)?;
+        let task = self.engine.get(&task_id).await.map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
+    }
+
+    async fn resume_task(
+        &self,
+        request: Request<ResumeTaskRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        let task = self.engine.resume(&task_id).await.map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
     }
 }
 

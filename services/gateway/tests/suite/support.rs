@@ -20,8 +20,8 @@ use cap_proto::github::v1::{
 };
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, ListTasksRequest, ListTasksResponse, SubmitTaskRequest, SubmitTaskResponse,
-    Task, TaskEventRecord, WatchTaskRequest,
+    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
+    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -60,6 +60,22 @@ pub struct FakeTasks {
 
 impl FakeTasks {
     /// Adds a task with stored events; a `running` one keeps its stream open.
+    /// Moves a task from status `from` to `to` as the supervisor would, or refuses.
+    fn set_status(&self, id: &str, from: &str, to: &str) -> Result<GrpcResponse<Task>, Status> {
+        let mut tasks = self.tasks.lock().unwrap();
+        let entry = tasks
+            .get_mut(id)
+            .ok_or_else(|| Status::not_found(format!("task {id} not found")))?;
+        if entry.task.status != from {
+            return Err(Status::failed_precondition(format!(
+                "task {id} is {}",
+                entry.task.status
+            )));
+        }
+        entry.task.status = to.to_owned();
+        Ok(GrpcResponse::new(entry.task.clone()))
+    }
+
     pub fn add_task(&self, task: Task, payloads: Vec<Payload>) {
         let running = task.status == "running" || task.status == "queued";
         let records = payloads
@@ -205,6 +221,22 @@ impl TaskService for FakeTasks {
         list.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         list.truncate(limit);
         Ok(GrpcResponse::new(ListTasksResponse { tasks: list }))
+    }
+
+    async fn interrupt_task(
+        &self,
+        request: GrpcRequest<InterruptTaskRequest>,
+    ) -> Result<GrpcResponse<Task>, Status> {
+        self.take_failure()?;
+        self.set_status(&request.into_inner().task_id, "running", "paused")
+    }
+
+    async fn resume_task(
+        &self,
+        request: GrpcRequest<ResumeTaskRequest>,
+    ) -> Result<GrpcResponse<Task>, Status> {
+        self.take_failure()?;
+        self.set_status(&request.into_inner().task_id, "paused", "queued")
     }
 
     type WatchTaskStream = ReceiverStream<Result<TaskEventRecord, Status>>;

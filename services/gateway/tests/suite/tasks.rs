@@ -360,3 +360,47 @@ async fn gateway_with_a_foreign_certificate_is_refused_upstream() {
         "upstream_unavailable"
     );
 }
+
+#[tokio::test]
+async fn interrupt_and_resume_move_the_task() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state();
+    fleet.tasks.add_task(running_task(TASK), vec![]);
+
+    let paused = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/interrupt"), ""),
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::ACCEPTED, "{}", paused.text);
+    assert_eq!(paused.json["status"], "paused");
+    // Interrupting again conflicts: the supervisor's FailedPrecondition is a 409.
+    let again = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/interrupt"), ""),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    let resumed = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/resume"), ""),
+    )
+    .await;
+    assert_eq!(resumed.status, StatusCode::ACCEPTED, "{}", resumed.text);
+    assert_eq!(resumed.json["status"], "queued");
+
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let missing = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{unknown}/resume"), ""),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+    let bad = send(&state, post_json("/api/v1/tasks/not-a-uuid/interrupt", "")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(
+        bad.error(StatusCode::BAD_REQUEST).1.as_deref(),
+        Some("task_id")
+    );
+}
