@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "supervisor/v1/supervisor.proto",
         "sandbox/v1/sandbox.proto",
         "github/v1/github.proto",
+        "context/v1/context.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

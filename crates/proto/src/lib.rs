@@ -42,3 +42,11 @@ pub mod github {
         tonic::include_proto!("cap.github.v1");
     }
 }
+
+/// Repository analysis served by the context agent.
+pub mod context {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("cap.context.v1");
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of cap-index on the fixture repositories in `tests/fixtures/context`.
+
+mod suite;
