@@ -66,7 +66,9 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
     let running = find_event(&events, 0, "task_status", |d| d["status"] == "running").unwrap();
     let plan = find_event(&events, running, "agent_thought", |d| {
-        d["agent"] == "supervisor" && d["reasoning"].as_str().unwrap().contains("calc.py")
+        // The context agent's repository map is part of the plan.
+        let plan = d["reasoning"].as_str().unwrap();
+        d["agent"] == "supervisor" && plan.contains("Repository map:") && plan.contains("add(a, b)")
     })
     .unwrap();
     let read = find_event(&events, plan, "agent_action", |d| d["tool"] == "read_file").unwrap();

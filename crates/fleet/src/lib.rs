@@ -59,9 +59,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The fleet's services in start order: each depends only on those before it.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     "sandbox",
     "github",
+    "context-agent",
     "testing-agent",
     "coding-agent",
     "supervisor",
@@ -388,7 +389,7 @@ impl Fleet {
                 flags.insert("--forge-root", config.forge_root().display().to_string());
                 flags.insert("--public-url", self.public_url());
             }
-            "testing-agent" => {
+            "testing-agent" | "context-agent" => {
                 flags.insert("--sandbox-url", self.url_of("sandbox")?);
             }
             "coding-agent" => {
@@ -403,6 +404,7 @@ impl Fleet {
                 flags.insert("--github-url", self.url_of("github")?);
                 flags.insert("--coding-agent-url", self.url_of("coding-agent")?);
                 flags.insert("--testing-agent-url", self.url_of("testing-agent")?);
+                flags.insert("--context-agent-url", self.url_of("context-agent")?);
             }
             "gateway" => {
                 flags.insert("--http-listen", self.http_listen_now().to_string());

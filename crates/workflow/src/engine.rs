@@ -30,6 +30,8 @@ pub struct Clients {
     pub coding: AgentOrchestratorClient<Channel>,
     /// The testing agent.
     pub testing: AgentOrchestratorClient<Channel>,
+    /// The context agent, when the fleet has one.
+    pub context: Option<AgentOrchestratorClient<Channel>>,
 }
 
 /// Tunables of the workflow.

@@ -2,7 +2,9 @@
 
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{Checkpoint, RepositoryContext, TaskId, TaskRequest, Thought};
+use cap_proto::agent::v1::{
+    Checkpoint, ErrorReport, RepositoryContext, TaskId, TaskRequest, Thought,
+};
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
 };
@@ -87,15 +89,35 @@ impl WorkflowState {
 /// Which agent a node calls.
 #[derive(Debug, Clone, Copy)]
 enum Agent {
+    Context,
     Coding,
     Testing,
 }
 
 impl Agent {
+    /// The name users see as the task's current agent.
     fn display(self) -> &'static str {
         match self {
+            Self::Context => "ContextManager",
             Self::Coding => "CodingAssistant",
             Self::Testing => "TestingAgent",
+        }
+    }
+
+    /// The `agent` of the events it streams.
+    fn event_name(self) -> &'static str {
+        match self {
+            Self::Context => "context",
+            Self::Coding => "coding",
+            Self::Testing => "testing",
+        }
+    }
+
+    fn service(self) -> &'static str {
+        match self {
+            Self::Context => "context agent",
+            Self::Coding => "coding agent",
+            Self::Testing => "testing agent",
         }
     }
 }
@@ -167,12 +189,50 @@ impl Run {
             .filter(|entry| !entry.is_dir)
             .map(|entry| entry.path.as_str())
             .collect();
-        self.state.plan = render_plan(&self.task.spec, &self.state, &files);
+        let analysis = self.repository_analysis().await?;
+        self.state.plan = render_plan(&self.task.spec, &self.state, &files, analysis.as_ref());
         let plan = self.state.plan.clone();
         self.emit("supervisor", Payload::Thought(Thought { reasoning: plan }))
             .await?;
         self.progress(20, "Supervisor").await?;
         Ok(Some(Node::Execute))
+    }
+
+    /// The context agent's analysis of the workspace: repository map, symbols related to the
+    /// request, files a stack trace in the request points at. A plan without it is still a
+    /// plan, so its failure is reported and the task goes on.
+    async fn repository_analysis(&mut self) -> Result<Option<RepositoryAnalysis>> {
+        if self.inner.clients.context.is_none() {
+            return Ok(None);
+        }
+        self.progress(10, Agent::Context.display()).await?;
+        let mut context = std::collections::HashMap::new();
+        // The request may carry a stack trace (UC-03); the agent finds frames in any text.
+        context.insert("stack_trace".to_owned(), self.task.spec.prompt.clone());
+        let objective = self.task.spec.prompt.clone();
+        match self.run_agent(Agent::Context, objective, context).await {
+            Ok(Some(done)) if done.kind == "context_ready" => {
+                Ok(serde_json::from_str(&done.state_json).ok())
+            }
+            Ok(_) => Ok(None),
+            Err(error @ Error::Upstream { .. }) => {
+                let message = format!(
+                    "planning without repository analysis: {}",
+                    crate::engine::error_chain(&error)
+                );
+                self.emit(
+                    "supervisor",
+                    Payload::Error(ErrorReport {
+                        severity: "warning".into(),
+                        message,
+                        recoverable: true,
+                    }),
+                )
+                .await?;
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn execute(&mut self) -> Result<Option<Node>> {
@@ -414,9 +474,14 @@ impl Run {
         objective: String,
         context: std::collections::HashMap<String, String>,
     ) -> Result<Option<Checkpoint>> {
-        let (mut client, service): (AgentOrchestratorClient<Channel>, &'static str) = match agent {
-            Agent::Coding => (self.inner.clients.coding.clone(), "coding agent"),
-            Agent::Testing => (self.inner.clients.testing.clone(), "testing agent"),
+        let service = agent.service();
+        let mut client: AgentOrchestratorClient<Channel> = match agent {
+            Agent::Context => match &self.inner.clients.context {
+                Some(client) => client.clone(),
+                None => return Ok(None),
+            },
+            Agent::Coding => self.inner.clients.coding.clone(),
+            Agent::Testing => self.inner.clients.testing.clone(),
         };
         let request = TaskRequest {
             task_id: self.task.task_id.clone(),
@@ -458,10 +523,7 @@ impl Run {
             match message {
                 Ok(Some(mut event)) => {
                     if event.agent.is_empty() {
-                        event.agent = match agent {
-                            Agent::Coding => "coding".into(),
-                            Agent::Testing => "testing".into(),
-                        };
+                        event.agent = agent.event_name().into();
                     }
                     if let Some(Payload::Checkpoint(checkpoint)) = &event.payload {
                         last_checkpoint = Some(checkpoint.clone());
@@ -483,7 +545,63 @@ impl Run {
     }
 }
 
-fn render_plan(spec: &crate::TaskSpec, state: &WorkflowState, files: &[&str]) -> String {
+/// What the context agent's `context_ready` checkpoint reports (the parts the plan uses).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RepositoryAnalysis {
+    repo_map: String,
+    relevant_symbols: Vec<serde_json::Value>,
+    stack_trace: Option<serde_json::Value>,
+}
+
+impl RepositoryAnalysis {
+    fn render(&self, plan: &mut String) {
+        let suspects: Vec<&str> = self
+            .stack_trace
+            .as_ref()
+            .and_then(|trace| trace.get("ranked"))
+            .and_then(|files| files.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|file| file.get("path").and_then(|p| p.as_str()))
+            .take(5)
+            .collect();
+        if !suspects.is_empty() {
+            plan.push_str(&format!(
+                "Files the stack trace points at: {}.\n",
+                suspects.join(", ")
+            ));
+        }
+        let related: Vec<String> = self
+            .relevant_symbols
+            .iter()
+            .take(10)
+            .filter_map(|hit| {
+                let symbol = hit.get("symbol")?.as_str()?;
+                let path = hit.get("path")?.as_str()?;
+                Some(format!("{symbol} ({path})"))
+            })
+            .collect();
+        if !related.is_empty() {
+            plan.push_str(&format!(
+                "Symbols related to the request: {}.\n",
+                related.join(", ")
+            ));
+        }
+        if !self.repo_map.trim().is_empty() {
+            plan.push_str("Repository map:\n");
+            plan.push_str(self.repo_map.trim_end());
+            plan.push('\n');
+        }
+    }
+}
+
+fn render_plan(
+    spec: &crate::TaskSpec,
+    state: &WorkflowState,
+    files: &[&str],
+    analysis: Option<&RepositoryAnalysis>,
+) -> String {
     let short_sha: String = state.base_sha.chars().take(12).collect();
     let mut plan = format!(
         "Plan for: {}\nRepository {} at {short_sha} ({} files) on branch {}.\n\
@@ -504,6 +622,9 @@ fn render_plan(spec: &crate::TaskSpec, state: &WorkflowState, files: &[&str]) ->
             "Change at most {} files.\n",
             spec.max_files_changed
         ));
+    }
+    if let Some(analysis) = analysis {
+        analysis.render(&mut plan);
     }
     plan.push_str("Files:\n");
     for file in files.iter().take(200) {

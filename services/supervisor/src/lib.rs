@@ -43,6 +43,9 @@ pub struct Config {
     /// The testing agent.
     #[arg(long, env = "CAP_TESTING_AGENT_URL")]
     pub testing_agent_url: String,
+    /// The context agent; without it, plans carry no repository map.
+    #[arg(long, env = "CAP_CONTEXT_AGENT_URL")]
+    pub context_agent_url: Option<String>,
     /// How many times the coding agent may try before failing tests fail the task.
     #[arg(long, env = "CAP_MAX_FIX_ATTEMPTS", default_value_t = 5)]
     pub max_fix_attempts: u32,
@@ -65,6 +68,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sandbox: SandboxClient::new(tls.channel(&config.sandbox_url)?),
         coding: AgentOrchestratorClient::new(tls.channel(&config.coding_agent_url)?),
         testing: AgentOrchestratorClient::new(tls.channel(&config.testing_agent_url)?),
+        context: match &config.context_agent_url {
+            Some(url) => Some(AgentOrchestratorClient::new(tls.channel(url)?)),
+            None => None,
+        },
     };
     let engine_config = EngineConfig {
         max_fix_attempts: config.max_fix_attempts.max(1),
