@@ -165,8 +165,10 @@ pub fn detect_from_files(paths: &[String], contents: &HashMap<String, String>) -
     if pytest_configured {
         return Some(TestPlan::standard(Framework::Pytest));
     }
-    if has_root("package.json") && has_npm_test_script(content("package.json")) {
-        return Some(TestPlan::standard(Framework::NodeTest));
+    if has_root("package.json")
+        && let Some(framework) = node_framework(content("package.json"))
+    {
+        return Some(TestPlan::standard(framework));
     }
     if has_root("go.mod") {
         return Some(TestPlan::standard(Framework::GoTest));
@@ -239,20 +241,41 @@ fn has_section(text: &str, section: &str) -> bool {
         .any(|line| line.trim_start().starts_with(section))
 }
 
-/// Whether `package.json` has a real `test` script (not `npm init`'s "no test specified").
-fn has_npm_test_script(text: &str) -> bool {
+/// The runner a `package.json` names: Vitest or Jest when its `test` script or its
+/// dependencies name them, node's own runner when the script is `node --test`, else `npm
+/// test` when there is a real `test` script (not `npm init`'s "no test specified").
+fn node_framework(text: &str) -> Option<Framework> {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(error) => {
             tracing::debug!(%error, "package.json is not valid JSON; not an npm project");
-            return false;
+            return None;
         }
     };
-    value
+    let script = value
         .get("scripts")
         .and_then(|s| s.get("test"))
         .and_then(serde_json::Value::as_str)
-        .is_some_and(|script| !script.trim().is_empty() && !script.contains("no test specified"))
+        .map(str::trim)
+        .filter(|script| !script.is_empty() && !script.contains("no test specified"));
+    let depends_on = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|section| value.get(section).and_then(|d| d.get(name)).is_some())
+    };
+    let script_runs =
+        |name: &str| script.is_some_and(|s| s.split([' ', '&', ';', '|']).any(|word| word == name));
+    if script_runs("vitest") || (script.is_none() && depends_on("vitest")) {
+        return Some(Framework::Vitest);
+    }
+    if script_runs("jest") || (script.is_none() && depends_on("jest")) {
+        return Some(Framework::Jest);
+    }
+    match script {
+        Some(script) if script.starts_with("node --test") => Some(Framework::NodeRunner),
+        Some(_) => Some(Framework::NodeTest),
+        None => None,
+    }
 }
 
 fn file_name(path: &str) -> &str {

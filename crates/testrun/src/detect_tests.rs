@@ -127,7 +127,7 @@ fn npm_needs_a_real_test_script() {
             "package.json",
             r#"{"name":"x","scripts":{"test":"node --test"}}"#
         )]),
-        Some(Framework::NodeTest)
+        Some(Framework::NodeRunner)
     );
     assert_eq!(
         framework_of(&[(
@@ -202,7 +202,7 @@ fn precedence_is_pytest_config_then_npm_go_maven_gradle_then_python_files() {
     );
     assert_eq!(
         framework_of(&[("package.json", npm), ("go.mod", "")]),
-        Some(Framework::NodeTest)
+        Some(Framework::Jest)
     );
     assert_eq!(
         framework_of(&[
@@ -272,4 +272,51 @@ fn listing_paths_are_normalized() {
     assert_eq!(normalize("./a/b.py"), "a/b.py");
     assert_eq!(normalize("/a"), "a");
     assert_eq!(normalize("a"), "a");
+}
+
+#[test]
+fn node_runners_come_from_the_script_or_the_dependencies() {
+    let cases = [
+        (
+            r#"{"scripts":{"test":"vitest run"}}"#,
+            Some(Framework::Vitest),
+        ),
+        (
+            r#"{"scripts":{"test":"tsc && vitest --run"},"devDependencies":{"jest":"1"}}"#,
+            Some(Framework::Vitest),
+        ),
+        (r#"{"scripts":{"test":"jest --ci"}}"#, Some(Framework::Jest)),
+        (
+            r#"{"devDependencies":{"vitest":"1.6.0"}}"#,
+            Some(Framework::Vitest),
+        ),
+        (r#"{"dependencies":{"jest":"29"}}"#, Some(Framework::Jest)),
+        (
+            r#"{"scripts":{"test":"node --test test/"}}"#,
+            Some(Framework::NodeRunner),
+        ),
+        (r#"{"scripts":{"test":"mocha"}}"#, Some(Framework::NodeTest)),
+        (
+            r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#,
+            None,
+        ),
+        (
+            r#"{"scripts":{"test":"jestify"}}"#,
+            Some(Framework::NodeTest),
+        ),
+        ("not json", None),
+    ];
+    for (package, expected) in cases {
+        assert_eq!(
+            framework_of(&[("package.json", package)]),
+            expected,
+            "{package}"
+        );
+    }
+    assert_eq!(
+        detect_in(&[("package.json", r#"{"scripts":{"test":"vitest"}}"#)])
+            .unwrap()
+            .command,
+        "./node_modules/.bin/vitest run"
+    );
 }

@@ -3,16 +3,20 @@
 //! Everything goes through the sandbox service's RPCs: detection lists and reads the
 //! workspace ([`detect`]), running streams one `Exec` ([`run`]). Results come from the
 //! runners' machine formats, never from their console text: JUnit XML for pytest, Maven
-//! (surefire) and Gradle, `go test -json` for Go. Runners without a machine format (npm,
+//! (surefire), Gradle and node's test runner, Jest's JSON for Jest and Vitest, `go test -json`
+//! for Go. Runners without a machine format (npm,
 //! unittest, a custom command) are judged by their exit code alone.
 //!
 //! The repository's tests are untrusted code; they run only inside the sandbox. What they
 //! print is parsed defensively: malformed or missing reports fall back to the exit code,
 //! never to a panic.
 
+pub mod coverage;
 mod detect;
 mod gotest;
+mod jestjson;
 mod junit;
+pub mod lint;
 mod plan;
 mod run;
 
@@ -20,9 +24,10 @@ use serde::{Deserialize, Serialize};
 
 pub use detect::{detect, detect_from_files, files_to_read};
 pub use gotest::parse_go_test_json;
+pub use jestjson::parse_jest_json;
 pub use junit::parse_junit_xml;
 pub use plan::{Framework, TestPlan};
-pub use run::run;
+pub use run::{RegressionProof, prove_regression, run, run_detailed};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,31 @@ pub enum Error {
     /// A well-formed XML document that is not a JUnit report.
     #[error("not a JUnit XML report: the root element is <{0}>, not <testsuites> or <testsuite>")]
     NotJunit(String),
+    /// A file name handed to a linter that could escape the workspace or pass for an option.
+    #[error("invalid file path {path:?}: it must be relative, without `..`, not start with `-`")]
+    InvalidPath {
+        /// The path as given (cut).
+        path: String,
+    },
+    /// A coverage report that cannot be read.
+    #[error("malformed {format} coverage report: {reason}")]
+    MalformedCoverage {
+        /// The report's format.
+        format: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Coverage could not be measured.
+    #[error("coverage of the {framework} tests could not be measured: {reason}")]
+    CoverageUnavailable {
+        /// The runner.
+        framework: Framework,
+        /// Why.
+        reason: String,
+    },
+    /// A Jest/Vitest JSON report that is not valid JSON of the expected shape.
+    #[error("malformed Jest/Vitest JSON report")]
+    MalformedJson(#[source] serde_json::Error),
 }
 
 impl Error {
@@ -71,7 +101,11 @@ impl Error {
             | Self::EmptySessionId
             | Self::EmptyCommand
             | Self::MalformedJunit(_)
-            | Self::NotJunit(_) => None,
+            | Self::NotJunit(_)
+            | Self::MalformedJson(_)
+            | Self::MalformedCoverage { .. }
+            | Self::InvalidPath { .. }
+            | Self::CoverageUnavailable { .. } => None,
         }
     }
 }
@@ -112,6 +146,54 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What went wrong with a run, beyond tests failing: the category of a broken input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// The suite ran past its timeout (it hangs) and was killed.
+    TimedOut,
+    /// The test runner is not installed in the sandbox.
+    RunnerMissing,
+    /// The test runner could not run (not executable, internal or usage error).
+    RunnerFailed,
+    /// The runner should have left a report file and left none.
+    ReportMissing,
+    /// The runner's report files are not well-formed reports.
+    ReportMalformed,
+    /// The runner found no tests.
+    NoTests,
+}
+
+impl Problem {
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TimedOut => "timed_out",
+            Self::RunnerMissing => "runner_missing",
+            Self::RunnerFailed => "runner_failed",
+            Self::ReportMissing => "report_missing",
+            Self::ReportMalformed => "report_malformed",
+            Self::NoTests => "no_tests",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`TestRun`] with the category of what went wrong, from [`run_detailed`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run.
+    #[serde(flatten)]
+    pub run: TestRun,
+    /// What went wrong beyond failing tests; `None` for a run that passed or failed normally.
+    pub problem: Option<Problem>,
 }
 
 /// One test case as the runner reported it.

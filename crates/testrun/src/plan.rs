@@ -13,6 +13,12 @@ pub enum Framework {
     Unittest,
     /// `npm test` (the `test` script of `package.json`), judged by exit code.
     NodeTest,
+    /// Jest, results from its `--json` report.
+    Jest,
+    /// Vitest, results from its `json` reporter (Jest's format).
+    Vitest,
+    /// Node's own test runner (`node --test`), results from its `junit` reporter.
+    NodeRunner,
     /// `go test ./...`, results from `go test -json`.
     GoTest,
     /// `mvn -q -o test`, results from the surefire JUnit reports.
@@ -30,6 +36,9 @@ impl Framework {
             Self::Pytest => "pytest",
             Self::Unittest => "unittest",
             Self::NodeTest => "node_test",
+            Self::Jest => "jest",
+            Self::Vitest => "vitest",
+            Self::NodeRunner => "node_runner",
             Self::GoTest => "go_test",
             Self::Maven => "maven",
             Self::Gradle => "gradle",
@@ -74,6 +83,9 @@ impl TestPlan {
             Framework::Pytest => "python3 -m pytest",
             Framework::Unittest => "python3 -m unittest discover",
             Framework::NodeTest => "npm test",
+            Framework::Jest => "./node_modules/.bin/jest",
+            Framework::Vitest => "./node_modules/.bin/vitest run",
+            Framework::NodeRunner => "node --test",
             Framework::GoTest => "go test ./...",
             Framework::Maven => "mvn -q -o test",
             Framework::Gradle => "gradle test --offline",
@@ -86,7 +98,8 @@ impl TestPlan {
     }
 
     /// The shell command to run, limited to tests matching `pattern` when given
-    /// (pytest -k / file path, go test -run, mvn -Dtest=, npm test -- <pattern>).
+    /// (pytest -k / file path, go test -run, mvn -Dtest=, `npm test -- <pattern>`, jest and
+    /// vitest -t / file path, node --test --test-name-pattern= / file path).
     ///
     /// The pattern is shell-quoted; an empty pattern means no pattern.
     pub fn command_for(&self, pattern: Option<&str>) -> String {
@@ -109,6 +122,17 @@ impl TestPlan {
                 format!("{command} {quoted}")
             }
             Framework::NodeTest => format!("{command} -- {quoted}"),
+            Framework::Jest | Framework::Vitest if looks_like_js_path(pattern) => {
+                format!("{command} {quoted}")
+            }
+            Framework::Jest | Framework::Vitest => {
+                format!("{command} -t {}", shell_quote(pattern))
+            }
+            Framework::NodeRunner if looks_like_js_path(pattern) => format!("{command} {quoted}"),
+            Framework::NodeRunner => format!(
+                "{command} {}",
+                shell_quote(&format!("--test-name-pattern={pattern}"))
+            ),
             // `-run=` keeps a pattern starting with `-` a value.
             Framework::GoTest => insert_after_go_test(command, &format!("-run={quoted}")),
             Framework::Maven => {
@@ -146,9 +170,40 @@ impl TestPlan {
                 // A report left by an earlier run must not pass for this one's. (Comparing
                 // modification times is not enough: they are only as fine as the kernel's
                 // clock tick.)
-                let clean = format!("{find} -delete 2>/dev/null\n");
+                let mut clean = format!("{find} -delete 2>/dev/null\n");
+                if self.framework == Framework::Maven {
+                    clean.push_str(MAVEN_SHIM);
+                }
                 let list = format!("{find} 2>/dev/null");
                 let script = junit_script(&command, nonce, &marker, &list, &clean);
+                Invocation {
+                    script,
+                    report: Report::Junit { marker },
+                }
+            }
+            Framework::Jest | Framework::Vitest => {
+                let json = format!("/tmp/cap-testrun-{nonce}.json");
+                let run = if self.framework == Framework::Jest {
+                    format!("{command} --json --outputFile={json}")
+                } else {
+                    format!("{command} --reporter=default --reporter=json --outputFile.json={json}")
+                };
+                let script =
+                    junit_script(&run, nonce, &marker, &format!("printf '%s\\n' {json}"), "");
+                Invocation {
+                    script,
+                    report: Report::JestJson { marker },
+                }
+            }
+            Framework::NodeRunner => {
+                let xml = format!("/tmp/cap-testrun-{nonce}.xml");
+                let options = format!(
+                    "--test-reporter=spec --test-reporter-destination=stdout \
+                     --test-reporter=junit --test-reporter-destination={xml}"
+                );
+                let run = insert_after_node_test(&command, &options);
+                let script =
+                    junit_script(&run, nonce, &marker, &format!("printf '%s\\n' {xml}"), "");
                 Invocation {
                     script,
                     report: Report::Junit { marker },
@@ -168,6 +223,22 @@ impl TestPlan {
     }
 }
 
+/// Debian's `mvn` reads its launcher configuration through `/usr/share/maven/bin/m2.conf ->
+/// /etc/maven/m2.conf`; a sandbox that does not show `/etc/maven` gets a `mvn` shell
+/// function starting the same launcher with the same configuration written to `/tmp`.
+// TODO-correctness: drop once the sandbox binds `/etc/maven` like `/etc/java*`.
+const MAVEN_SHIM: &str = "if [ ! -r /usr/share/maven/bin/m2.conf ] && \
+    [ -r /usr/share/maven/boot/plexus-classworlds-2.x.jar ]; then\n\
+    mkdir -p /tmp/cap-maven/conf\n\
+    printf '%s\\n' 'main is org.apache.maven.cli.MavenCli from plexus.core' '[plexus.core]' \
+    'optionally ${maven.home}/lib/ext/*.jar' 'load ${maven.home}/lib/*.jar' \
+    > /tmp/cap-maven/m2.conf\n\
+    mvn() { java $MAVEN_OPTS -classpath /usr/share/maven/boot/plexus-classworlds-2.x.jar \
+    -Dclassworlds.conf=/tmp/cap-maven/m2.conf -Dmaven.home=/usr/share/maven \
+    -Dmaven.conf=/tmp/cap-maven/conf -Dmaven.multiModuleProjectDirectory=\"$PWD\" \
+    org.codehaus.plexus.classworlds.launcher.Launcher \"$@\"; }\n\
+    fi\n";
+
 /// A command ready for `Exec` and where its results come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Invocation {
@@ -182,6 +253,11 @@ pub(crate) struct Invocation {
 pub(crate) enum Report {
     /// After a line holding `marker`, each report file follows a `marker:file <path>` line.
     Junit {
+        /// The per-run random marker.
+        marker: String,
+    },
+    /// Like `Junit`, but the files are Jest-format JSON reports.
+    JestJson {
         /// The per-run random marker.
         marker: String,
     },
@@ -237,6 +313,26 @@ fn insert_after_go_test(command: &str, extra: &str) -> String {
     } else {
         format!("go test {extra} {rest}")
     }
+}
+
+/// `node --test ARGS` -> `node --test EXTRA ARGS` (node reads options only before the
+/// files); other commands get `EXTRA` appended.
+fn insert_after_node_test(command: &str, extra: &str) -> String {
+    let trimmed = command.trim_start();
+    match trimmed.strip_prefix("node --test") {
+        Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+            format!("node --test {extra}{rest}")
+        }
+        _ => format!("{command} {extra}"),
+    }
+}
+
+/// A Jest/Vitest/node argument naming a test file or directory rather than a test name.
+fn looks_like_js_path(pattern: &str) -> bool {
+    pattern.contains('/')
+        || [".js", ".ts", ".mjs", ".cjs", ".jsx", ".tsx", ".mts", ".cts"]
+            .iter()
+            .any(|ext| pattern.ends_with(ext))
 }
 
 /// A pytest argument naming a file, directory or node id rather than a `-k` expression.

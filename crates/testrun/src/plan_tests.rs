@@ -172,8 +172,9 @@ fn maven_and_gradle_collect_only_this_runs_reports() {
     let maven = plan(Framework::Maven).invocation(None, "n2");
     assert!(maven.script.starts_with(
         "find . -path '*/target/surefire-reports/*' -name 'TEST-*.xml' -type f -delete \
-         2>/dev/null\n{ { mvn -q -o test\n} 2>&1;"
+         2>/dev/null\nif [ ! -r /usr/share/maven/bin/m2.conf ]"
     ));
+    assert!(maven.script.contains("fi\n{ { mvn -q -o test\n} 2>&1;"));
     let gradle = plan(Framework::Gradle).invocation(None, "n3");
     assert!(gradle.script.contains("-path '*/build/test-results/*'"));
 }
@@ -260,4 +261,58 @@ fn chatty_runs_are_capped_so_the_report_survives() {
         "=====cap-testrun-chatty=====:file ./target/surefire-reports/TEST-t.xml\n\
          <testsuite><testcase name=\"t\"/></testsuite>\n\n"
     ));
+}
+
+#[test]
+fn javascript_runners_take_names_with_t_and_files_positionally() {
+    assert_eq!(
+        plan(Framework::Vitest).command_for(Some("calc subtracts")),
+        "./node_modules/.bin/vitest run -t 'calc subtracts'"
+    );
+    assert_eq!(
+        plan(Framework::Vitest).command_for(Some("src/calc.test.ts")),
+        "./node_modules/.bin/vitest run src/calc.test.ts"
+    );
+    assert_eq!(
+        plan(Framework::Jest).command_for(Some("-adds")),
+        "./node_modules/.bin/jest -t -adds"
+    );
+    assert_eq!(
+        plan(Framework::NodeRunner).command_for(Some("adds it")),
+        "node --test '--test-name-pattern=adds it'"
+    );
+    assert_eq!(
+        plan(Framework::NodeRunner).command_for(Some("test/a.test.js")),
+        "node --test test/a.test.js"
+    );
+}
+
+#[test]
+fn javascript_invocations_leave_reports_behind() {
+    let vitest = plan(Framework::Vitest).invocation(None, "n1");
+    assert!(
+        vitest
+            .script
+            .contains("vitest run --reporter=default --reporter=json --outputFile.json=/tmp/cap-testrun-n1.json"),
+        "{}",
+        vitest.script
+    );
+    assert!(matches!(vitest.report, Report::JestJson { .. }));
+    let jest = plan(Framework::Jest).invocation(None, "n2");
+    assert!(
+        jest.script
+            .contains("jest --json --outputFile=/tmp/cap-testrun-n2.json"),
+        "{}",
+        jest.script
+    );
+    let node = plan(Framework::NodeRunner).invocation(Some("a.test.js"), "n3");
+    assert!(
+        node.script.contains(
+            "node --test --test-reporter=spec --test-reporter-destination=stdout \
+             --test-reporter=junit --test-reporter-destination=/tmp/cap-testrun-n3.xml a.test.js"
+        ),
+        "{}",
+        node.script
+    );
+    assert!(matches!(node.report, Report::Junit { .. }));
 }

@@ -155,8 +155,9 @@ fn malformed_or_missing_reports_fall_back_to_the_exit_code() {
         marker: marker.to_owned(),
     };
     let stdout = format!("ok\n\n{marker}\n{marker}:file /tmp/r.xml\n<testsuite><testcase\n");
-    for (code, outcome) in [(0, Outcome::Passed), (1, Outcome::Failed)] {
-        let run = assemble(
+    // A runner claiming success without a readable report is not trusted.
+    for (code, outcome) in [(0, Outcome::Error), (1, Outcome::Failed)] {
+        let detailed = assemble_detailed(
             Framework::Pytest,
             &report,
             "pytest".into(),
@@ -164,6 +165,8 @@ fn malformed_or_missing_reports_fall_back_to_the_exit_code() {
             stdout.as_bytes(),
             stdout.as_bytes(),
         );
+        assert_eq!(detailed.problem, Some(Problem::ReportMalformed));
+        let run = detailed.run;
         assert_eq!(run.outcome, outcome);
         assert_eq!(run.cases, vec![]);
         assert!(
@@ -186,7 +189,63 @@ fn malformed_or_missing_reports_fall_back_to_the_exit_code() {
     );
     assert_eq!(
         (run.outcome, run.output_tail.as_str()),
-        (Outcome::Failed, "partial")
+        (
+            Outcome::Failed,
+            "partial\n[cap-testrun] the runner left no test report"
+        )
+    );
+    // The marker printed but no report file: missing, and exit 0 is not a pass.
+    let stdout = format!("all good\n\n{marker}\n");
+    for framework in [Framework::Pytest, Framework::Vitest, Framework::NodeRunner] {
+        let report = if framework == Framework::Vitest {
+            Report::JestJson {
+                marker: marker.to_owned(),
+            }
+        } else {
+            report.clone()
+        };
+        let detailed = assemble_detailed(
+            framework,
+            &report,
+            "runner".into(),
+            &exit(0),
+            stdout.as_bytes(),
+            stdout.as_bytes(),
+        );
+        assert_eq!(
+            (detailed.run.outcome, detailed.problem),
+            (Outcome::Error, Some(Problem::ReportMissing)),
+            "{framework}"
+        );
+        assert_eq!(
+            detailed.run.output_tail,
+            "all good\n[cap-testrun] the runner exited 0 but left no readable test report, so \
+             its results cannot be trusted\n[cap-testrun] the runner left no test report"
+        );
+    }
+    // A malformed Jest/Vitest JSON report.
+    let stdout = format!("\n{marker}\n{marker}:file /tmp/r.json\n{{\"testResults\": [\n");
+    let detailed = assemble_detailed(
+        Framework::Jest,
+        &Report::JestJson {
+            marker: marker.to_owned(),
+        },
+        "jest".into(),
+        &exit(1),
+        stdout.as_bytes(),
+        stdout.as_bytes(),
+    );
+    assert_eq!(
+        (detailed.run.outcome, detailed.problem),
+        (Outcome::Failed, Some(Problem::ReportMalformed))
+    );
+    assert!(
+        detailed
+            .run
+            .output_tail
+            .contains("test report /tmp/r.json is unreadable: malformed Jest/Vitest JSON report: "),
+        "{}",
+        detailed.run.output_tail
     );
     // Non-UTF-8 output is fine.
     let run = assemble(

@@ -4,8 +4,23 @@
 //! configured one, else the one [`cap_testrun::detect`] finds), runs it through the sandbox
 //! and streams what it did: a Thought (which command and why), an Action (`run_tests`), an
 //! Observation with the command's result and a final Checkpoint (`tests_passed`,
-//! `tests_failed` or `no_tests`, with the [`cap_testrun::TestRun`] as its state). Failing
-//! tests are a result, not an error: the stream ends OK. Only infrastructure failures (the
+//! `tests_failed` or `no_tests`, with the [`cap_testrun::TestRun`] as its state, plus
+//! `problem`, the category of a broken run: `timed_out`, `runner_missing`, `runner_failed`,
+//! `report_missing`, `report_malformed` or `no_tests`, and `framework`, the runner used).
+//!
+//! On a full run whose tests pass, three more steps may follow, each an Action and an
+//! Observation, each adding a field to the state:
+//! - `measure_coverage` (`coverage`): before (the base checkout) and after (the workspace),
+//!   per file and overall, when the repository sets a threshold or the context asks
+//!   (`coverage`: `true`/`false`); a drop below the threshold makes it `tests_failed` (FR-006);
+//! - `prove_regression` (`regression`): with `regression_test_files` (and optionally
+//!   `regression_test_pattern`) in the context, the UC-03 proof that the regression tests fail
+//!   before the fix and pass after it; no proof makes it `tests_failed`;
+//! - `run_linter` (`lint`): the formatters the repository configures are applied to the
+//!   changed files (FR-005), then its linters run on them; violations make it `tests_failed`
+//!   with the findings in the description, so they go back to the coding agent.
+//!
+//! Failing tests are a result, not an error: the stream ends OK. Only infrastructure failures (the
 //! sandbox unreachable, an unknown session) end it with an error status, after an
 //! ErrorReport event. `InterruptTask` stops a running task at once: the sandbox `Exec` stream
 //! is dropped and the task ends with an `interrupted` Checkpoint.
@@ -22,8 +37,12 @@ use cap_proto::agent::v1::{
     Ack, Action, AgentId, AgentStatus, Checkpoint, CommandExecuted, ErrorReport, Observation,
     TaskEvent, TaskId, TaskRequest, Thought,
 };
+use cap_proto::common::v1::file_change;
+use cap_proto::sandbox::v1::GetChangesRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
-use cap_testrun::{Outcome, TestPlan, TestRun};
+use cap_testrun::coverage::{self, CoverageDelta, Tree};
+use cap_testrun::lint::{self, LintRun};
+use cap_testrun::{Framework, Outcome, Problem, RegressionProof, RunReport, TestPlan, TestRun};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,6 +57,17 @@ pub const SERVICE_NAME: &str = "testing-agent";
 
 /// The context key holding the optional test pattern.
 pub const TEST_PATTERN_KEY: &str = "test_pattern";
+
+/// The context key naming a bug fix's regression test files (comma-separated): the agent
+/// proves they fail on the base checkout and pass with the fix (UC-03).
+pub const REGRESSION_FILES_KEY: &str = "regression_test_files";
+
+/// The context key with the test pattern of the regression test (optional).
+pub const REGRESSION_PATTERN_KEY: &str = "regression_test_pattern";
+
+/// The context key turning coverage on (`true`) or off (`false`); by default coverage is
+/// measured when the repository sets a threshold.
+pub const COVERAGE_KEY: &str = "coverage";
 
 /// The testing agent's configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -124,10 +154,15 @@ fn to_status(error: &Error) -> Status {
                 },
                 cap_testrun::Error::InvalidPattern { .. }
                 | cap_testrun::Error::EmptySessionId
-                | cap_testrun::Error::EmptyCommand => Status::invalid_argument(message),
+                | cap_testrun::Error::EmptyCommand
+                | cap_testrun::Error::InvalidPath { .. } => Status::invalid_argument(message),
                 cap_testrun::Error::MissingExitStatus => Status::unavailable(message),
-                cap_testrun::Error::MalformedJunit(_) | cap_testrun::Error::NotJunit(_) => {
-                    Status::internal(message)
+                cap_testrun::Error::MalformedJunit(_)
+                | cap_testrun::Error::NotJunit(_)
+                | cap_testrun::Error::MalformedJson(_)
+                | cap_testrun::Error::MalformedCoverage { .. } => Status::internal(message),
+                cap_testrun::Error::CoverageUnavailable { .. } => {
+                    Status::failed_precondition(message)
                 }
             }
         }
@@ -238,6 +273,12 @@ struct Job {
     session_id: String,
     test_command: String,
     pattern: Option<String>,
+    /// `Some(true/false)` when the caller asked for or against coverage.
+    coverage: Option<bool>,
+    /// The regression test files to prove (UC-03); empty when none.
+    regression_files: Vec<String>,
+    /// Their test pattern.
+    regression_pattern: Option<String>,
 }
 
 impl Job {
@@ -256,7 +297,36 @@ impl Job {
             .get(TEST_PATTERN_KEY)
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty());
+        let coverage = match request.context.get(COVERAGE_KEY).map(|v| v.trim()) {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(Error::InvalidRequest(
+                    "context.coverage must be \"true\" or \"false\"",
+                ));
+            }
+        };
+        let regression_files: Vec<String> = request
+            .context
+            .get(REGRESSION_FILES_KEY)
+            .map(|files| {
+                files
+                    .split(',')
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let regression_pattern = request
+            .context
+            .get(REGRESSION_PATTERN_KEY)
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
         Ok(Self {
+            coverage,
+            regression_files,
+            regression_pattern,
             task_id: request.task_id,
             session_id: repo.sandbox_session_id,
             test_command: repo.test_command.trim().to_owned(),
@@ -372,19 +442,28 @@ impl Inner {
                 arguments_json: arguments.to_string(),
             }))
             .await?;
-        let run =
-            match cap_testrun::run(&mut sandbox, &job.session_id, &plan, pattern, self.timeout)
-                .await
-            {
-                Ok(run) => run,
-                Err(error) => {
-                    events.fail(Error::Tests(error)).await;
-                    return Ok(());
-                }
-            };
+        let report = match cap_testrun::run_detailed(
+            &mut sandbox,
+            &job.session_id,
+            &plan,
+            pattern,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(report) => report,
+            Err(error) => {
+                events.fail(Error::Tests(error)).await;
+                return Ok(());
+            }
+        };
+        let run = &report.run;
         tracing::info!(task_id = %job.task_id, outcome = %run.outcome, passed = run.passed,
             failed = run.failed, errors = run.errors, "tests ran");
-        let summary = run.summary();
+        let mut summary = run.summary();
+        if let Some(problem) = report.problem {
+            summary.push_str(&format!("\nproblem: {problem}"));
+        }
         events
             .send(Payload::Observation(Observation {
                 call_id,
@@ -400,13 +479,323 @@ impl Inner {
                 })),
             }))
             .await?;
-        let kind = match run.outcome {
+        let mut kind = match run.outcome {
             Outcome::Passed => "tests_passed",
             Outcome::NoTests => "no_tests",
             // A runner that cannot run, or a suite that hangs, is not a passing suite.
             Outcome::Failed | Outcome::TimedOut | Outcome::Error => "tests_failed",
         };
-        self.finish(events, kind, summary, &run).await
+        let mut description = summary;
+        // Coverage of the whole suite, once it passes.
+        let coverage = if run.outcome == Outcome::Passed && pattern.is_none() {
+            self.coverage(&mut sandbox, job, &plan, events).await?
+        } else {
+            None
+        };
+        if let Some(Ok(delta)) = &coverage {
+            description.push('\n');
+            description.push_str(&delta.summary());
+            if delta.below_threshold {
+                // FR-006: a change that drops coverage below the threshold fails.
+                kind = "tests_failed";
+            }
+        }
+        // UC-03: the regression test fails without the fix and passes with it.
+        let regression = if run.outcome == Outcome::Passed && !job.regression_files.is_empty() {
+            Some(self.regression(&mut sandbox, job, &plan, events).await?)
+        } else {
+            None
+        };
+        if let Some(Ok(proof)) = &regression {
+            if proof.proven {
+                description.push_str(
+                    "\nregression test proven: it fails before the fix and passes after it",
+                );
+            } else {
+                description.push_str(&format!(
+                    "\nregression test NOT proven: before the fix it {} ({} failed), after it {}",
+                    proof.before.run.outcome, proof.before.run.failed, proof.after.run.outcome
+                ));
+                kind = "tests_failed";
+            }
+        } else if let Some(Err(message)) = &regression {
+            description.push_str(&format!("\nregression test could not be proven: {message}"));
+            kind = "tests_failed";
+        }
+        // The repository's formatters and linters on the changed files.
+        let lint = if pattern.is_none() {
+            self.lint(&mut sandbox, job, events).await?
+        } else {
+            None
+        };
+        if let Some(Ok(lint)) = &lint {
+            let violations: Vec<String> = lint
+                .runs
+                .iter()
+                .flat_map(|run| {
+                    run.violations.iter().map(move |v| {
+                        format!(
+                            "{}: {}:{}:{} {} {}",
+                            run.tool, v.file, v.line, v.column, v.code, v.message
+                        )
+                    })
+                })
+                .collect();
+            if !violations.is_empty() {
+                description.push_str(&format!("\nlint: {} violations", violations.len()));
+                for line in violations.iter().take(20) {
+                    description.push_str("\n  ");
+                    description.push_str(line);
+                }
+                // Violations go back to the coding agent like failing tests.
+                if kind == "tests_passed" {
+                    kind = "tests_failed";
+                }
+            }
+        }
+        let mut state = state_of(&report, Some(plan.framework));
+        if let Some(object) = state.as_object_mut() {
+            if let Some(coverage) = coverage {
+                let value = match coverage {
+                    Ok(delta) => serde_json::to_value(delta).unwrap_or_default(),
+                    Err(message) => serde_json::json!({ "error": message }),
+                };
+                object.insert("coverage".to_owned(), value);
+            }
+            if let Some(regression) = regression {
+                let value = match regression {
+                    Ok(proof) => serde_json::to_value(proof).unwrap_or_default(),
+                    Err(message) => serde_json::json!({ "error": message }),
+                };
+                object.insert("regression".to_owned(), value);
+            }
+            if let Some(lint) = lint {
+                let value = match lint {
+                    Ok(lint) => serde_json::to_value(lint).unwrap_or_default(),
+                    Err(message) => serde_json::json!({ "error": message }),
+                };
+                object.insert("lint".to_owned(), value);
+            }
+        }
+        self.finish(events, kind, description, state).await
+    }
+
+    /// Runs the UC-03 proof of the job's regression tests.
+    async fn regression(
+        &self,
+        sandbox: &mut SandboxClient<Channel>,
+        job: &Job,
+        plan: &TestPlan,
+        events: &Events,
+    ) -> std::result::Result<std::result::Result<RegressionProof, String>, Stop> {
+        let call_id = format!("{}:prove_regression", job.task_id);
+        events
+            .send(Payload::Action(Action {
+                call_id: call_id.clone(),
+                tool: "prove_regression".to_owned(),
+                arguments_json: serde_json::json!({
+                    "files": job.regression_files,
+                    TEST_PATTERN_KEY: job.regression_pattern,
+                })
+                .to_string(),
+            }))
+            .await?;
+        let result = cap_testrun::prove_regression(
+            sandbox,
+            &job.session_id,
+            plan,
+            &job.regression_files,
+            job.regression_pattern.as_deref(),
+            self.timeout,
+        )
+        .await
+        .map_err(|error| chain(&error));
+        let (content, is_error) = match &result {
+            Ok(proof) => (
+                format!(
+                    "before the fix: {}\nafter the fix: {}",
+                    proof.before.run.summary(),
+                    proof.after.run.summary()
+                ),
+                !proof.proven,
+            ),
+            Err(message) => (message.clone(), true),
+        };
+        events
+            .send(Payload::Observation(Observation {
+                call_id,
+                tool: "prove_regression".to_owned(),
+                is_error,
+                content,
+                detail: None,
+            }))
+            .await?;
+        Ok(result)
+    }
+
+    /// Applies the repository's formatters to the changed files, then runs its linters on
+    /// them. `None` when the repository configures none or nothing changed.
+    async fn lint(
+        &self,
+        sandbox: &mut SandboxClient<Channel>,
+        job: &Job,
+        events: &Events,
+    ) -> std::result::Result<Option<std::result::Result<LintReport, String>>, Stop> {
+        let tools = match lint::detect_linters_in(sandbox, &job.session_id).await {
+            Ok(tools) if tools.is_empty() => return Ok(None),
+            Ok(tools) => tools,
+            Err(error) => return Ok(Some(Err(chain(&error)))),
+        };
+        let changes = match sandbox
+            .get_changes(GetChangesRequest {
+                session_id: job.session_id.clone(),
+            })
+            .await
+        {
+            Ok(response) => response.into_inner().changes,
+            Err(status) => {
+                return Ok(Some(Err(format!(
+                    "the changed files could not be listed: {}",
+                    status.message()
+                ))));
+            }
+        };
+        let files: Vec<String> = changes
+            .into_iter()
+            .filter(|c| !matches!(c.change, Some(file_change::Change::Deleted(true))))
+            .map(|c| c.path)
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let call_id = format!("{}:run_linter", job.task_id);
+        let names: Vec<&str> = tools.iter().map(|t| t.as_str()).collect();
+        events
+            .send(Payload::Action(Action {
+                call_id: call_id.clone(),
+                tool: "run_linter".to_owned(),
+                arguments_json: serde_json::json!({ "files": files, "tools": names }).to_string(),
+            }))
+            .await?;
+        let result = async {
+            let formatted =
+                lint::format_files(sandbox, &job.session_id, &tools, &files, self.timeout).await?;
+            let runs =
+                lint::run_linters(sandbox, &job.session_id, &tools, &files, self.timeout).await?;
+            Ok::<_, cap_testrun::Error>(LintReport { formatted, runs })
+        }
+        .await;
+        let (content, is_error, result) = match result {
+            Ok(report) => {
+                let mut content = String::new();
+                for run in &report.formatted {
+                    content.push_str(&format!("formatted with {}: `{}`\n", run.tool, run.command));
+                }
+                for run in &report.runs {
+                    match &run.problem {
+                        Some(problem) => content.push_str(&format!("{}: {problem}\n", run.tool)),
+                        None => content.push_str(&format!(
+                            "{}: {} violations\n",
+                            run.tool,
+                            run.violations.len()
+                        )),
+                    }
+                }
+                let dirty = report.runs.iter().any(|r| !r.violations.is_empty());
+                (content, dirty, Ok(report))
+            }
+            Err(error) => {
+                let message = chain(&error);
+                (message.clone(), true, Err(message))
+            }
+        };
+        events
+            .send(Payload::Observation(Observation {
+                call_id,
+                tool: "run_linter".to_owned(),
+                is_error,
+                content,
+                detail: None,
+            }))
+            .await?;
+        Ok(Some(result))
+    }
+
+    /// Measures coverage before (the base checkout) and after (the workspace) the change
+    /// when the caller asked for it or the repository sets a threshold. `None` when not
+    /// measured; `Some(Err)` with the reason when it could not be.
+    async fn coverage(
+        &self,
+        sandbox: &mut SandboxClient<Channel>,
+        job: &Job,
+        plan: &TestPlan,
+        events: &Events,
+    ) -> std::result::Result<Option<std::result::Result<CoverageDelta, String>>, Stop> {
+        if job.coverage == Some(false) {
+            return Ok(None);
+        }
+        let threshold = match coverage::threshold(sandbox, &job.session_id).await {
+            Ok(threshold) => threshold,
+            Err(error) => return Ok(Some(Err(chain(&error)))),
+        };
+        if threshold.is_none() && job.coverage != Some(true) {
+            return Ok(None);
+        }
+        let call_id = format!("{}:measure_coverage", job.task_id);
+        events
+            .send(Payload::Action(Action {
+                call_id: call_id.clone(),
+                tool: "measure_coverage".to_owned(),
+                arguments_json: serde_json::json!({ "threshold": threshold }).to_string(),
+            }))
+            .await?;
+        let mut measured = Vec::new();
+        for tree in [Tree::Base, Tree::Workspace] {
+            match coverage::measure(sandbox, &job.session_id, plan, tree, self.timeout).await {
+                Ok(Some(coverage)) => measured.push(coverage),
+                Ok(None) => {
+                    tracing::debug!(framework = %plan.framework, "coverage not supported");
+                    break;
+                }
+                Err(error) => {
+                    let message = chain(&error);
+                    events
+                        .send(Payload::Observation(Observation {
+                            call_id,
+                            tool: "measure_coverage".to_owned(),
+                            is_error: true,
+                            content: message.clone(),
+                            detail: None,
+                        }))
+                        .await?;
+                    return Ok(Some(Err(message)));
+                }
+            }
+        }
+        let [before, after] = &measured[..] else {
+            let message = format!("coverage of {} tests is not supported", plan.framework);
+            events
+                .send(Payload::Observation(Observation {
+                    call_id,
+                    tool: "measure_coverage".to_owned(),
+                    is_error: false,
+                    content: message.clone(),
+                    detail: None,
+                }))
+                .await?;
+            return Ok(Some(Err(message)));
+        };
+        let delta = coverage::compare(before, after, threshold);
+        events
+            .send(Payload::Observation(Observation {
+                call_id,
+                tool: "measure_coverage".to_owned(),
+                is_error: delta.below_threshold,
+                content: delta.summary(),
+                detail: None,
+            }))
+            .await?;
+        Ok(Some(Ok(delta)))
     }
 
     /// No command configured and none detected: nothing to run is not a failure.
@@ -432,11 +821,15 @@ impl Inner {
             cases: Vec::new(),
             output_tail: message.to_owned(),
         };
+        let report = RunReport {
+            run,
+            problem: Some(Problem::NoTests),
+        };
         self.finish(
             events,
             "no_tests",
             "no test runner detected".to_owned(),
-            &run,
+            state_of(&report, None),
         )
         .await
     }
@@ -446,10 +839,9 @@ impl Inner {
         events: &Events,
         kind: &str,
         description: String,
-        run: &TestRun,
+        state: serde_json::Value,
     ) -> std::result::Result<(), Stop> {
-        // A `TestRun` has only plain fields; serializing it cannot fail.
-        let state_json = serde_json::to_string(run).unwrap_or_default();
+        let state_json = state.to_string();
         events
             .send(Payload::Checkpoint(Checkpoint {
                 kind: kind.to_owned(),
@@ -458,6 +850,29 @@ impl Inner {
             }))
             .await
     }
+}
+
+/// What the formatters and linters did on the changed files.
+#[derive(Debug, serde::Serialize)]
+struct LintReport {
+    /// The formatters applied (FR-005), each with how it went.
+    formatted: Vec<LintRun>,
+    /// The linters' (and formatters' check modes') findings.
+    runs: Vec<LintRun>,
+}
+
+/// The final checkpoint's state: the `TestRun` fields, plus `problem` (the category of a
+/// broken run) and `framework` (the runner used; null when none was detected). Plain fields
+/// only: serializing cannot fail.
+fn state_of(report: &RunReport, framework: Option<Framework>) -> serde_json::Value {
+    let mut state = serde_json::to_value(report).unwrap_or_default();
+    if let Some(object) = state.as_object_mut() {
+        object.insert(
+            "framework".to_owned(),
+            framework.map_or(serde_json::Value::Null, |f| f.as_str().into()),
+        );
+    }
+    state
 }
 
 #[tonic::async_trait]

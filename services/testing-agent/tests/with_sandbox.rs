@@ -145,6 +145,12 @@ fn final_checkpoint(events: &[Payload]) -> (&Checkpoint, TestRun) {
     )
 }
 
+/// The checkpoint state's `problem` and `framework` fields.
+fn problem_and_framework(checkpoint: &Checkpoint) -> (serde_json::Value, serde_json::Value) {
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
+    (state["problem"].clone(), state["framework"].clone())
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .current_dir(dir)
@@ -333,6 +339,10 @@ async fn a_repository_without_tests_has_no_tests() {
         (checkpoint.kind.as_str(), run.outcome),
         ("no_tests", Outcome::NoTests)
     );
+    assert_eq!(
+        problem_and_framework(checkpoint),
+        (serde_json::json!("no_tests"), serde_json::Value::Null)
+    );
 }
 
 #[tokio::test]
@@ -353,6 +363,13 @@ async fn a_missing_runner_fails_the_tests_with_a_clear_message() {
     assert_eq!(
         (checkpoint.kind.as_str(), run.outcome, run.exit_code),
         ("tests_failed", Outcome::Error, 127)
+    );
+    assert_eq!(
+        problem_and_framework(checkpoint),
+        (
+            serde_json::json!("runner_missing"),
+            serde_json::json!("custom")
+        )
     );
     assert!(
         run.output_tail.contains("not found in the sandbox"),
@@ -440,4 +457,233 @@ fn checkpoint_kind(events: &[Payload]) -> &str {
         Some(Payload::Checkpoint(checkpoint)) => &checkpoint.kind,
         other => panic!("checkpoint expected: {other:?}"),
     }
+}
+
+const FIXED_CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n";
+
+const PYPROJECT: &str = "[tool.pytest.ini_options]\npythonpath = [\".\"]\n\n\
+                         [tool.coverage.run]\nomit = [\"tests/*\"]\n\n\
+                         [tool.coverage.report]\nfail_under = 80\n";
+
+impl Fleet {
+    async fn write(&mut self, session_id: &str, path: &str, content: &str) {
+        use cap_proto::common::v1::FileChange;
+        use cap_proto::common::v1::file_change::Change;
+        self.sandbox
+            .write_files(cap_proto::sandbox::v1::WriteFilesRequest {
+                session_id: session_id.to_owned(),
+                changes: vec![FileChange {
+                    path: path.to_owned(),
+                    change: Some(Change::Content(content.as_bytes().to_vec())),
+                }],
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// FR-006: passing tests are not enough when the change takes coverage below the
+/// repository's `fail_under`; the checkpoint carries the numbers.
+#[tokio::test]
+async fn a_change_dropping_coverage_below_the_threshold_fails_with_the_numbers() {
+    let mut fleet = Fleet::start().await;
+    let files = [
+        ("calc.py", FIXED_CALC),
+        ("tests/test_calc.py", CALC_TESTS),
+        ("pyproject.toml", PYPROJECT),
+    ];
+    let session = fleet.session(&files).await;
+    let untested = format!(
+        "{FIXED_CALC}\n\ndef div(a, b):\n    if b == 0:\n        raise ZeroDivisionError(\"b\")\n    \
+         q = a / b\n    r = a % b\n    return q, r\n"
+    );
+    fleet.write(&session, "calc.py", &untested).await;
+    let events = all_events(fleet.execute(task("task-cov", &session, "")).await).await;
+    let tools: Vec<(&str, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Payload::Action(a) => Some((a.tool.as_str(), false)),
+            Payload::Observation(o) => Some((o.tool.as_str(), o.is_error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            ("run_tests", false),
+            ("run_tests", false),
+            ("measure_coverage", false),
+            ("measure_coverage", true)
+        ],
+        "{events:#?}"
+    );
+    let (checkpoint, run) = final_checkpoint(&events);
+    assert_eq!(
+        (checkpoint.kind.as_str(), run.outcome),
+        ("tests_failed", Outcome::Passed)
+    );
+    assert!(
+        checkpoint.description.contains(
+            "coverage 100.00% -> 50.00% (-50.00 points), below the repository's threshold \
+             of 80.00%\n  calc.py: 100.00% -> 50.00% (-50.00)"
+        ),
+        "{}",
+        checkpoint.description
+    );
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
+    assert_eq!(state["coverage"]["below_threshold"], true);
+    assert_eq!(state["coverage"]["threshold"], 80.0);
+    assert_eq!(state["coverage"]["after"], 50.0);
+
+    // Without the change the same suite keeps its coverage and passes; asking for no
+    // coverage skips the measurement.
+    let session = fleet.session(&files).await;
+    let events = all_events(fleet.execute(task("task-cov-2", &session, "")).await).await;
+    let (checkpoint, _) = final_checkpoint(&events);
+    assert_eq!(checkpoint.kind, "tests_passed", "{events:#?}");
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
+    assert_eq!(state["coverage"]["delta"], 0.0);
+    let mut request = task("task-cov-3", &session, "");
+    request.context.insert("coverage".into(), "false".into());
+    let events = all_events(fleet.execute(request).await).await;
+    assert_eq!(events.len(), 4, "{events:#?}");
+    let mut request = task("task-cov-4", &session, "");
+    request.context.insert("coverage".into(), "maybe".into());
+    let status = fleet.agent.execute_task(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
+
+/// FR-005: the repository's formatter is applied to the changed files and its linters'
+/// violations fail the task with the findings, so they go back to the coding agent.
+#[tokio::test]
+async fn formatters_apply_and_lint_violations_go_back() {
+    let mut fleet = Fleet::start().await;
+    let pyproject = "[tool.pytest.ini_options]\npythonpath = [\".\"]\n\n[tool.black]\n\n\
+                     [tool.pylint.\"messages control\"]\n\
+                     disable = [\"missing-module-docstring\", \"missing-function-docstring\", \
+                     \"invalid-name\"]\n";
+    let files = [
+        ("calc.py", FIXED_CALC),
+        ("tests/test_calc.py", CALC_TESTS),
+        ("pyproject.toml", pyproject),
+    ];
+    let session = fleet.session(&files).await;
+    fleet
+        .write(
+            &session,
+            "calc.py",
+            "import os\ndef add(a,b):\n    return a+b\n\n\ndef sub(a, b):\n    return a - b\n",
+        )
+        .await;
+    let events = all_events(fleet.execute(task("task-lint", &session, "")).await).await;
+    let Some(Payload::Observation(linted)) = events.iter().rev().nth(1) else {
+        panic!("the linters' observation before the checkpoint: {events:#?}");
+    };
+    assert_eq!(
+        (linted.tool.as_str(), linted.is_error),
+        ("run_linter", true)
+    );
+    let (checkpoint, run) = final_checkpoint(&events);
+    assert_eq!(
+        (checkpoint.kind.as_str(), run.outcome),
+        ("tests_failed", Outcome::Passed)
+    );
+    assert!(
+        checkpoint
+            .description
+            .contains("lint: 1 violations\n  pylint: calc.py:1:1 unused-import Unused import os"),
+        "{}",
+        checkpoint.description
+    );
+    // black reformatted the file in the workspace.
+    let formatted = fleet
+        .sandbox
+        .read_file(cap_proto::sandbox::v1::ReadFileRequest {
+            session_id: session.clone(),
+            path: "calc.py".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .content;
+    assert_eq!(
+        String::from_utf8(formatted).unwrap(),
+        "import os\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    );
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
+    assert_eq!(state["lint"]["formatted"][0]["tool"], "black");
+    assert_eq!(
+        state["lint"]["runs"][0]["violations"],
+        serde_json::json!([])
+    );
+}
+
+/// UC-03: with `regression_test_files` in the context the agent proves the regression test
+/// fails on the base checkout and passes with the fix; a test that never failed is no proof.
+#[tokio::test]
+async fn regression_tests_are_proven_before_and_after_the_fix() {
+    let mut fleet = Fleet::start().await;
+    // The base has the bug (sub adds); the workspace gets the fix and the regression test.
+    let session = fleet
+        .session(&[
+            ("calc.py", CALC),
+            (
+                "tests/test_add.py",
+                "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+            ),
+            ("pytest.ini", "[pytest]\npythonpath = .\n"),
+        ])
+        .await;
+    fleet.write(&session, "calc.py", FIXED_CALC).await;
+    fleet
+        .write(
+            &session,
+            "tests/test_regression.py",
+            "from calc import sub\n\n\ndef test_sub():\n    assert sub(3, 1) == 2\n",
+        )
+        .await;
+    let mut request = task("task-reg", &session, "");
+    request.context.insert(
+        "regression_test_files".into(),
+        "tests/test_regression.py".into(),
+    );
+    let events = all_events(fleet.execute(request).await).await;
+    let (checkpoint, _) = final_checkpoint(&events);
+    assert_eq!(
+        checkpoint.kind, "tests_passed",
+        "{}",
+        checkpoint.description
+    );
+    assert!(
+        checkpoint
+            .description
+            .contains("regression test proven: it fails before the fix and passes after it"),
+        "{}",
+        checkpoint.description
+    );
+    let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
+    assert_eq!(state["regression"]["proven"], true);
+    assert_eq!(state["regression"]["before"]["outcome"], "failed");
+
+    // A "regression test" that passes on the buggy base proves nothing: the task fails.
+    let mut request = task("task-reg-2", &session, "");
+    request
+        .context
+        .insert("regression_test_files".into(), "tests/test_add.py".into());
+    request
+        .context
+        .insert("regression_test_pattern".into(), "tests/test_add.py".into());
+    let events = all_events(fleet.execute(request).await).await;
+    let (checkpoint, run) = final_checkpoint(&events);
+    assert_eq!(
+        (checkpoint.kind.as_str(), run.outcome),
+        ("tests_failed", Outcome::Passed)
+    );
+    assert!(
+        checkpoint
+            .description
+            .contains("regression test NOT proven"),
+        "{}",
+        checkpoint.description
+    );
 }

@@ -1,0 +1,945 @@
+//! The fixture repositories of `tests/fixtures/testing/` in all four languages (Python with
+//! pytest, Go, Java with Maven and JUnit 5, TypeScript with Vitest), detected and run with
+//! their real toolchains inside the real sandbox (bubblewrap) served over mutual TLS; and
+//! the broken inputs (a suite that hangs, a runner that is not installed, a report that is
+//! missing, a repository without tests) each ending in their category.
+//!
+//! The toolchains come from `scripts/deps.d/20-testing.sh`; Vitest from its npm cache,
+//! committed into the fixture's repository here because the sandbox has no network.
+
+// Setup helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cap_mtls::Pki;
+use cap_proto::sandbox::v1::CreateSessionRequest;
+use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox::{Sandbox, SandboxConfig};
+use cap_testrun::coverage::{self, Coverage, FileCoverage, Tree};
+use cap_testrun::lint::{self, LintTool};
+use cap_testrun::{Framework, Outcome, Problem, RunReport, TestCase, TestPlan};
+use pretty_assertions::assert_eq;
+use tonic::transport::Channel;
+
+/// Where `scripts/deps.d/20-testing.sh` installs Vitest.
+const NODE_CACHE: &str = "/var/cache/cap-testing/node/node_modules";
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    client: SandboxClient<Channel>,
+    session_id: String,
+}
+
+impl Harness {
+    /// A sandbox service and a session on a repository holding the fixture `name` plus
+    /// `extra` files (and Vitest's `node_modules`, under the directory `node_modules` names).
+    async fn start(name: &str, extra: &[(&str, &str)], node_modules: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        if !name.is_empty() {
+            copy_dir(&fixture(name), &work);
+        }
+        for (path, content) in extra {
+            let path = work.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+            if content.starts_with("#!") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        if let Some(node_modules) = node_modules {
+            let cache = Path::new(NODE_CACHE);
+            assert!(
+                cache.join("vitest/package.json").is_file(),
+                "vitest is not installed in {NODE_CACHE}; run scripts/deps.d/20-testing.sh"
+            );
+            copy_dir(cache, &work.join(node_modules));
+        }
+        let (repo_url, commit_sha) = make_repo(dir.path(), &work);
+        let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
+        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
+            .await
+            .unwrap();
+        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
+        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(cap_runtime::serve(router, listener));
+        let client_tls = pki.service("testing-agent").unwrap();
+        let mut client =
+            SandboxClient::new(client_tls.channel(&cap_runtime::https_url(addr)).unwrap());
+        let session_id = client
+            .create_session(CreateSessionRequest {
+                image: String::new(),
+                repo_url,
+                commit_sha,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session_id;
+        Self {
+            _dir: dir,
+            client,
+            session_id,
+        }
+    }
+
+    async fn detect(&mut self) -> TestPlan {
+        cap_testrun::detect(&mut self.client, &self.session_id)
+            .await
+            .unwrap()
+            .expect("a test runner is detected")
+    }
+
+    async fn run(&mut self, plan: &TestPlan, pattern: Option<&str>) -> RunReport {
+        self.run_for(plan, pattern, TIMEOUT).await
+    }
+
+    async fn run_for(
+        &mut self,
+        plan: &TestPlan,
+        pattern: Option<&str>,
+        timeout: Duration,
+    ) -> RunReport {
+        cap_testrun::run_detailed(&mut self.client, &self.session_id, plan, pattern, timeout)
+            .await
+            .unwrap()
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/testing")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A one-commit repository of `work`, cloned bare; returns the bare path and the commit.
+fn make_repo(dir: &Path, work: &Path) -> (String, String) {
+    std::fs::create_dir_all(work).unwrap();
+    git(work, &["init", "--quiet"]);
+    git(work, &["add", "--force", "."]);
+    git(work, &["commit", "--quiet", "--allow-empty", "-m", "init"]);
+    let commit = git(work, &["rev-parse", "HEAD"]);
+    let bare = dir.join("remote.git");
+    git(
+        dir,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    (bare.display().to_string(), commit)
+}
+
+/// The cases without durations and with messages cut to their first line, to compare whole.
+fn comparable(cases: &[TestCase]) -> Vec<TestCase> {
+    cases
+        .iter()
+        .map(|c| TestCase {
+            duration_ms: 0,
+            message: c.message.lines().next().unwrap_or_default().to_owned(),
+            ..c.clone()
+        })
+        .collect()
+}
+
+fn case(name: &str, file: &str, outcome: &str, message: &str) -> TestCase {
+    TestCase {
+        name: name.into(),
+        file: file.into(),
+        outcome: outcome.into(),
+        duration_ms: 0,
+        message: message.into(),
+    }
+}
+
+#[tokio::test]
+async fn python_fixture_with_pytest() {
+    let mut h = Harness::start("python-calculator", &[], None).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Pytest));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (run.outcome, report.problem, run.passed, run.failed),
+        (Outcome::Failed, None, 2, 1),
+        "{run:#?}"
+    );
+    let mut cases = comparable(&run.cases);
+    cases[2].message = cases[2].message.split(" (").next().unwrap().to_owned();
+    assert_eq!(
+        cases,
+        vec![
+            case(
+                "tests.test_calc.test_add",
+                "tests/test_calc.py",
+                "passed",
+                ""
+            ),
+            case(
+                "tests.test_calc.test_mul",
+                "tests/test_calc.py",
+                "passed",
+                ""
+            ),
+            case(
+                "tests.test_calc.test_sub",
+                "tests/test_calc.py",
+                "failed",
+                "AssertionError: sub is wrong"
+            ),
+        ]
+    );
+    let report = h.run(&plan, Some("test_add or test_mul")).await;
+    assert_eq!(
+        (
+            report.run.outcome,
+            report.run.passed,
+            report.run.cases.len()
+        ),
+        (Outcome::Passed, 2, 2),
+        "{:#?}",
+        report.run
+    );
+}
+
+#[tokio::test]
+async fn go_fixture_with_go_test_json() {
+    let mut h = Harness::start("go-calculator", &[], None).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::GoTest));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (run.outcome, report.problem, run.passed, run.failed),
+        (Outcome::Failed, None, 1, 1),
+        "{run:#?}"
+    );
+    let failing = run.cases.iter().find(|c| c.outcome == "failed").unwrap();
+    assert_eq!(
+        (failing.name.as_str(), failing.file.as_str()),
+        ("TestSub", "example.com/calculator")
+    );
+    assert!(
+        failing
+            .message
+            .contains("sub is wrong: Sub(3, 1) = 4, want 2"),
+        "{failing:#?}"
+    );
+    let report = h.run(&plan, Some("TestAdd")).await;
+    assert_eq!(
+        (report.run.outcome, report.run.passed, report.run.failed),
+        (Outcome::Passed, 1, 0),
+        "{:#?}",
+        report.run
+    );
+}
+
+#[tokio::test]
+async fn java_fixture_with_maven_offline() {
+    let mut h = Harness::start("java-calculator", &[], None).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Maven));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (run.outcome, report.problem, run.passed, run.failed),
+        (Outcome::Failed, None, 1, 1),
+        "{run:#?}"
+    );
+    // JUnit 5 runs methods in an order of its own.
+    let mut cases = comparable(&run.cases);
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        cases,
+        vec![
+            case("calc.CalculatorTest.addsNumbers", "", "passed", ""),
+            case(
+                "calc.CalculatorTest.subtractsNumbers",
+                "",
+                "failed",
+                "org.opentest4j.AssertionFailedError: sub is wrong ==> expected: <2> but was: <4>"
+            ),
+        ]
+    );
+    let report = h.run(&plan, Some("CalculatorTest#addsNumbers")).await;
+    assert_eq!(
+        (report.run.outcome, report.run.passed, report.run.failed),
+        (Outcome::Passed, 1, 0),
+        "{:#?}",
+        report.run
+    );
+}
+
+#[tokio::test]
+async fn typescript_fixture_with_vitest() {
+    let mut h = Harness::start("ts-calculator", &[], Some("node_modules")).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Vitest));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (run.outcome, report.problem, run.passed, run.failed),
+        (Outcome::Failed, None, 1, 1),
+        "{run:#?}"
+    );
+    assert_eq!(
+        comparable(&run.cases),
+        vec![
+            case("calc adds", "src/calc.test.ts", "passed", ""),
+            case(
+                "calc subtracts",
+                "src/calc.test.ts",
+                "failed",
+                "sub is wrong: expected 4 to be 2 // Object.is equality"
+            ),
+        ]
+    );
+    let report = h.run(&plan, Some("adds")).await;
+    assert_eq!(
+        (
+            report.run.outcome,
+            report.run.passed,
+            report.run.failed,
+            report.run.skipped
+        ),
+        (Outcome::Passed, 1, 0, 1),
+        "{:#?}",
+        report.run
+    );
+}
+
+const NODE_TESTS: &str = "const test = require('node:test');\n\
+                          const assert = require('node:assert');\n\
+                          test('adds', () => assert.strictEqual(1 + 1, 2));\n\
+                          test('subtracts', () => assert.strictEqual(3 - 1, 3, 'sub is wrong'));\n";
+
+#[tokio::test]
+async fn javascript_with_nodes_own_runner() {
+    let package = r#"{"name": "x", "scripts": {"test": "node --test"}}"#;
+    let mut h = Harness::start(
+        "",
+        &[("package.json", package), ("test/calc.test.js", NODE_TESTS)],
+        None,
+    )
+    .await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::NodeRunner));
+    let report = h.run(&plan, None).await;
+    let mut cases = comparable(&report.run.cases);
+    assert!(
+        cases[1].message.starts_with("sub is wrong"),
+        "{:#?}",
+        report.run
+    );
+    cases[1].message.clear();
+    assert_eq!(
+        cases,
+        vec![
+            case("test.adds", "", "passed", ""),
+            case("test.subtracts", "", "failed", ""),
+        ]
+    );
+    assert_eq!(report.run.outcome, Outcome::Failed);
+    let report = h.run(&plan, Some("adds")).await;
+    assert_eq!(
+        (report.run.outcome, report.run.passed, report.run.failed),
+        (Outcome::Passed, 1, 0),
+        "{:#?}",
+        report.run
+    );
+}
+
+#[tokio::test]
+async fn broken_inputs_end_in_their_category() {
+    // A suite that hangs: killed at the timeout.
+    let hang = "package calculator\n\nimport (\n\t\"testing\"\n\t\"time\"\n)\n\n\
+                func TestHangs(t *testing.T) {\n\ttime.Sleep(time.Hour)\n}\n";
+    let mut h = Harness::start("go-calculator", &[("hang_test.go", hang)], None).await;
+    let plan = h.detect().await;
+    let report = h
+        .run_for(&plan, Some("TestHangs"), Duration::from_secs(3))
+        .await;
+    assert_eq!(
+        (report.run.outcome, report.problem, report.run.timed_out),
+        (Outcome::TimedOut, Some(Problem::TimedOut), true),
+        "{:#?}",
+        report.run
+    );
+
+    // A runner that is not installed: Vitest without its node_modules.
+    let mut h = Harness::start("ts-calculator", &[], None).await;
+    let plan = h.detect().await;
+    let report = h.run(&plan, None).await;
+    assert_eq!(
+        (report.run.outcome, report.problem),
+        (Outcome::Error, Some(Problem::RunnerMissing)),
+        "{:#?}",
+        report.run
+    );
+    assert!(
+        report
+            .run
+            .output_tail
+            .contains("the test runner was not found in the sandbox"),
+        "{}",
+        report.run.output_tail
+    );
+
+    // A runner that exits 0 without leaving its report: not a pass.
+    let fake = "#!/bin/sh\necho 'all tests passed (trust me)'\n";
+    let mut h = Harness::start(
+        "",
+        &[
+            ("package.json", r#"{"scripts": {"test": "jest"}}"#),
+            ("node_modules/.bin/jest", fake),
+        ],
+        None,
+    )
+    .await;
+    let plan = h.detect().await;
+    assert_eq!(plan.framework, Framework::Jest);
+    let report = h.run(&plan, None).await;
+    assert_eq!(
+        (report.run.outcome, report.problem),
+        (Outcome::Error, Some(Problem::ReportMissing)),
+        "{:#?}",
+        report.run
+    );
+
+    // A runner whose report is malformed.
+    let garbage = "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --outputFile=*) \
+                   printf '{\"testResults\": [' > \"${a#--outputFile=}\";; esac; done\n";
+    let mut h = Harness::start(
+        "",
+        &[
+            ("package.json", r#"{"scripts": {"test": "jest"}}"#),
+            ("node_modules/.bin/jest", garbage),
+        ],
+        None,
+    )
+    .await;
+    let plan = h.detect().await;
+    let report = h.run(&plan, None).await;
+    assert_eq!(
+        (report.run.outcome, report.problem),
+        (Outcome::Error, Some(Problem::ReportMalformed)),
+        "{:#?}",
+        report.run
+    );
+    assert!(
+        report
+            .run
+            .output_tail
+            .contains("malformed Jest/Vitest JSON report"),
+        "{}",
+        report.run.output_tail
+    );
+
+    // A Go module without tests.
+    let mut h = Harness::start(
+        "",
+        &[
+            ("go.mod", "module example.com/empty\n\ngo 1.19\n"),
+            ("lib.go", "package empty\n\n// One is 1.\nconst One = 1\n"),
+        ],
+        None,
+    )
+    .await;
+    let plan = h.detect().await;
+    let report = h.run(&plan, None).await;
+    assert_eq!(
+        (report.run.outcome, report.problem),
+        (Outcome::NoTests, Some(Problem::NoTests)),
+        "{:#?}",
+        report.run
+    );
+}
+
+impl Harness {
+    async fn write(&mut self, path: &str, content: &str) {
+        use cap_proto::common::v1::FileChange;
+        use cap_proto::common::v1::file_change::Change;
+        self.client
+            .write_files(cap_proto::sandbox::v1::WriteFilesRequest {
+                session_id: self.session_id.clone(),
+                changes: vec![FileChange {
+                    path: path.to_owned(),
+                    change: Some(Change::Content(content.as_bytes().to_vec())),
+                }],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn coverage(&mut self, plan: &TestPlan, tree: Tree) -> Coverage {
+        coverage::measure(&mut self.client, &self.session_id, plan, tree, TIMEOUT)
+            .await
+            .unwrap()
+            .expect("coverage is measured for this runner")
+    }
+}
+
+/// Python: coverage.py before (the base checkout) and after a change adding untested code,
+/// against `fail_under = 80` from `pyproject.toml`.
+#[tokio::test]
+async fn python_coverage_drop_below_the_threshold_fails_with_the_numbers() {
+    let mut h = Harness::start("python-calculator", &[], None).await;
+    let plan = h.detect().await;
+    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(threshold, Some(80.0));
+    let untested = format!(
+        "{}\n\ndef div(a, b):\n    if b == 0:\n        raise ZeroDivisionError(\"b is 0\")\n    \
+         q = a / b\n    r = a % b\n    return q, r\n",
+        std::fs::read_to_string(fixture("python-calculator/calc.py")).unwrap()
+    );
+    h.write("calc.py", &untested).await;
+    let before = h.coverage(&plan, Tree::Base).await;
+    let after = h.coverage(&plan, Tree::Workspace).await;
+    assert_eq!(
+        before.files["calc.py"],
+        FileCoverage {
+            covered: 6,
+            total: 6
+        }
+    );
+    assert_eq!(
+        after.files["calc.py"],
+        FileCoverage {
+            covered: 7,
+            total: 12
+        }
+    );
+    let delta = coverage::compare(&before, &after, threshold);
+    assert_eq!(
+        (
+            delta.before,
+            delta.after,
+            delta.delta,
+            delta.below_threshold
+        ),
+        (100.0, 58.33, -41.67, true),
+        "{delta:#?}"
+    );
+    assert_eq!(delta.files.len(), 1);
+    assert!(
+        delta
+            .summary()
+            .contains("below the repository's threshold of 80.00%"),
+        "{}",
+        delta.summary()
+    );
+}
+
+/// Go: `go test -coverprofile` before and after, the threshold from `.testcoverage.yml`.
+#[tokio::test]
+async fn go_coverage_before_and_after() {
+    let mut h = Harness::start("go-calculator", &[], None).await;
+    let plan = h.detect().await;
+    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(threshold, Some(75.0));
+    h.write(
+        "more.go",
+        "package calculator\n\n// Mul returns a * b.\nfunc Mul(a, b int) int {\n\treturn a * b\n}\n",
+    )
+    .await;
+    let before = h.coverage(&plan, Tree::Base).await;
+    let after = h.coverage(&plan, Tree::Workspace).await;
+    assert_eq!(before.percent(), 100.0, "{before:#?}");
+    assert_eq!(after.percent(), 66.67, "{after:#?}");
+    let delta = coverage::compare(&before, &after, threshold);
+    assert!(delta.below_threshold, "{delta:#?}");
+    assert_eq!(
+        delta.files,
+        vec![coverage::FileDelta {
+            path: "example.com/calculator/more.go".into(),
+            before: None,
+            after: Some(0.0),
+            delta: 0.0,
+        }]
+    );
+}
+
+/// A runner whose coverage cannot be measured is a categorised error, not a panic.
+#[tokio::test]
+async fn coverage_without_its_tool_is_a_clear_error() {
+    let mut h = Harness::start("python-calculator", &[], None).await;
+    let plan = TestPlan::standard(Framework::GoTest);
+    let error = coverage::measure(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        Tree::Workspace,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, cap_testrun::Error::CoverageUnavailable { .. }),
+        "{error:?}"
+    );
+    let maven = TestPlan::standard(Framework::Maven);
+    let none = coverage::measure(
+        &mut h.client,
+        &h.session_id,
+        &maven,
+        Tree::Workspace,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(none, None);
+}
+
+/// Python: the linters the fixture configures (ruff, black, pylint) run on the changed file;
+/// violations come back parsed; ruff, which the sandbox lacks, is a clear problem; black
+/// then formats the file and its check is clean.
+#[tokio::test]
+async fn python_linters_and_formatter_on_the_changed_files() {
+    let mut h = Harness::start("python-calculator", &[], None).await;
+    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(tools, [LintTool::Ruff, LintTool::Black, LintTool::Pylint]);
+    h.write(
+        "calc.py",
+        "\"\"\"A calculator.\"\"\"\nimport os\n\n\ndef add(a,b):\n    return a+b\n",
+    )
+    .await;
+    let files = vec!["calc.py".to_owned(), "README.md".to_owned()];
+    let runs = lint::run_linters(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+        .await
+        .unwrap();
+    type Found<'a> = Vec<(&'a str, u32, &'a str)>;
+    let by_tool: Vec<(LintTool, Option<&str>, Found<'_>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.tool,
+                r.problem.as_deref(),
+                r.violations
+                    .iter()
+                    .map(|v| (v.file.as_str(), v.line, v.code.as_str()))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_tool,
+        [
+            (
+                LintTool::Ruff,
+                Some("ruff is not installed in the sandbox"),
+                vec![]
+            ),
+            (LintTool::Black, None, vec![("calc.py", 0, "format")]),
+            (
+                LintTool::Pylint,
+                None,
+                vec![("calc.py", 2, "unused-import")]
+            ),
+        ],
+        "{runs:#?}"
+    );
+    let formatted = lint::format_files(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(formatted.len(), 2, "{formatted:#?}");
+    assert!(
+        formatted
+            .iter()
+            .any(|r| r.tool == LintTool::Black && r.clean())
+    );
+    let again = lint::run_linters(
+        &mut h.client,
+        &h.session_id,
+        &[LintTool::Black],
+        &files,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(again[0].clean(), "{again:#?}");
+    // A path that leaves the workspace is refused before anything runs.
+    let error = lint::run_linters(
+        &mut h.client,
+        &h.session_id,
+        &tools,
+        &["../outside.py".to_owned()],
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, cap_testrun::Error::InvalidPath { .. }),
+        "{error:?}"
+    );
+}
+
+/// Go: gofmt and go vet on a changed file with a formatting slip and a vet finding.
+#[tokio::test]
+async fn go_linters_on_the_changed_files() {
+    let mut h = Harness::start("go-calculator", &[], None).await;
+    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(tools, [LintTool::Gofmt, LintTool::GoVet]);
+    h.write(
+        "show.go",
+        "package calculator\n\nimport \"fmt\"\n\n// Show prints n.\nfunc Show(n int) string {\n\
+         return fmt.Sprintf(\"%s\", n)\n}\n",
+    )
+    .await;
+    let runs = lint::run_linters(
+        &mut h.client,
+        &h.session_id,
+        &tools,
+        &["show.go".to_owned()],
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(
+        runs[0]
+            .violations
+            .iter()
+            .map(|v| (v.file.as_str(), v.code.as_str()))
+            .collect::<Vec<_>>(),
+        [("show.go", "format")],
+        "{runs:#?}"
+    );
+    let vet = &runs[1].violations;
+    assert!(
+        vet.len() == 1 && vet[0].file == "show.go" && vet[0].line == 7,
+        "{runs:#?}"
+    );
+    assert!(
+        vet[0]
+            .message
+            .contains("Sprintf format %s has arg n of wrong type int"),
+        "{vet:#?}"
+    );
+}
+
+/// UC-03: a bug fix's regression test fails on the base checkout and passes with the fix.
+#[tokio::test]
+async fn regression_tests_are_proven_to_fail_before_and_pass_after_the_fix() {
+    let mut h = Harness::start("python-calculator", &[], None).await;
+    let plan = h.detect().await;
+    let regression = "from calc import add, sub\n\n\ndef test_sub_regression():\n    \
+                      assert sub(5, 2) == 3\n\n\ndef test_add_still_works():\n    \
+                      assert add(1, 1) == 2\n";
+    h.write("tests/test_regression.py", regression).await;
+    let fixed = std::fs::read_to_string(fixture("python-calculator/calc.py"))
+        .unwrap()
+        .replace(
+            "def sub(a, b):\n    return a + b",
+            "def sub(a, b):\n    return a - b",
+        );
+    h.write("calc.py", &fixed).await;
+    let files = ["tests/test_regression.py".to_owned()];
+    let proof = cap_testrun::prove_regression(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        &files,
+        Some("tests/test_regression.py"),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(proof.proven, "{proof:#?}");
+    assert_eq!(
+        (proof.before.run.failed, proof.before.run.passed),
+        (1, 1),
+        "{proof:#?}"
+    );
+    assert_eq!((proof.after.run.failed, proof.after.run.passed), (0, 2));
+
+    // A test that passes without the fix proves nothing.
+    let proof = cap_testrun::prove_regression(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        &files,
+        Some("test_add_still_works"),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(!proof.proven, "{proof:#?}");
+    assert_eq!(proof.before.run.outcome, Outcome::Passed);
+
+    // Paths outside the workspace are refused.
+    let error = cap_testrun::prove_regression(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        &["../../etc/passwd".to_owned()],
+        None,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, cap_testrun::Error::InvalidPath { .. }),
+        "{error:?}"
+    );
+}
+
+/// The same proof for Go, with `go test -run`.
+#[tokio::test]
+async fn go_regression_proof() {
+    let mut h = Harness::start("go-calculator", &[], None).await;
+    let plan = h.detect().await;
+    h.write(
+        "regression_test.go",
+        "package calculator\n\nimport \"testing\"\n\nfunc TestSubRegression(t *testing.T) {\n\
+         \tif Sub(5, 2) != 3 {\n\t\tt.Fatal(\"Sub(5, 2) != 3\")\n\t}\n}\n",
+    )
+    .await;
+    let fixed = std::fs::read_to_string(fixture("go-calculator/calc.go"))
+        .unwrap()
+        .replace(
+            "func Sub(a, b int) int {\n\treturn a + b",
+            "func Sub(a, b int) int {\n\treturn a - b",
+        );
+    h.write("calc.go", &fixed).await;
+    let proof = cap_testrun::prove_regression(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        &["regression_test.go".to_owned()],
+        Some("TestSubRegression"),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(proof.proven, "{proof:#?}");
+}
+
+/// TypeScript: Vitest's V8 coverage as lcov before and after, the threshold from `.c8rc.json`.
+#[tokio::test]
+async fn typescript_coverage_before_and_after() {
+    // The dependencies are installed in the workspace only, as in a real task: the base
+    // checkout has none and borrows the workspace's.
+    // (Committed under `dist/`, which Vitest does not search for tests.)
+    let mut h = Harness::start("ts-calculator", &[], Some("dist/node_modules")).await;
+    let moved = h
+        .run(&TestPlan::custom("mv dist/node_modules node_modules"), None)
+        .await;
+    assert_eq!(moved.run.outcome, Outcome::Passed, "{:#?}", moved.run);
+    let plan = h.detect().await;
+    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(threshold, Some(80.0));
+    let untested = format!(
+        "{}\nexport function div(a: number, b: number): number {{\n  if (b === 0) {{\n    \
+         throw new Error(\"b is 0\");\n  }}\n  const q = a / b;\n  return q;\n}}\n",
+        std::fs::read_to_string(fixture("ts-calculator/src/calc.ts")).unwrap()
+    );
+    h.write("src/calc.ts", &untested).await;
+    let before = h.coverage(&plan, Tree::Base).await;
+    let after = h.coverage(&plan, Tree::Workspace).await;
+    assert_eq!(before.percent(), 100.0, "{before:#?}");
+    let delta = coverage::compare(&before, &after, threshold);
+    assert!(delta.after < 80.0 && delta.below_threshold, "{delta:#?}");
+    assert_eq!(delta.files.len(), 1, "{delta:#?}");
+    assert_eq!(delta.files[0].path, "src/calc.ts");
+}
+
+/// Java: Checkstyle, configured by the fixture's `checkstyle.xml`, on a changed file.
+#[tokio::test]
+async fn java_checkstyle_on_the_changed_files() {
+    let mut h = Harness::start("java-calculator", &[], None).await;
+    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(tools, [LintTool::Checkstyle]);
+    let path = "src/main/java/calc/Extra.java";
+    h.write(
+        path,
+        "package calc;\n\nimport java.util.List;\n\n/** Extra. */\npublic final class Extra {\n    \
+         private Extra() {}\n\n    public static int twice(int a) {\n        return 2 * a;\n    }\n}\n",
+    )
+    .await;
+    let runs = lint::run_linters(
+        &mut h.client,
+        &h.session_id,
+        &tools,
+        &[path.to_owned()],
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let found: Vec<(&str, u32, &str)> = runs[0]
+        .violations
+        .iter()
+        .map(|v| (v.file.as_str(), v.line, v.code.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("src/main/java/calc/Extra.java", 3, "UnusedImports"),
+            ("src/main/java/calc/Extra.java", 9, "MissingJavadocMethod"),
+        ],
+        "{runs:#?}"
+    );
+}
