@@ -16,6 +16,14 @@ pub enum Error {
         /// Why it is not usable (missing, not executable, its own error message).
         reason: String,
     },
+    /// Control groups (for the CPU, memory and process limits) cannot be used on this host.
+    #[error("cgroups under {root} are not usable: {reason}")]
+    CgroupsUnavailable {
+        /// The cgroup root that was tried.
+        root: PathBuf,
+        /// Why (no controller, no permission...).
+        reason: String,
+    },
     /// The configuration is inconsistent (e.g. the default timeout exceeds the maximum).
     #[error("invalid sandbox configuration: {0}")]
     InvalidConfig(String),
@@ -218,7 +226,8 @@ impl Error {
             Error::Clone { .. }
             | Error::CommitNotFound { .. }
             | Error::FileTooLarge { .. }
-            | Error::BubblewrapUnavailable { .. } => ErrorKind::FailedPrecondition,
+            | Error::BubblewrapUnavailable { .. }
+            | Error::CgroupsUnavailable { .. } => ErrorKind::FailedPrecondition,
             Error::InvalidConfig(_)
             | Error::Git { .. }
             | Error::Spawn { .. }

@@ -21,6 +21,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 
+use crate::cgroup::{Group, LimitHit, Limits};
 use crate::{Error, Result};
 
 /// `PATH` inside the sandbox.
@@ -31,6 +32,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait for a killed sandbox to be gone before giving up on it.
 const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the workspace's size is checked against the disk limit.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Read size for the command's output; a chunk is at most this large.
 const CHUNK_BYTES: usize = 32 * 1024;
@@ -96,6 +100,8 @@ pub struct ExitInfo {
     pub duration: Duration,
     /// Output beyond the cap was dropped.
     pub output_truncated: bool,
+    /// The resource limits the command ran into (each also noted on its stderr).
+    pub limits_hit: Vec<LimitHit>,
 }
 
 /// The events of a running command, ending with [`ExecEvent::Exit`]. Dropping the stream
@@ -114,15 +120,37 @@ impl futures::Stream for ExecStream {
 }
 
 /// The bubblewrap arguments every sandbox shares: namespaces and system directories.
-pub(crate) fn base_args() -> Vec<OsString> {
+///
+/// Each one is a decision (the attack suite in `tests/suite/attacks.rs` checks them):
+/// - `--unshare-all` plus `--unshare-user`: new user, PID, IPC, UTS, cgroup and network
+///   namespaces; the network namespace has only its own loopback, so nothing is reachable.
+///   The user namespace is explicit so a service running as root is not root inside.
+/// - `--uid`/`--gid 65534`: the command runs as `nobody`, not as (capability-less) root.
+/// - `--disable-userns`: no nested user namespace (the seccomp filter refuses it again).
+/// - `--cap-drop ALL`: no capability is left, not even inside the new user namespace.
+/// - `--die-with-parent`: the sandbox dies with the service; `--new-session`: no controlling
+///   terminal to inject keystrokes into (`TIOCSTI`, also refused by seccomp).
+/// - `--seccomp 3`: the filter of [`crate::seccomp`], read from fd 3; bubblewrap sets
+///   `no_new_privs` before loading it, so no setuid binary regains privileges.
+/// - Only `/usr`, the system library directories and an allow-list of `/etc` entries are
+///   visible, read-only; a fresh `/proc` of the new PID namespace, a minimal `/dev`, and a
+///   private `/tmp` capped at the disk limit. `/sys`, `/home`, `/root`, `/var` and the
+///   session root are not there at all.
+pub(crate) fn base_args(limits: &Limits) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "--unshare-all",
-        // Explicitly, so that a service running as root is not root in the sandbox.
         "--unshare-user",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--disable-userns",
         "--die-with-parent",
         "--new-session",
         "--cap-drop",
         "ALL",
+        "--seccomp",
+        "3",
         "--hostname",
         "sandbox",
         "--ro-bind",
@@ -172,25 +200,101 @@ pub(crate) fn base_args() -> Vec<OsString> {
         ]);
     }
     args.extend(
-        ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        ["--proc", "/proc", "--dev", "/dev", "--size"]
             .into_iter()
             .map(OsString::from),
     );
+    args.extend([
+        limits.disk_bytes.to_string().into(),
+        "--tmpfs".into(),
+        "/tmp".into(),
+    ]);
     args
+}
+
+/// The host-side launcher bubblewrap is started through: a fixed bash script (nothing of
+/// the repository's) that closes every descriptor the service inherited (bubblewrap passes
+/// open descriptors on to the command, and a service started by a supervisor or a test
+/// harness may hold pipes it never marked close-on-exec), puts itself into the command's
+/// cgroups (so bubblewrap and everything it forks are counted from the first instruction),
+/// caps file sizes and core dumps, moves the seccomp program from stdin to fd 3 and gives
+/// the sandbox `/dev/null` as stdin. bash, because `sh` (dash) cannot name descriptors above 9.
+/// Arguments: `<cgroup.procs files...> -- <max file size in KiB> <bwrap> <args...>`.
+const LAUNCHER: &str = r#"for fd in /proc/self/fd/*; do n=${fd##*/}; case $n in 0|1|2) ;; *) { exec {n}>&-; } 2>/dev/null ;; esac; done
+while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift
+ulimit -f "$1" && ulimit -c 0 || exit 125; shift
+exec "$@" 3<&0 </dev/null"#;
+
+/// The launcher's interpreter.
+const LAUNCHER_SHELL: &str = "/bin/bash";
+
+/// A command that starts bubblewrap with `base` (and then `extra`) through [`LAUNCHER`],
+/// the seccomp program on its stdin and, when limits are enforced, inside `group`.
+pub(crate) fn sandbox_command(
+    bwrap: &Path,
+    base: &[OsString],
+    seccomp: &[u8],
+    group: Option<&Group>,
+    limits: &Limits,
+) -> Result<Command> {
+    let mut command = Command::new(LAUNCHER_SHELL);
+    command.env_clear().args([
+        "--noprofile",
+        "--norc",
+        "-c",
+        LAUNCHER,
+        "cap-sandbox-launch",
+    ]);
+    if let Some(group) = group {
+        command.args(group.procs_files());
+    }
+    command
+        .arg("--")
+        // bash counts `ulimit -f` in KiB.
+        .arg(limits.disk_bytes.div_ceil(1024).to_string())
+        .arg(bwrap)
+        .args(base)
+        .stdin(seccomp_stdin(seccomp)?);
+    Ok(command)
+}
+
+/// A fresh memory file holding the seccomp program, positioned at its start: each sandbox
+/// reads its own copy, so none can alter another's.
+fn seccomp_stdin(program: &[u8]) -> Result<Stdio> {
+    use std::io::{Seek, Write};
+    let io = |source| Error::Io {
+        action: "prepare the seccomp filter",
+        path: PathBuf::from("memfd:cap-seccomp"),
+        source,
+    };
+    let fd = rustix::fs::memfd_create("cap-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|errno| io(errno.into()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(program).map_err(io)?;
+    file.rewind().map_err(io)?;
+    Ok(Stdio::from(file))
 }
 
 /// Runs `/bin/sh -c true` in a sandbox like the real ones, to find out at startup whether
 /// bubblewrap works on this host.
-pub(crate) async fn probe(bwrap: &Path, base: &[OsString]) -> Result<()> {
+pub(crate) async fn probe(
+    bwrap: &Path,
+    base: &[OsString],
+    seccomp: &[u8],
+    group: Option<&Group>,
+    limits: &Limits,
+) -> Result<()> {
     let unavailable = |reason: String| Error::BubblewrapUnavailable {
         bwrap: bwrap.to_owned(),
         reason,
     };
-    let child = Command::new(bwrap)
-        .env_clear()
-        .args(base)
+    if !bwrap.exists() {
+        return Err(unavailable(
+            "not found (install bubblewrap, e.g. `apt-get install bubblewrap`)".into(),
+        ));
+    }
+    let child = sandbox_command(bwrap, base, seccomp, group, limits)?
         .args(["--", "/bin/sh", "-c", "true"])
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -267,7 +371,27 @@ pub(crate) struct Launch<'a> {
     pub(crate) output_cap: usize,
     /// Becomes `true` when the session is destroyed.
     pub(crate) cancel: watch::Receiver<bool>,
+    /// The seccomp program.
+    pub(crate) seccomp: &'a [u8],
+    /// The command's cgroup (when limits are enforced); removed when it ends.
+    pub(crate) group: Option<Group>,
+    pub(crate) limits: &'a Limits,
+    /// Between SIGTERM and SIGKILL on a timeout.
+    pub(crate) term_grace: Duration,
+    /// The egress proxy's socket and the relay, when egress is on.
+    pub(crate) egress: Option<&'a EgressPaths>,
 }
+
+/// Host paths of the egress proxy's socket and of the relay binary.
+#[derive(Debug, Clone)]
+pub(crate) struct EgressPaths {
+    pub(crate) socket: PathBuf,
+    pub(crate) relay: PathBuf,
+}
+
+/// Where the relay and the proxy's socket appear inside a sandbox.
+const RELAY_IN_SANDBOX: &str = "/.cap/relay";
+const SOCKET_IN_SANDBOX: &str = "/.cap/egress.sock";
 
 /// Starts the command and returns its events.
 pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
@@ -276,10 +400,14 @@ pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
     } else {
         format!("/workspace/{}", launch.cwd)
     };
-    let mut command = Command::new(launch.bwrap);
+    let mut command = sandbox_command(
+        launch.bwrap,
+        launch.base,
+        launch.seccomp,
+        launch.group.as_ref(),
+        launch.limits,
+    )?;
     command
-        .env_clear()
-        .args(launch.base)
         .arg("--ro-bind")
         .arg(&launch.source)
         .arg("/repo")
@@ -295,23 +423,52 @@ pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
         // Bytecode caches would show up as created files in the workspace's changes.
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
     ]);
+    if let Some(egress) = launch.egress {
+        // Read-only: the socket can be connected to, not replaced or re-permissioned.
+        command
+            .arg("--ro-bind")
+            .arg(&egress.relay)
+            .arg(RELAY_IN_SANDBOX)
+            .arg("--ro-bind")
+            .arg(&egress.socket)
+            .arg(SOCKET_IN_SANDBOX);
+        let proxy = format!("http://127.0.0.1:{}", crate::EGRESS_PROXY_PORT);
+        for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            env.insert(name.to_owned(), proxy.clone());
+        }
+    }
     env.extend(launch.spec.env.clone());
     for (name, value) in &env {
         command.args(["--setenv", name, value]);
     }
+    command.arg("--");
+    if launch.egress.is_some() {
+        command.args([
+            RELAY_IN_SANDBOX,
+            SOCKET_IN_SANDBOX,
+            &crate::EGRESS_PROXY_PORT.to_string(),
+        ]);
+    }
     command
-        .args(["--", "/bin/sh", "-c", &launch.spec.command])
-        .stdin(Stdio::null())
+        .args(["/bin/sh", "-c", &launch.spec.command])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so the timeout can kill bubblewrap and all it forked.
         .process_group(0)
         .kill_on_drop(true);
     let started = Instant::now();
-    let child = command.spawn().map_err(|source| Error::Spawn {
-        program: launch.bwrap.display().to_string(),
-        source,
-    })?;
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            if let Some(group) = &launch.group {
+                group.remove();
+            }
+            return Err(Error::Spawn {
+                program: launch.bwrap.display().to_string(),
+                source,
+            });
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let run = Run {
         tx,
@@ -320,6 +477,11 @@ pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
         cap: launch.output_cap,
         emitted: 0,
         truncated: false,
+        group: launch.group,
+        workspace: launch.workspace.clone(),
+        disk_exceeded: false,
+        limits: launch.limits.clone(),
+        term_grace: launch.term_grace,
     };
     tokio::spawn(run.supervise(child, launch.cancel));
     Ok(ExecStream { rx })
@@ -333,10 +495,68 @@ struct Run {
     cap: usize,
     emitted: usize,
     truncated: bool,
+    group: Option<Group>,
+    /// Watched for the disk limit.
+    workspace: PathBuf,
+    /// The workspace outgrew the disk limit and the command was killed.
+    disk_exceeded: bool,
+    limits: Limits,
+    term_grace: Duration,
 }
 
 impl Run {
-    async fn supervise(mut self, mut child: Child, mut cancel: watch::Receiver<bool>) {
+    async fn supervise(mut self, child: Child, cancel: watch::Receiver<bool>) {
+        let exit = self.watch(child, cancel).await;
+        // Whatever happened, nothing of the command may outlive it: kill what is left in
+        // its cgroup (normally nothing: the PID namespace died with its init), read which
+        // limits it hit, and remove the group.
+        let mut limits_hit = match self.group.take() {
+            Some(group) => tokio::task::spawn_blocking(move || {
+                group.kill_all();
+                let hits = group.limit_hits();
+                group.remove();
+                hits
+            })
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot clean up the sandbox's cgroup");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let Some(mut exit) = exit else {
+            return;
+        };
+        if self.disk_exceeded {
+            limits_hit.push(LimitHit::Disk);
+        }
+        for hit in &limits_hit {
+            let note = match hit {
+                LimitHit::Memory => format!(
+                    "sandbox: the memory limit ({} bytes) was reached; the kernel killed a process\n",
+                    self.limits.memory_bytes
+                ),
+                LimitHit::Disk => format!(
+                    "sandbox: the disk limit ({} bytes) was reached in /workspace; the command was killed\n",
+                    self.limits.disk_bytes
+                ),
+                LimitHit::Processes => format!(
+                    "sandbox: the process limit ({}) was reached; a fork was refused\n",
+                    self.limits.max_processes
+                ),
+            };
+            let _ = self.tx.send(ExecEvent::Stderr(Bytes::from(note)));
+        }
+        exit.limits_hit = limits_hit;
+        let _ = self.tx.send(ExecEvent::Exit(exit));
+    }
+
+    /// Streams the output until the command is over; `None` when the caller went away.
+    async fn watch(
+        &mut self,
+        mut child: Child,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Option<ExitInfo> {
         let pid = child.id();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
@@ -345,9 +565,18 @@ impl Run {
         tokio::pin!(deadline);
         let mut status = None;
         let mut timed_out = false;
+        // Set once the command has been asked to stop (SIGTERM): when to kill it.
+        let mut terminating: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // Set once the sandbox has been killed: how long to still wait for its pipes.
         let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut cancelled = *cancel.borrow();
+        // The workspace is a host directory: its size is checked from outside, now and then.
+        // The first check after one interval: a command that ends sooner pays nothing.
+        let mut disk_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + DISK_CHECK_INTERVAL,
+            DISK_CHECK_INTERVAL,
+        );
+        disk_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if status.is_some() && stdout.is_none() && stderr.is_none() {
                 break;
@@ -368,11 +597,38 @@ impl Run {
                 exit = child.wait(), if status.is_none() => {
                     status = Some(exit);
                 }
-                () = &mut deadline, if grace.is_none() => {
+                () = &mut deadline, if grace.is_none() && terminating.is_none() => {
                     timed_out = true;
-                    tracing::info!(?pid, timeout = ?self.timeout, "command timed out; killing the sandbox");
+                    match (&self.group, status.is_some()) {
+                        (Some(group), false) if !self.term_grace.is_zero() => {
+                            tracing::info!(?pid, timeout = ?self.timeout, "command timed out; sending SIGTERM");
+                            // Every process of the command but bubblewrap itself (whose death
+                            // would kill the rest at once).
+                            let except: Vec<i32> = pid.and_then(|pid| i32::try_from(pid).ok()).into_iter().collect();
+                            group.signal_all(Signal::TERM, &except);
+                            terminating = Some(Box::pin(tokio::time::sleep(self.term_grace)));
+                        }
+                        _ => {
+                            tracing::info!(?pid, timeout = ?self.timeout, "command timed out; killing the sandbox");
+                            self.kill(pid, status.is_some()).await;
+                            grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
+                        }
+                    }
+                }
+                () = async { match terminating.as_mut() { Some(sleep) => sleep.await, None => std::future::pending().await } }, if grace.is_none() => {
+                    tracing::info!(?pid, "command still running after SIGTERM; killing the sandbox");
                     self.kill(pid, status.is_some()).await;
                     grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
+                }
+                _ = disk_tick.tick(), if grace.is_none() => {
+                    let workspace = self.workspace.clone();
+                    let used = tokio::task::spawn_blocking(move || disk_usage(&workspace)).await.unwrap_or(0);
+                    if used > self.limits.disk_bytes {
+                        tracing::info!(?pid, used, limit = self.limits.disk_bytes, "workspace over the disk limit; killing the sandbox");
+                        self.disk_exceeded = true;
+                        self.kill(pid, status.is_some()).await;
+                        grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
+                    }
                 }
                 changed = cancel.changed(), if !cancelled => {
                     // A dropped sender (the sandbox itself going away) counts as a cancel.
@@ -381,7 +637,7 @@ impl Run {
                 () = self.tx.closed() => {
                     tracing::debug!(?pid, "caller went away; killing the sandbox");
                     self.kill(pid, status.is_some()).await;
-                    return;
+                    return None;
                 }
                 () = async { match grace.as_mut() { Some(sleep) => sleep.await, None => std::future::pending().await } } => {
                     tracing::warn!(?pid, "sandbox output still open after kill; giving up on it");
@@ -394,20 +650,22 @@ impl Run {
             None => child.wait().await,
         };
         let exit_code = match status {
-            Ok(status) if !timed_out && !cancelled => status.code().unwrap_or(-1),
+            Ok(status) if !timed_out && !cancelled && !self.disk_exceeded => {
+                status.code().unwrap_or(-1)
+            }
             Ok(_) => -1,
             Err(error) => {
                 tracing::error!(%error, "cannot wait for bubblewrap");
                 -1
             }
         };
-        let exit = ExitInfo {
+        Some(ExitInfo {
             exit_code,
             timed_out,
             duration: self.started.elapsed(),
             output_truncated: self.truncated,
-        };
-        let _ = self.tx.send(ExecEvent::Exit(exit));
+            limits_hit: Vec::new(),
+        })
     }
 
     /// Queues a chunk, keeping the total under the cap.
@@ -453,6 +711,29 @@ impl Run {
             tracing::debug!(%errno, "cannot signal bubblewrap's process group");
         }
     }
+}
+
+/// The bytes a directory tree takes on disk (allocated blocks, so sparse files count for
+/// what they use). Symlinks are not followed; unreadable entries are skipped.
+fn disk_usage(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            total = total.saturating_add(meta.blocks().saturating_mul(512));
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    total
 }
 
 async fn read_some(

@@ -3,8 +3,12 @@
 //! A session is a checkout of one commit of a repository, made by hardened host-side git
 //! (`<root>/<id>/source`, mounted read-only at `/repo`), and a writable copy of its tree
 //! without `.git` (`<root>/<id>/workspace`, mounted at `/workspace`). Commands run inside
-//! bubblewrap with no network, no capabilities and a hard timeout; files are read and written
-//! from the host with every path confined to the workspace by the kernel (`openat2`
+//! bubblewrap as an unprivileged user in fresh namespaces, under a seccomp filter
+//! ([`denied_syscalls`]), in a cgroup with CPU, memory and process limits ([`Limits`]), with
+//! file-size, `/tmp` and workspace-size limits, and a hard timeout (SIGTERM, then SIGKILL of
+//! the whole tree). There is no network, unless an [`EgressConfig`] lets an allow-list of
+//! registries through the sandbox's own [`EgressProxy`]. Files are read and written from the
+//! host with every path confined to the workspace by the kernel (`openat2`
 //! `RESOLVE_BENEATH`).
 //!
 //! ```no_run
@@ -27,19 +31,25 @@ use rustix::fs::OFlags;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod cgroup;
 mod changes;
+mod egress;
 mod error;
 mod exec;
 mod git;
 mod image;
 mod paths;
 mod search;
+mod seccomp;
 mod session;
 mod workspace;
 
+pub use cgroup::{LimitHit, Limits};
+pub use egress::{EgressPolicy, EgressProxy, Refusal, RefusalReason, is_public};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{ExecEvent, ExecSpec, ExecStream, ExitInfo};
 pub use image::{BASE_IMAGE, KNOWN_IMAGES, detect_image, resolve_image};
+pub use seccomp::denied_syscalls;
 
 use paths::RelPath;
 use workspace::Workspace;
@@ -64,11 +74,34 @@ pub struct SandboxConfig {
     pub max_timeout: Duration,
     /// Output (stdout and stderr together) kept per command; the rest is dropped.
     pub output_cap_bytes: usize,
+    /// CPU, memory, process and disk limits of each command.
+    pub limits: Limits,
+    /// The cgroup root (`/sys/fs/cgroup`, v1 or v2) the limits are enforced through;
+    /// `None` runs without CPU, memory and process limits (for hosts where the service is
+    /// not root; the disk limit still holds).
+    pub cgroup_root: Option<PathBuf>,
+    /// On a timeout, how long the command has between SIGTERM and SIGKILL.
+    pub term_grace: Duration,
+    /// The way out to package registries; `None` (the default) is no network at all.
+    pub egress: Option<EgressConfig>,
 }
+
+/// Egress through the sandbox's proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressConfig {
+    /// What may pass.
+    pub policy: EgressPolicy,
+    /// The `cap-sandbox-relay` binary, run inside each sandbox in front of the command.
+    pub relay: PathBuf,
+}
+
+/// The port the relay listens on inside a sandbox (`HTTPS_PROXY=http://127.0.0.1:3128`).
+pub const EGRESS_PROXY_PORT: u16 = 3128;
 
 impl SandboxConfig {
     /// The defaults (`/usr/bin/bwrap`, 15 min default and 1 h maximum timeout, 1 MiB of
-    /// output) with sessions under `root`.
+    /// output, [`Limits::default`] enforced through `/sys/fs/cgroup`, 5 s between SIGTERM and
+    /// SIGKILL) with sessions under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -76,6 +109,10 @@ impl SandboxConfig {
             default_timeout: Duration::from_secs(15 * 60),
             max_timeout: Duration::from_secs(60 * 60),
             output_cap_bytes: 1024 * 1024,
+            limits: Limits::default(),
+            cgroup_root: Some(PathBuf::from("/sys/fs/cgroup")),
+            term_grace: Duration::from_secs(5),
+            egress: None,
         }
     }
 }
@@ -161,6 +198,12 @@ struct Inner {
     root: PathBuf,
     /// bubblewrap arguments every command shares.
     base_args: Vec<OsString>,
+    /// The seccomp program every command runs under.
+    seccomp: Vec<u8>,
+    /// Where each command's cgroup is made; `None` when limits are not enforced.
+    cgroups: Option<cgroup::Hierarchy>,
+    /// The egress proxy, its socket and the relay, when egress is on.
+    egress: Option<(EgressProxy, exec::EgressPaths)>,
     /// Per session, flipped to `true` when it is destroyed so running commands are killed.
     cancels: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
 }
@@ -193,15 +236,68 @@ impl Sandbox {
             .root
             .canonicalize()
             .map_err(Error::io("resolve", &config.root))?;
+        let limits = &config.limits;
+        if limits.cpu_millis == 0
+            || limits.memory_bytes == 0
+            || limits.max_processes == 0
+            || limits.disk_bytes == 0
+        {
+            return Err(Error::InvalidConfig(format!(
+                "every limit must be more than zero: {limits:?}"
+            )));
+        }
         session::sweep(&root);
-        let base_args = exec::base_args();
-        exec::probe(&config.bwrap, &base_args).await?;
+        let base_args = exec::base_args(limits);
+        let seccomp = seccomp::program()?;
+        let cgroups = match &config.cgroup_root {
+            Some(cgroup_root) => Some(cgroup::Hierarchy::detect(cgroup_root)?),
+            None => {
+                tracing::warn!(
+                    "cgroups disabled: commands run without CPU, memory and process limits"
+                );
+                None
+            }
+        };
+        // The readiness probe: a sandbox exactly like the real ones, in a cgroup like theirs.
+        let group = match &cgroups {
+            Some(cgroups) => Some(cgroups.create(&format!("probe-{}", Uuid::new_v4()), limits)?),
+            None => None,
+        };
+        let probed = exec::probe(&config.bwrap, &base_args, &seccomp, group.as_ref(), limits).await;
+        if let Some(group) = group {
+            group.kill_all();
+            group.remove();
+        }
+        probed?;
+        let egress = match &config.egress {
+            Some(egress) => {
+                if !egress.relay.is_file() {
+                    return Err(Error::InvalidConfig(format!(
+                        "the egress relay {} does not exist (it is built as `cap-sandbox-relay`)",
+                        egress.relay.display()
+                    )));
+                }
+                let socket = root.join(".egress.sock");
+                let proxy = EgressProxy::start_unix(&socket, egress.policy.clone())?;
+                Some((
+                    proxy,
+                    exec::EgressPaths {
+                        socket,
+                        relay: egress.relay.clone(),
+                    },
+                ))
+            }
+            None => None,
+        };
         tracing::info!(root = %root.display(), bwrap = %config.bwrap.display(), "sandbox ready");
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 root,
                 base_args,
+                seccomp,
+                cgroups,
+                egress,
                 cancels: Mutex::default(),
             }),
         })
@@ -210,6 +306,15 @@ impl Sandbox {
     /// The configuration.
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
+    }
+
+    /// The egress requests the proxy refused so far (none when egress is off).
+    pub fn egress_refusals(&self) -> Vec<Refusal> {
+        self.inner
+            .egress
+            .as_ref()
+            .map(|(proxy, _)| proxy.refusals())
+            .unwrap_or_default()
     }
 
     /// Clones `repo_url` (a git URL; a bare repository path for the local forge), checks out
@@ -255,7 +360,16 @@ impl Sandbox {
         })
         .await?;
         let cancel = self.cancel_receiver(meta.id);
-        tracing::info!(session = %meta.id, command = %spec.command, cwd = %cwd, ?timeout, "exec");
+        let exec_id = Uuid::new_v4();
+        let group = match &self.inner.cgroups {
+            Some(cgroups) => {
+                let cgroups = cgroups.clone();
+                let limits = self.inner.config.limits.clone();
+                Some(blocking(move || cgroups.create(&exec_id.to_string(), &limits)).await?)
+            }
+            None => None,
+        };
+        tracing::info!(session = %meta.id, exec = %exec_id, command = %spec.command, cwd = %cwd, ?timeout, "exec");
         exec::spawn(exec::Launch {
             bwrap: &self.inner.config.bwrap,
             base: &self.inner.base_args,
@@ -266,6 +380,11 @@ impl Sandbox {
             timeout,
             output_cap: self.inner.config.output_cap_bytes,
             cancel,
+            seccomp: &self.inner.seccomp,
+            group,
+            limits: &self.inner.config.limits,
+            term_grace: self.inner.config.term_grace,
+            egress: self.inner.egress.as_ref().map(|(_, paths)| paths),
         })
     }
 

@@ -4,6 +4,7 @@
 //! service) into [`cap_sandbox`], which does the work. The only place a sandbox error becomes
 //! a wire status is [`status`].
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
@@ -13,7 +14,10 @@ use cap_proto::common::v1 as common;
 use cap_proto::sandbox::v1 as pb;
 use cap_proto::sandbox::v1::sandbox_server::{Sandbox as SandboxRpc, SandboxServer};
 use cap_runtime::CommonArgs;
-use cap_sandbox::{ErrorKind, ExecEvent, ExecSpec, FileChange, Sandbox, SandboxConfig};
+use cap_sandbox::{
+    EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange, Limits, Sandbox,
+    SandboxConfig,
+};
 use futures::{Stream, StreamExt};
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
@@ -54,6 +58,39 @@ pub struct Config {
     /// Output (stdout and stderr together) kept per command, in bytes; the rest is dropped.
     #[arg(long, env = "CAP_SANDBOX_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,
+    /// CPU time a command may use, in thousandths of a CPU (2000 = two CPUs).
+    #[arg(long, env = "CAP_SANDBOX_CPU_MILLIS", default_value_t = 2000)]
+    pub cpu_millis: u32,
+    /// Memory a command may use (its `/tmp` included), in bytes.
+    #[arg(long, env = "CAP_SANDBOX_MEMORY_BYTES", default_value_t = 4 << 30)]
+    pub memory_bytes: u64,
+    /// Processes and threads a command may have at once.
+    #[arg(long, env = "CAP_SANDBOX_MAX_PROCESSES", default_value_t = 1024)]
+    pub max_processes: u32,
+    /// Disk a command may fill: its largest file, and the size of its `/tmp`, in bytes.
+    #[arg(long, env = "CAP_SANDBOX_DISK_BYTES", default_value_t = 10 << 30)]
+    pub disk_bytes: u64,
+    /// The cgroup root the CPU, memory and process limits are enforced through (v1 or v2).
+    #[arg(
+        long,
+        env = "CAP_SANDBOX_CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup"
+    )]
+    pub cgroup_root: PathBuf,
+    /// Run without CPU, memory and process limits (a host where the service cannot make
+    /// cgroups, e.g. not root); never in production.
+    #[arg(long, env = "CAP_SANDBOX_NO_CGROUPS")]
+    pub no_cgroups: bool,
+    /// On a timeout, seconds between SIGTERM and SIGKILL.
+    #[arg(long, env = "CAP_SANDBOX_TERM_GRACE_SECONDS", default_value_t = 5)]
+    pub term_grace_seconds: u64,
+    /// Hosts sandboxes may reach through the egress proxy (comma-separated; `*.example.org`
+    /// for subdomains; `registries` for the public package registries). Empty: no network.
+    #[arg(long, env = "CAP_SANDBOX_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Vec<String>,
+    /// The `cap-sandbox-relay` binary; default: next to this executable.
+    #[arg(long, env = "CAP_SANDBOX_EGRESS_RELAY")]
+    pub egress_relay: Option<PathBuf>,
 }
 
 impl Config {
@@ -68,7 +105,45 @@ impl Config {
             default_timeout: Duration::from_secs(self.default_timeout_seconds),
             max_timeout: Duration::from_secs(self.max_timeout_seconds),
             output_cap_bytes: self.output_cap_bytes,
+            limits: Limits {
+                cpu_millis: self.cpu_millis,
+                memory_bytes: self.memory_bytes,
+                max_processes: self.max_processes,
+                disk_bytes: self.disk_bytes,
+            },
+            cgroup_root: (!self.no_cgroups).then(|| self.cgroup_root.clone()),
+            term_grace: Duration::from_secs(self.term_grace_seconds),
+            egress: self.egress_config(),
         }
+    }
+
+    fn egress_config(&self) -> Option<EgressConfig> {
+        let mut allowed_hosts = Vec::new();
+        for host in self.egress_allow.iter().map(|host| host.trim()) {
+            match host {
+                "" => {}
+                "registries" => {
+                    allowed_hosts.extend(EgressPolicy::package_registries().allowed_hosts);
+                }
+                host => allowed_hosts.push(host.to_owned()),
+            }
+        }
+        if allowed_hosts.is_empty() {
+            return None;
+        }
+        let relay = self.egress_relay.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("cap-sandbox-relay")))
+                .unwrap_or_else(|| PathBuf::from("cap-sandbox-relay"))
+        });
+        Some(EgressConfig {
+            policy: EgressPolicy {
+                allowed_hosts,
+                allowed_private_addresses: Vec::new(),
+            },
+            relay,
+        })
     }
 }
 
@@ -78,6 +153,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tls = config.common.tls(SERVICE_NAME)?;
     let listener = config.common.bind().await?;
     let router = router(sandbox, &tls).await?;
+    // `cap_runtime::serve` sets TCP_NODELAY: an exec stream ends with small frames that
+    // would otherwise wait for the client's delayed ACK.
     cap_runtime::serve(router, listener).await?;
     Ok(())
 }
@@ -89,7 +166,69 @@ pub async fn router(sandbox: Sandbox, tls: &ServiceTls) -> anyhow::Result<Router
     let mut server = cap_runtime::grpc_server(tls)?;
     Ok(server
         .add_service(health)
-        .add_service(SandboxService::new(sandbox).into_server()))
+        .add_service(DecodeErrorsAreInvalidArguments(
+            SandboxService::new(sandbox).into_server(),
+        )))
+}
+
+/// Wraps a tonic server so that a request that cannot be decoded (a `string` field that is
+/// not UTF-8, a truncated message) is answered `INVALID_ARGUMENT` instead of tonic's
+/// `INTERNAL`: the fault is the caller's, and retrying it unchanged fails again.
+#[derive(Debug, Clone)]
+pub struct DecodeErrorsAreInvalidArguments<S>(pub S);
+
+/// The prefix of tonic's message for a request it cannot decode.
+const DECODE_ERROR_PREFIX: &str = "failed to decode Protobuf message";
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService
+    for DecodeErrorsAreInvalidArguments<S>
+{
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B, R> tonic::codegen::Service<tonic::codegen::http::Request<B>>
+    for DecodeErrorsAreInvalidArguments<S>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<B>,
+            Response = tonic::codegen::http::Response<R>,
+        >,
+    S::Future: Send + 'static,
+    R: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            // A request that fails to decode is answered before any body: the status is in
+            // the headers (a "trailers-only" response).
+            match Status::from_header_map(response.headers()) {
+                Some(status)
+                    if status.code() == tonic::Code::Internal
+                        && status.message().starts_with(DECODE_ERROR_PREFIX) =>
+                {
+                    tracing::debug!(message = status.message(), "undecodable request");
+                    Ok(Status::invalid_argument(format!(
+                        "the request is not a valid message: {}",
+                        status.message()
+                    ))
+                    .into_http())
+                }
+                _ => Ok(response),
+            }
+        })
+    }
 }
 
 /// The `cap.sandbox.v1.Sandbox` implementation.
@@ -209,9 +348,8 @@ impl SandboxRpc for SandboxService {
         let spec = ExecSpec {
             command: request.command,
             cwd: request.cwd,
-            // 0 means the service default (the contract); the sandbox refuses zero itself.
-            timeout: (request.timeout_seconds > 0)
-                .then(|| Duration::from_secs(u64::from(request.timeout_seconds))),
+            // Zero is refused (the contract): a caller must say how long it is willing to wait.
+            timeout: Some(Duration::from_secs(u64::from(request.timeout_seconds))),
             env: request.env.into_iter().collect(),
         };
         let events = self

@@ -16,6 +16,59 @@ fn defaults_put_sessions_under_the_data_dir() {
     assert_eq!(sandbox.default_timeout, Duration::from_secs(900));
     assert_eq!(sandbox.max_timeout, Duration::from_secs(3600));
     assert_eq!(sandbox.output_cap_bytes, 1024 * 1024);
+    assert_eq!(sandbox.limits, Limits::default());
+    assert_eq!(sandbox.cgroup_root, Some(PathBuf::from("/sys/fs/cgroup")));
+    assert_eq!(sandbox.term_grace, Duration::from_secs(5));
+    assert_eq!(sandbox.egress, None);
+}
+
+#[test]
+fn egress_flags_turn_the_proxy_on() {
+    let config = Config::try_parse_from([
+        "cap-sandbox",
+        "--egress-allow",
+        "registries,*.corp.example",
+        "--egress-relay",
+        "/opt/cap/relay",
+    ])
+    .unwrap();
+    let egress = config.sandbox_config().egress.unwrap();
+    assert_eq!(egress.relay, PathBuf::from("/opt/cap/relay"));
+    assert!(egress.policy.allows_host("pypi.org"));
+    assert!(egress.policy.allows_host("mirror.corp.example"));
+    assert!(!egress.policy.allows_host("evil.example"));
+}
+
+#[test]
+fn limit_flags_set_the_limits() {
+    let config = Config::try_parse_from([
+        "cap-sandbox",
+        "--cpu-millis",
+        "500",
+        "--memory-bytes",
+        "1000000",
+        "--max-processes",
+        "12",
+        "--disk-bytes",
+        "2000000",
+        "--no-cgroups",
+        "--term-grace-seconds",
+        "0",
+    ])
+    .unwrap();
+    let sandbox = config.sandbox_config();
+    assert_eq!(
+        sandbox.limits,
+        Limits {
+            cpu_millis: 500,
+            memory_bytes: 1_000_000,
+            max_processes: 12,
+            disk_bytes: 2_000_000,
+        }
+    );
+    assert_eq!(sandbox.cgroup_root, None);
+    assert_eq!(sandbox.term_grace, Duration::ZERO);
+    assert!(Config::try_parse_from(["cap-sandbox", "--memory-bytes", "-1"]).is_err());
 }
 
 #[test]

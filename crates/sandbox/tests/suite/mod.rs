@@ -1,4 +1,6 @@
+mod attacks;
 mod changes;
+mod egress;
 mod exec;
 mod files;
 mod isolation;

@@ -179,6 +179,24 @@ async fn a_missing_bubblewrap_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn unusable_cgroups_and_zero_limits_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(dir.path().join("sessions"));
+    config.cgroup_root = Some(dir.path().join("no-cgroups"));
+    let error = Sandbox::new(config).await.unwrap_err();
+    assert!(matches!(error, Error::CgroupsUnavailable { .. }), "{error}");
+    assert_eq!(error.kind(), cap_sandbox::ErrorKind::FailedPrecondition);
+    let mut config = SandboxConfig::new(dir.path().join("sessions"));
+    config.limits.memory_bytes = 0;
+    let error = Sandbox::new(config).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidConfig(_)), "{error}");
+    // Without cgroups the sandbox still runs, with its other walls.
+    let mut config = SandboxConfig::new(dir.path().join("sessions"));
+    config.cgroup_root = None;
+    Sandbox::new(config).await.unwrap();
+}
+
+#[tokio::test]
 async fn inconsistent_configuration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = SandboxConfig::new(dir.path());

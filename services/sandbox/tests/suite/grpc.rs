@@ -169,11 +169,10 @@ async fn a_session_from_create_to_destroy() {
         (3, false, false)
     );
 
-    // 0 means the service default timeout (the contract).
-    let (stdout, _, exit) = collect(&mut client, exec_request(&id, "echo default", 0))
+    let (stdout, _, exit) = collect(&mut client, exec_request(&id, "echo one-second", 1))
         .await
         .unwrap();
-    assert_eq!((stdout.as_str(), exit.exit_code), ("default\n", 0));
+    assert_eq!((stdout.as_str(), exit.exit_code), ("one-second\n", 0));
 
     let (_, _, exit) = collect(&mut client, exec_request(&id, "sleep 100", 1))
         .await
@@ -308,6 +307,42 @@ async fn a_session_from_create_to_destroy() {
     );
 }
 
+/// `ExecRequest` with `command` as raw bytes, to send what a typed client cannot.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawExecRequest {
+    #[prost(string, tag = "1")]
+    session_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    command: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    timeout_seconds: u32,
+}
+
+async fn exec_raw(
+    harness: &Harness,
+    session_id: &str,
+    command: &[u8],
+) -> Result<(), tonic::Status> {
+    let tls = harness.pki.service("supervisor").unwrap();
+    let channel = tls.channel(&cap_runtime::https_url(harness.addr)).unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec: tonic_prost::ProstCodec<RawExecRequest, ExecOutput> =
+        tonic_prost::ProstCodec::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/cap.sandbox.v1.Sandbox/Exec");
+    let request = RawExecRequest {
+        session_id: session_id.to_owned(),
+        command: command.to_vec(),
+        timeout_seconds: 10,
+    };
+    let mut stream = grpc
+        .server_streaming(tonic::Request::new(request), path, codec)
+        .await?
+        .into_inner();
+    while stream.message().await?.is_some() {}
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_requests_get_precise_codes() {
     let harness = Harness::start().await;
@@ -333,6 +368,25 @@ async fn bad_requests_get_precise_codes() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    // Zero is refused, not taken as a default.
+    let error = collect(&mut client, exec_request(&id, "true", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    assert!(error.message().contains("timeout"), "{}", error.message());
+    // A command that is not UTF-8 (sent by a client that ignores the contract's types).
+    let error = exec_raw(&harness, &id, b"echo \xff\xfe").await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    assert!(error.message().contains("UTF-8"), "{}", error.message());
+    let error = collect(&mut client, exec_request(&id, "", 10))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    // The session still works after all of that.
+    let (stdout, _, exit) = collect(&mut client, exec_request(&id, "echo fine", 10))
+        .await
+        .unwrap();
+    assert_eq!((stdout.as_str(), exit.exit_code), ("fine\n", 0));
 
     let error = client
         .read_file(ReadFileRequest {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What the sandbox (issue 8) and its attack suite need, only those missing: bubblewrap 0.8+
+# (for --disable-userns and --size), bash (the launcher), curl and getent (network attacks
+# tried from inside), python3 (attacks written in Python), util-linux's unshare, and cgroups
+# mounted (v1 controllers or a v2 tree) for the CPU, memory and process limits.
+# Idempotent and quick when everything is present.
+set -euo pipefail
+
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+[ -x /bin/bash ] || missing+=(bash)
+[ -x /usr/bin/curl ] || missing+=(curl)
+[ -x /usr/bin/getent ] || missing+=(libc-bin)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+[ -x /usr/bin/unshare ] || missing+=(util-linux)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing system packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bubblewrap older than 0.8 lacks options the sandbox relies on.
+if ! bwrap --help 2>&1 | grep -q -- --disable-userns; then
+  echo "bubblewrap $(bwrap --version 2>/dev/null) is too old: 0.8.0 or later is needed" >&2
+  exit 1
+fi
+
+# The limits need cgroups; most hosts mount them, a bare container may not.
+if [ ! -e /sys/fs/cgroup/cgroup.controllers ] && [ ! -e /sys/fs/cgroup/memory/cgroup.procs ]; then
+  if [ "$(id -u)" -eq 0 ] && mountpoint -q /sys/fs/cgroup 2>/dev/null; then
+    echo "no cgroup controllers under /sys/fs/cgroup; the sandbox will refuse to start" >&2
+  elif [ "$(id -u)" -eq 0 ]; then
+    echo "mounting cgroup2 at /sys/fs/cgroup" >&2
+    mount -t cgroup2 none /sys/fs/cgroup || echo "cannot mount cgroups; the sandbox will refuse to start" >&2
+  fi
+fi
