@@ -8,10 +8,8 @@
 //! step (its staged edits are written first, a Checkpoint `interrupted` ends the stream).
 //! A caller that stops listening interrupts its task too.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cap_agent::{AgentConfig, CancellationToken, CodingAgent};
@@ -20,6 +18,7 @@ use cap_mtls::ServiceTls;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_runtime::tasks::{RunningGuard, RunningTasks};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -204,8 +203,7 @@ pub struct CodingAgentService {
 struct Inner {
     agent: CodingAgent,
     /// Running tasks and the token that interrupts each.
-    running: Mutex<HashMap<String, CancellationToken>>,
-    completed: AtomicU64,
+    tasks: RunningTasks,
 }
 
 impl CodingAgentService {
@@ -214,49 +212,17 @@ impl CodingAgentService {
         Self {
             inner: Arc::new(Inner {
                 agent,
-                running: Mutex::new(HashMap::new()),
-                completed: AtomicU64::new(0),
+                tasks: RunningTasks::new(),
             }),
         }
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
-        // Entries are inserted and removed whole: the map is consistent whatever a
-        // panicking holder did.
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Registers a task as running; the guard unregisters it when dropped.
     fn register(&self, task_id: &str) -> Result<(CancellationToken, RunningGuard)> {
-        let mut running = self.running();
-        if running.contains_key(task_id) {
-            return Err(Error::AlreadyRunning(task_id.to_owned()));
-        }
-        let cancel = CancellationToken::new();
-        running.insert(task_id.to_owned(), cancel.clone());
-        Ok((
-            cancel,
-            RunningGuard {
-                service: self.clone(),
-                task_id: task_id.to_owned(),
-            },
-        ))
-    }
-}
-
-/// Removes a task from the running set when its work ends, however it ends.
-struct RunningGuard {
-    service: CodingAgentService,
-    task_id: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.service.running().remove(&self.task_id);
-        self.service.inner.completed.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .tasks
+            .register(task_id)
+            .map_err(|taken| Error::AlreadyRunning(taken.0))
     }
 }
 
@@ -337,20 +303,7 @@ impl AgentOrchestrator for CodingAgentService {
         if !asked.is_empty() && asked != AGENT_NAME {
             return Err(to_status(&Error::UnknownAgent(asked)));
         }
-        let mut running_task_ids: Vec<String> = self.running().keys().cloned().collect();
-        running_task_ids.sort_unstable();
-        let state = if running_task_ids.is_empty() {
-            "idle"
-        } else {
-            "busy"
-        };
-        Ok(Response::new(AgentStatus {
-            agent: AGENT_NAME.to_owned(),
-            state: state.to_owned(),
-            running_task_ids,
-            tasks_completed: self.inner.completed.load(Ordering::Relaxed),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
+        Ok(Response::new(self.inner.tasks.status(AGENT_NAME)))
     }
 
     async fn interrupt_task(
@@ -361,20 +314,9 @@ impl AgentOrchestrator for CodingAgentService {
         if task_id.trim().is_empty() {
             return Err(to_status(&Error::EmptyTaskId));
         }
-        let ack = match self.running().get(&task_id) {
-            Some(cancel) => {
-                cancel.cancel();
-                Ack {
-                    accepted: true,
-                    message: format!("interrupting task {task_id}"),
-                }
-            }
-            None => Ack {
-                accepted: false,
-                message: format!("task {task_id} is not running on the {AGENT_NAME} agent"),
-            },
-        };
-        Ok(Response::new(ack))
+        Ok(Response::new(
+            self.inner.tasks.interrupt_ack(&task_id, AGENT_NAME),
+        ))
     }
 }
 

@@ -15,10 +15,9 @@
 //! `detect_patterns`, the repository map, stack-trace mapping) over workspaces indexed with
 //! `IndexWorkspace`, which re-parses only files whose content changed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::task_event::Payload;
@@ -29,9 +28,11 @@ use cap_proto::agent::v1::{
 use cap_proto::context::v1::context_service_server::ContextServiceServer;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ListDirectoryRequest, ReadFileRequest};
+use cap_runtime::tasks::RunningTasks;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -266,8 +267,8 @@ struct Inner {
     /// Where the per-repository full-text indexes are kept.
     store: PathBuf,
     limits: Limits,
-    running: Mutex<HashMap<String, Arc<Notify>>>,
-    completed: AtomicU64,
+    /// Running tasks and the token that interrupts each.
+    tasks: RunningTasks,
 }
 
 impl ContextAgent {
@@ -280,31 +281,9 @@ impl ContextAgent {
                 workspaces: rpc::Workspaces::default(),
                 store,
                 limits,
-                running: Mutex::new(HashMap::new()),
-                completed: AtomicU64::new(0),
+                tasks: RunningTasks::new(),
             }),
         }
-    }
-
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-        // Entries are only inserted and removed whole: the map is consistent after a panic.
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Removes a task from the running set when its work ends, however it ends.
-struct RunningGuard {
-    agent: ContextAgent,
-    task_id: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.agent.running().remove(&self.task_id);
-        self.agent.inner.completed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -424,7 +403,7 @@ fn safe_relative(path: &str) -> Result<&Path> {
 }
 
 impl Inner {
-    async fn execute(&self, job: Job, interrupt: Arc<Notify>, events: &Events) {
+    async fn execute(&self, job: Job, interrupt: CancellationToken, events: &Events) {
         tokio::select! {
             result = self.work(&job, events) => {
                 if let Err(error) = result {
@@ -434,7 +413,7 @@ impl Inner {
                     }
                 }
             }
-            () = interrupt.notified() => {
+            () = interrupt.cancelled() => {
                 let state = serde_json::json!({ "task_id": job.task_id });
                 let _ = events.send(Payload::Checkpoint(Checkpoint {
                     kind: "interrupted".to_owned(),
@@ -599,17 +578,9 @@ impl AgentOrchestrator for ContextAgent {
         request: Request<TaskRequest>,
     ) -> std::result::Result<Response<Self::ExecuteTaskStream>, Status> {
         let job = Job::from_request(request.into_inner()).map_err(|e| to_status(&e))?;
-        let interrupt = Arc::new(Notify::new());
-        {
-            let mut running = self.running();
-            if running.contains_key(&job.task_id) {
-                return Err(to_status(&Error::AlreadyRunning(job.task_id)));
-            }
-            running.insert(job.task_id.clone(), interrupt.clone());
-        }
-        let guard = RunningGuard {
-            agent: self.clone(),
-            task_id: job.task_id.clone(),
+        let (interrupt, guard) = match self.inner.tasks.register(&job.task_id) {
+            Ok(registered) => registered,
+            Err(taken) => return Err(to_status(&Error::AlreadyRunning(taken.0))),
         };
         tracing::info!(task_id = %job.task_id, session_id = %job.session_id, "task started");
         let (tx, rx) = mpsc::channel(16);
@@ -631,20 +602,7 @@ impl AgentOrchestrator for ContextAgent {
         if !asked.is_empty() && asked != AGENT_NAME {
             return Err(to_status(&Error::UnknownAgent(asked)));
         }
-        let mut running_task_ids: Vec<String> = self.running().keys().cloned().collect();
-        running_task_ids.sort_unstable();
-        let state = if running_task_ids.is_empty() {
-            "idle"
-        } else {
-            "busy"
-        };
-        Ok(Response::new(AgentStatus {
-            agent: AGENT_NAME.to_owned(),
-            state: state.to_owned(),
-            running_task_ids,
-            tasks_completed: self.inner.completed.load(Ordering::Relaxed),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
+        Ok(Response::new(self.inner.tasks.status(AGENT_NAME)))
     }
 
     async fn interrupt_task(
@@ -655,20 +613,9 @@ impl AgentOrchestrator for ContextAgent {
         if task_id.trim().is_empty() {
             return Err(to_status(&Error::InvalidRequest("task_id is empty")));
         }
-        let ack = match self.running().get(&task_id) {
-            Some(interrupt) => {
-                interrupt.notify_one();
-                Ack {
-                    accepted: true,
-                    message: format!("interrupting task {task_id}"),
-                }
-            }
-            None => Ack {
-                accepted: false,
-                message: format!("task {task_id} is not running on the {AGENT_NAME} agent"),
-            },
-        };
-        Ok(Response::new(ack))
+        Ok(Response::new(
+            self.inner.tasks.interrupt_ack(&task_id, AGENT_NAME),
+        ))
     }
 }
 

@@ -25,9 +25,7 @@
 //! ErrorReport event. `InterruptTask` stops a running task at once: the sandbox `Exec` stream
 //! is dropped and the task ends with an `interrupted` Checkpoint.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
@@ -40,12 +38,14 @@ use cap_proto::agent::v1::{
 use cap_proto::common::v1::file_change;
 use cap_proto::sandbox::v1::GetChangesRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_runtime::tasks::{RunningGuard, RunningTasks};
 use cap_testrun::coverage::{self, CoverageDelta, Tree};
 use cap_testrun::lint::{self, LintRun};
 use cap_testrun::{Framework, Outcome, Problem, RegressionProof, RunReport, TestPlan, TestRun};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -208,9 +208,8 @@ pub struct TestingAgent {
 struct Inner {
     sandbox: SandboxClient<Channel>,
     timeout: Duration,
-    /// Running tasks and the signal that interrupts each.
-    running: Mutex<HashMap<String, Arc<Notify>>>,
-    completed: AtomicU64,
+    /// Running tasks and the token that interrupts each.
+    tasks: RunningTasks,
 }
 
 impl TestingAgent {
@@ -220,49 +219,17 @@ impl TestingAgent {
             inner: Arc::new(Inner {
                 sandbox,
                 timeout,
-                running: Mutex::new(HashMap::new()),
-                completed: AtomicU64::new(0),
+                tasks: RunningTasks::new(),
             }),
         }
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-        // The map stays consistent whatever a panicking holder did: entries are only inserted
-        // and removed whole.
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Registers a task as running; the guard unregisters it when dropped.
-    fn register(&self, task_id: &str) -> Result<(Arc<Notify>, RunningGuard)> {
-        let mut running = self.running();
-        if running.contains_key(task_id) {
-            return Err(Error::AlreadyRunning(task_id.to_owned()));
-        }
-        let interrupt = Arc::new(Notify::new());
-        running.insert(task_id.to_owned(), interrupt.clone());
-        Ok((
-            interrupt,
-            RunningGuard {
-                agent: self.clone(),
-                task_id: task_id.to_owned(),
-            },
-        ))
-    }
-}
-
-/// Removes a task from the running set when its work ends, however it ends.
-struct RunningGuard {
-    agent: TestingAgent,
-    task_id: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.agent.running().remove(&self.task_id);
-        self.agent.inner.completed.fetch_add(1, Ordering::Relaxed);
+    fn register(&self, task_id: &str) -> Result<(CancellationToken, RunningGuard)> {
+        self.inner
+            .tasks
+            .register(task_id)
+            .map_err(|taken| Error::AlreadyRunning(taken.0))
     }
 }
 
@@ -372,14 +339,14 @@ impl Events {
 
 impl Inner {
     /// Runs one task to its end, streaming its events.
-    async fn execute(&self, job: Job, interrupt: Arc<Notify>, events: &Events) {
+    async fn execute(&self, job: Job, interrupt: CancellationToken, events: &Events) {
         let work = self.work(&job, events);
         let stop = tokio::select! {
             result = work => match result {
                 Ok(()) => return,
                 Err(stop) => stop,
             },
-            () = interrupt.notified() => Stop::Interrupted,
+            () = interrupt.cancelled() => Stop::Interrupted,
             () = events.tx.closed() => Stop::Gone,
         };
         match stop {
@@ -907,20 +874,7 @@ impl AgentOrchestrator for TestingAgent {
         if !asked.is_empty() && asked != AGENT_NAME {
             return Err(to_status(&Error::UnknownAgent(asked)));
         }
-        let mut running_task_ids: Vec<String> = self.running().keys().cloned().collect();
-        running_task_ids.sort_unstable();
-        Ok(Response::new(AgentStatus {
-            agent: AGENT_NAME.to_owned(),
-            state: if running_task_ids.is_empty() {
-                "idle"
-            } else {
-                "busy"
-            }
-            .to_owned(),
-            running_task_ids,
-            tasks_completed: self.inner.completed.load(Ordering::Relaxed),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
+        Ok(Response::new(self.inner.tasks.status(AGENT_NAME)))
     }
 
     async fn interrupt_task(
@@ -931,21 +885,9 @@ impl AgentOrchestrator for TestingAgent {
         if task_id.trim().is_empty() {
             return Err(to_status(&Error::InvalidRequest("task_id is empty")));
         }
-        let ack = match self.running().get(&task_id) {
-            Some(interrupt) => {
-                // `notify_one` keeps the permit if the task is not waiting yet.
-                interrupt.notify_one();
-                Ack {
-                    accepted: true,
-                    message: format!("interrupting task {task_id}"),
-                }
-            }
-            None => Ack {
-                accepted: false,
-                message: format!("task {task_id} is not running on the {AGENT_NAME} agent"),
-            },
-        };
-        Ok(Response::new(ack))
+        Ok(Response::new(
+            self.inner.tasks.interrupt_ack(&task_id, AGENT_NAME),
+        ))
     }
 }
 
