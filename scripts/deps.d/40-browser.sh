@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "installing playwright-core" >&2
