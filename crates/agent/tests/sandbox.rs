@@ -14,7 +14,6 @@ use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, observatio
 use cap_proto::common::v1::file_change;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
-use cap_sandbox::{Sandbox, SandboxConfig};
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
 use serde_json::json;
@@ -84,19 +83,13 @@ async fn fixture() -> Fixture {
     );
 
     let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
-    let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-    let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-        .await
-        .unwrap();
-    let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-    let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(cap_runtime::serve(router, listener));
+    let (sandbox_url, _sandbox_server) =
+        cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+            .await
+            .unwrap();
 
     let client_tls = pki.service("coding-agent").unwrap();
-    let mut client = SandboxClient::new(client_tls.channel(&cap_runtime::https_url(addr)).unwrap());
+    let mut client = SandboxClient::new(client_tls.channel(&sandbox_url).unwrap());
     let session_id = client
         .create_session(CreateSessionRequest {
             image: String::new(),

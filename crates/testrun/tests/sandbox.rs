@@ -11,7 +11,6 @@ use std::time::Duration;
 use cap_mtls::Pki;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
-use cap_sandbox::{Sandbox, SandboxConfig};
 use cap_testrun::{Framework, Outcome, TestPlan};
 use pretty_assertions::assert_eq;
 use tonic::transport::Channel;
@@ -34,19 +33,12 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let (repo_url, commit_sha) = make_repo(dir.path(), files);
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(cap_runtime::serve(router, listener));
+        let (sandbox_url, _sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
         let client_tls = pki.service("coding-agent").unwrap();
-        let mut client =
-            SandboxClient::new(client_tls.channel(&cap_runtime::https_url(addr)).unwrap());
+        let mut client = SandboxClient::new(client_tls.channel(&sandbox_url).unwrap());
         let session_id = client
             .create_session(CreateSessionRequest {
                 image: String::new(),

@@ -15,7 +15,6 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
-use cap_sandbox::{Sandbox, SandboxConfig};
 use cap_testkit::{ScriptStep, ScriptedModel};
 use clap::Parser;
 use pretty_assertions::assert_eq;
@@ -49,7 +48,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 struct Fleet {
     _dir: tempfile::TempDir,
     pki: Pki,
-    sandbox_addr: SocketAddr,
+    sandbox_url: String,
     bare: String,
     commit: String,
 }
@@ -78,19 +77,13 @@ impl Fleet {
         );
 
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let sandbox_addr = listener.local_addr().unwrap();
-        tokio::spawn(cap_runtime::serve(router, listener));
+        let (sandbox_url, _sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
         Self {
             pki,
-            sandbox_addr,
+            sandbox_url,
             bare: bare.display().to_string(),
             commit,
             _dir: dir,
@@ -99,10 +92,7 @@ impl Fleet {
 
     async fn session(&self) -> String {
         let tls = self.pki.service("supervisor").unwrap();
-        let mut client = SandboxClient::new(
-            tls.channel(&cap_runtime::https_url(self.sandbox_addr))
-                .unwrap(),
-        );
+        let mut client = SandboxClient::new(tls.channel(&self.sandbox_url).unwrap());
         client
             .create_session(CreateSessionRequest {
                 image: String::new(),
@@ -126,7 +116,7 @@ impl Fleet {
         model_base_url: &str,
     ) -> (AgentOrchestratorClient<Channel>, SocketAddr) {
         let pki_dir = self.pki.dir().display().to_string();
-        let sandbox_url = cap_runtime::https_url(self.sandbox_addr);
+        let sandbox_url = self.sandbox_url.clone();
         let config = Config::try_parse_from([
             "cap-coding-agent",
             "--pki-dir",

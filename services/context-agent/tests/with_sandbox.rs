@@ -18,7 +18,6 @@ use cap_proto::context::v1 as ctx;
 use cap_proto::context::v1::context_service_client::ContextServiceClient;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, WriteFilesRequest};
-use cap_sandbox::{Sandbox, SandboxConfig};
 use clap::Parser;
 use pretty_assertions::assert_eq;
 use tonic::Streaming;
@@ -45,18 +44,10 @@ impl Fleet {
         let dir = tempfile::tempdir().unwrap();
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let sandbox_url = cap_runtime::https_url(listener.local_addr().unwrap());
-        let sandbox_server = tokio::spawn(async move {
-            cap_runtime::serve(router, listener).await.unwrap();
-        });
+        let (sandbox_url, sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
         let config = cap_context_agent::Config::try_parse_from([
             "cap-context-agent",
             "--pki-dir",

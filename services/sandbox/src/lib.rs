@@ -159,6 +159,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the sandbox service inside this process on a free loopback port, with its sessions
+/// under `sessions` and its identity from `pki`: the real service, for other crates' tests.
+/// Returns the `https://` URL and the server task (abort it to take the service away).
+pub async fn spawn_local(
+    sessions: PathBuf,
+    pki: &cap_mtls::Pki,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let tls = pki.service(SERVICE_NAME)?;
+    let sandbox = Sandbox::new(SandboxConfig::new(sessions)).await?;
+    let router = router(sandbox, &tls).await?;
+    let listener = cap_runtime::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None).await?;
+    let url = cap_runtime::https_url(listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(error) = cap_runtime::serve(router, listener).await {
+            tracing::error!(error = %error, "in-process sandbox service stopped");
+        }
+    });
+    Ok((url, server))
+}
+
 /// The gRPC router: the sandbox service and the health service, over mutual TLS with `tls`.
 /// Tests serve it in-process on a port-0 listener.
 pub async fn router(sandbox: Sandbox, tls: &ServiceTls) -> anyhow::Result<Router> {

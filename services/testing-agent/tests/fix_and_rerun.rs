@@ -19,7 +19,6 @@ use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{Checkpoint, RepositoryContext, TaskRequest};
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
-use cap_sandbox::{Sandbox, SandboxConfig};
 use cap_testkit::{ScriptStep, ScriptedModel};
 use cap_testrun::{Outcome, TestRun};
 use clap::Parser;
@@ -61,16 +60,10 @@ impl Fleet {
 
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let sandbox_url = cap_runtime::https_url(listener.local_addr().unwrap());
-        tokio::spawn(cap_runtime::serve(router, listener));
+        let (sandbox_url, _sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
 
         let config = cap_testing_agent::Config::try_parse_from([
             "cap-testing-agent",

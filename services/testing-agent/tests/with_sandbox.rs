@@ -17,7 +17,6 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
-use cap_sandbox::{Sandbox, SandboxConfig};
 use cap_testrun::{Outcome, TestRun};
 use clap::Parser;
 use pretty_assertions::assert_eq;
@@ -51,18 +50,10 @@ impl Fleet {
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
 
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let sandbox_url = cap_runtime::https_url(listener.local_addr().unwrap());
-        let sandbox_server = tokio::spawn(async move {
-            cap_runtime::serve(router, listener).await.unwrap();
-        });
+        let (sandbox_url, sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
 
         let config = cap_testing_agent::Config::try_parse_from([
             "cap-testing-agent",

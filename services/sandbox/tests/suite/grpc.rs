@@ -1,4 +1,3 @@
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
@@ -7,7 +6,6 @@ use cap_proto::common::v1::{FileChange, file_change::Change};
 use cap_proto::sandbox::v1::exec_output::Output;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::*;
-use cap_sandbox::{Sandbox, SandboxConfig};
 use pretty_assertions::assert_eq;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -15,7 +13,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 struct Harness {
     dir: tempfile::TempDir,
     pki: Pki,
-    addr: SocketAddr,
+    url: String,
     repo_url: String,
     commit: String,
 }
@@ -25,20 +23,14 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let (repo_url, commit) = make_repo(dir.path());
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
-        let tls = pki.service(cap_sandbox_service::SERVICE_NAME).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("sessions")))
-            .await
-            .unwrap();
-        let router = cap_sandbox_service::router(sandbox, &tls).await.unwrap();
-        let listener = cap_runtime::bind("127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(cap_runtime::serve(router, listener));
+        let (sandbox_url, _sandbox_server) =
+            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+                .await
+                .unwrap();
         Self {
             dir,
             pki,
-            addr,
+            url: sandbox_url,
             repo_url,
             commit,
         }
@@ -47,7 +39,7 @@ impl Harness {
     /// A client presenting the supervisor's certificate, as the fleet does.
     fn client(&self) -> SandboxClient<Channel> {
         let tls = self.pki.service("supervisor").unwrap();
-        SandboxClient::new(tls.channel(&cap_runtime::https_url(self.addr)).unwrap())
+        SandboxClient::new(tls.channel(&self.url).unwrap())
     }
 
     async fn session(&self, client: &mut SandboxClient<Channel>) -> String {
@@ -324,7 +316,7 @@ async fn exec_raw(
     command: &[u8],
 ) -> Result<(), tonic::Status> {
     let tls = harness.pki.service("supervisor").unwrap();
-    let channel = tls.channel(&cap_runtime::https_url(harness.addr)).unwrap();
+    let channel = tls.channel(&harness.url).unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let codec: tonic_prost::ProstCodec<RawExecRequest, ExecOutput> =
@@ -451,7 +443,7 @@ async fn health_is_served_next_to_the_service() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let harness = Harness::start().await;
     let tls = harness.pki.service("supervisor").unwrap();
-    let mut health = HealthClient::new(tls.channel(&cap_runtime::https_url(harness.addr)).unwrap());
+    let mut health = HealthClient::new(tls.channel(&harness.url).unwrap());
     let reply = health
         .check(HealthCheckRequest {
             service: "cap.sandbox.v1.Sandbox".into(),
@@ -474,7 +466,7 @@ async fn a_client_without_a_certificate_is_refused() {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
         .domain_name(cap_mtls::FLEET_DNS_NAME);
-    let endpoint = Endpoint::from_shared(cap_runtime::https_url(harness.addr))
+    let endpoint = Endpoint::from_shared(harness.url.clone())
         .unwrap()
         .tls_config(tls)
         .unwrap();
