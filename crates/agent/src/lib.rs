@@ -8,8 +8,11 @@
 //!
 //! Edits are staged in memory (an overlay the file tools read through) and written to the
 //! workspace with one atomic `WriteFiles` call before a command or the tests run and when the
-//! loop ends. Whatever the model sends — invalid JSON, an unknown tool, a missing parameter, a
-//! path escaping the workspace — becomes an error observation the model can react to; only
+//! loop ends. Where the repository configures formatters (black, Prettier, gofmt, Spotless),
+//! an edit of a file they format is written at once and formatted in the sandbox (FR-005):
+//! the model reads the formatted file next, and is told what was reformatted or could not be.
+//! Whatever the model sends — invalid JSON, an unknown tool, a missing parameter, a path
+//! escaping the workspace — becomes an error observation the model can react to; only
 //! infrastructure failures (model endpoint after retries, sandbox unreachable) end the task
 //! with an error.
 //!
@@ -98,6 +101,13 @@ pub enum Error {
         #[source]
         source: cap_testrun::Error,
     },
+    /// Detecting or running the repository's formatters failed.
+    #[error("formatting the modified files failed")]
+    Format {
+        /// The cause.
+        #[source]
+        source: cap_testrun::Error,
+    },
     /// The receiver of the task's events went away.
     #[error("the task's event stream was closed by its receiver")]
     EventsClosed,
@@ -109,7 +119,9 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         match self {
             Error::Sandbox { source, .. } => status_is_fatal(source.code()),
-            Error::TestRun { source } => source.sandbox_code().is_some_and(status_is_fatal),
+            Error::TestRun { source } | Error::Format { source } => {
+                source.sandbox_code().is_some_and(status_is_fatal)
+            }
             Error::InvalidRequest { .. }
             | Error::Config { .. }
             | Error::Model { .. }

@@ -5,6 +5,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use cap_testrun::TestRun;
+use cap_testrun::lint::{LintRun, LintTool, Violation};
 use tonic::Status;
 
 use crate::overlay::glob_matcher;
@@ -18,6 +19,9 @@ pub(crate) struct MemoryWorkspace {
     files: Mutex<BTreeMap<String, Vec<u8>>>,
     log: Mutex<Vec<String>>,
     test_run: Mutex<Option<TestRun>>,
+    /// The repository's formatter: formatting drops trailing spaces, and refuses files
+    /// holding `syntax error` like a formatter that cannot parse them.
+    formatter: Mutex<Option<LintTool>>,
     /// (operations still allowed, then the status every operation fails with)
     down: Mutex<Option<(usize, Status)>>,
 }
@@ -47,6 +51,13 @@ impl MemoryWorkspace {
 
     pub(crate) fn set_test_run(&self, run: TestRun) {
         *self.test_run.lock().unwrap_or_else(PoisonError::into_inner) = Some(run);
+    }
+
+    pub(crate) fn set_formatter(&self, tool: LintTool) {
+        *self
+            .formatter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tool);
     }
 
     /// Every operation after the next `after` fails with `status` (the sandbox went away).
@@ -279,5 +290,65 @@ impl Workspace for MemoryWorkspace {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone())
+    }
+
+    async fn formatters(&self) -> Result<Vec<LintTool>> {
+        self.check_up("ListDirectory")?;
+        let formatter = *self
+            .formatter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(formatter.into_iter().collect())
+    }
+
+    async fn format_files(
+        &self,
+        tools: &[LintTool],
+        files: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<LintRun>> {
+        self.check_up("Exec")?;
+        self.record(format!(
+            "format {tools:?} {} for {}s",
+            files.join(","),
+            timeout.as_secs()
+        ));
+        let mut runs = Vec::new();
+        let mut map = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        for &tool in tools {
+            let mut violations = Vec::new();
+            for file in files.iter().filter(|f| tool.handles(f)) {
+                let Some(text) = map
+                    .get(file)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                else {
+                    continue;
+                };
+                if text.contains("syntax error") {
+                    violations.push(Violation {
+                        file: file.clone(),
+                        line: 0,
+                        column: 0,
+                        code: String::new(),
+                        message: format!("cannot format {file}: cannot parse"),
+                    });
+                    continue;
+                }
+                let formatted: String = text
+                    .lines()
+                    .map(|l| format!("{}\n", l.trim_end()))
+                    .collect();
+                map.insert(file.clone(), formatted.into_bytes());
+            }
+            runs.push(LintRun {
+                tool,
+                command: format!("{tool} {}", files.join(" ")),
+                exit_code: if violations.is_empty() { 0 } else { 123 },
+                violations,
+                problem: None,
+                output_tail: String::new(),
+            });
+        }
+        Ok(runs)
     }
 }

@@ -80,6 +80,14 @@ impl Overlay {
         }
     }
 
+    /// The staged files that will exist after the flush, with their content.
+    pub(crate) fn staged_files(&self) -> Vec<(String, String)> {
+        self.staged
+            .iter()
+            .filter_map(|(path, staged)| Some((path.clone(), staged.content.clone()?)))
+            .collect()
+    }
+
     /// Whether edits are waiting to be written.
     pub(crate) fn is_dirty(&self) -> bool {
         self.staged

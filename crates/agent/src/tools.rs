@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cap_llm::ToolSpec;
 use cap_proto::agent::v1::{CommandExecuted, FileModified, observation};
+use cap_testrun::lint::LintTool;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -31,6 +32,10 @@ pub const TOOL_NAMES: [&str; 9] = [
     "run_command",
 ];
 
+/// The tools after which the repository's formatters run (FR-005).
+const FORMATTED_TOOLS: [&str; 3] = ["edit_file", "create_file", "apply_diff"];
+/// Characters of a failing formatter's output sent back to the model.
+const FORMAT_OUTPUT_CHARS: usize = 2_000;
 /// Lines `read_file` returns when no range is given.
 const MAX_READ_LINES: usize = 2000;
 /// Characters of one line `read_file` shows.
@@ -368,6 +373,22 @@ impl<W: Workspace> Toolbox<'_, W> {
                 TOOL_NAMES.join(", ")
             ))),
         };
+        let result = match result {
+            Ok(mut output) if FORMATTED_TOOLS.contains(&name) => {
+                match self.format_staged(&mut output).await {
+                    Ok(()) => Ok(output),
+                    // The edit stands; the model hears why it was not formatted.
+                    Err(ToolError::Message(message)) => {
+                        output.content.push_str(&format!(
+                            "\nthe modified files could not be formatted: {message}"
+                        ));
+                        Ok(output)
+                    }
+                    Err(fatal) => Err(fatal),
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(output) => Ok(output),
             Err(ToolError::Message(message)) => Ok(ToolOutput::error(message)),
@@ -629,6 +650,64 @@ impl<W: Workspace> Toolbox<'_, W> {
             Ok([detail]) => output.with_detail(observation::Detail::FileModified(detail)),
             Err(_) => output,
         })
+    }
+
+    /// FR-005: writes the staged files the repository's formatters handle, formats them in
+    /// the sandbox and tells the model which were reformatted (so it reads them again before
+    /// its next edit) and what a formatter could not do. Nothing happens where the
+    /// repository configures no formatter for the files.
+    async fn format_staged(&mut self, output: &mut ToolOutput) -> Result<(), ToolError> {
+        let staged = self.overlay.staged_files();
+        let tools: Vec<LintTool> = self
+            .ws
+            .formatters()
+            .await?
+            .into_iter()
+            .filter(|tool| staged.iter().any(|(path, _)| tool.handles(path)))
+            .collect();
+        if tools.is_empty() {
+            return Ok(());
+        }
+        let staged: Vec<(String, String)> = staged
+            .into_iter()
+            .filter(|(path, _)| tools.iter().any(|tool| tool.handles(path)))
+            .collect();
+        let files: Vec<String> = staged.iter().map(|(path, _)| path.clone()).collect();
+        self.flush().await?;
+        let runs = self
+            .ws
+            .format_files(&tools, &files, self.config.command_timeout)
+            .await?;
+        let names: Vec<&str> = tools.iter().map(|tool| tool.as_str()).collect();
+        for (path, written) in &staged {
+            if let FileState::Text(formatted) = self.overlay.read(self.ws, path).await?
+                && formatted != *written
+            {
+                let (additions, deletions) = line_counts(written, &formatted);
+                output.content.push_str(&format!(
+                    "\n{path} was reformatted by {} (+{additions} -{deletions} lines); read it \
+                     again before editing it",
+                    names.join(", ")
+                ));
+            }
+        }
+        for run in runs.iter().filter(|run| !run.clean()) {
+            let mut why: Vec<String> = run.problem.iter().cloned().collect();
+            why.extend(run.violations.iter().map(|v| v.message.clone()));
+            output.content.push_str(&format!(
+                "\n{} could not format {}: {}",
+                run.tool,
+                files.join(", "),
+                why.join("; ")
+            ));
+            let tail = tail_chars(run.output_tail.trim(), FORMAT_OUTPUT_CHARS);
+            if !tail.is_empty() {
+                output
+                    .content
+                    .push_str(&format!("\n--- {} output (end) ---\n{tail}", run.tool));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the staged edits before something runs in the workspace.

@@ -386,3 +386,110 @@ fn tails_cut_on_character_boundaries() {
     assert_eq!(tail_chars("hi", 5), "hi");
     assert_eq!(line_counts("a\nb\n", "a\nc\nd\n"), (2, 1));
 }
+
+/// FR-005: an edit of a file the repository's formatter handles is written and formatted at
+/// once; the model is told, and reads the formatted text next. Other files stay staged.
+#[tokio::test]
+async fn edits_are_formatted_after_each_modification() {
+    let ws = MemoryWorkspace::with_files([("calc.py", "x = 1\n"), ("README.md", "# calc\n")]);
+    ws.set_formatter(LintTool::Black);
+    let mut overlay = Overlay::default();
+    let out = call(
+        &ws,
+        &mut overlay,
+        "edit_file",
+        json!({"path": "calc.py", "old_string": "x = 1\n", "new_string": "x = 1   \ny = 2\n"}),
+    )
+    .await;
+    assert_eq!(
+        out.content,
+        "edited calc.py (+2 -1 lines)\ncalc.py was reformatted by black (+1 -1 lines); read it \
+         again before editing it"
+    );
+    assert!(!out.is_error);
+    assert_eq!(ws.file("calc.py").as_deref(), Some("x = 1\ny = 2\n"));
+    let out = call(&ws, &mut overlay, "read_file", json!({"path": "calc.py"})).await;
+    assert_eq!(out.content, "     1\tx = 1\n     2\ty = 2\n");
+
+    // Already formatted: written and formatted, nothing to report.
+    let out = call(
+        &ws,
+        &mut overlay,
+        "create_file",
+        json!({"path": "util.py", "content": "z = 3\n"}),
+    )
+    .await;
+    assert_eq!(out.content, "created util.py (1 lines)");
+    assert_eq!(ws.file("util.py").as_deref(), Some("z = 3\n"));
+
+    // A file no formatter handles stays staged.
+    let out = call(
+        &ws,
+        &mut overlay,
+        "edit_file",
+        json!({"path": "README.md", "old_string": "# calc", "new_string": "# calc   "}),
+    )
+    .await;
+    assert_eq!(out.content, "edited README.md (+1 -1 lines)");
+    assert_eq!(ws.file("README.md").as_deref(), Some("# calc\n"));
+
+    // What the formatter cannot format goes back to the model; the edit stands.
+    let out = call(
+        &ws,
+        &mut overlay,
+        "create_file",
+        json!({"path": "bad.py", "content": "def f(:  syntax error\n"}),
+    )
+    .await;
+    assert!(!out.is_error);
+    assert_eq!(
+        out.content,
+        "created bad.py (1 lines)\nblack could not format bad.py: cannot format bad.py: \
+         cannot parse"
+    );
+    assert_eq!(
+        ws.file("bad.py").as_deref(),
+        Some("def f(:  syntax error\n")
+    );
+    // The write is one atomic flush of everything staged, the README's edit included.
+    assert_eq!(ws.file("README.md").as_deref(), Some("# calc   \n"));
+}
+
+#[tokio::test]
+async fn without_formatters_edits_stay_staged() {
+    let ws = MemoryWorkspace::with_files([("calc.py", "x = 1\n")]);
+    let mut overlay = Overlay::default();
+    let out = call(
+        &ws,
+        &mut overlay,
+        "edit_file",
+        json!({"path": "calc.py", "old_string": "x = 1", "new_string": "x = 2   "}),
+    )
+    .await;
+    assert_eq!(out.content, "edited calc.py (+1 -1 lines)");
+    assert_eq!(ws.file("calc.py").as_deref(), Some("x = 1\n"));
+    assert!(overlay.is_dirty());
+}
+
+/// A sandbox that fails while the formatter runs ends the task like any other tool.
+#[tokio::test]
+async fn a_sandbox_lost_while_formatting_is_fatal() {
+    let ws = MemoryWorkspace::with_files([("calc.py", "x = 1\n")]);
+    ws.set_formatter(LintTool::Black);
+    let mut overlay = Overlay::default();
+    let config = config();
+    let mut toolbox = Toolbox {
+        ws: &ws,
+        overlay: &mut overlay,
+        config: &config,
+        test_command: None,
+    };
+    // The edit reads calc.py, the formatters are listed, the edit is written: then it is gone.
+    ws.go_down(3, tonic::Status::unavailable("sandbox restarted"));
+    let arguments = json!({"path": "calc.py", "old_string": "x = 1", "new_string": "x = 2"});
+    let error = toolbox
+        .call("edit_file", &arguments.to_string())
+        .await
+        .unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+}

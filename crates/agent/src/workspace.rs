@@ -1,6 +1,7 @@
 //! Where the tools act: a workspace reached through the sandbox service.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cap_proto::common::v1::{FileChange, file_change};
@@ -9,7 +10,9 @@ use cap_proto::sandbox::v1::{
     ExecRequest, ListDirectoryRequest, ReadFileRequest, SearchFilesRequest, WriteFilesRequest,
     exec_output,
 };
+use cap_testrun::lint::{self, LintRun, LintTool};
 use cap_testrun::{TestPlan, TestRun};
+use tokio::sync::OnceCell;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -118,6 +121,15 @@ pub trait Workspace: Send + Sync {
         pattern: Option<&str>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Option<TestRun>>> + Send;
+    /// The formatters the repository configures (FR-005), e.g. black, Prettier, gofmt.
+    fn formatters(&self) -> impl Future<Output = Result<Vec<LintTool>>> + Send;
+    /// Formats `files` in place with `tools`; what each tool did.
+    fn format_files(
+        &self,
+        tools: &[LintTool],
+        files: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<LintRun>>> + Send;
 }
 
 /// The product workspace: a session of the sandbox service.
@@ -125,6 +137,8 @@ pub trait Workspace: Send + Sync {
 pub struct SandboxWorkspace {
     client: SandboxClient<Channel>,
     session_id: String,
+    /// The repository's formatters, detected at the first edit.
+    formatters: Arc<OnceCell<Vec<LintTool>>>,
 }
 
 impl SandboxWorkspace {
@@ -133,6 +147,7 @@ impl SandboxWorkspace {
         Self {
             client,
             session_id: session_id.into(),
+            formatters: Arc::default(),
         }
     }
 
@@ -299,6 +314,32 @@ impl Workspace for SandboxWorkspace {
             .await
             .map_err(|source| Error::TestRun { source })?;
         Ok(Some(run))
+    }
+
+    async fn formatters(&self) -> Result<Vec<LintTool>> {
+        let tools = self
+            .formatters
+            .get_or_try_init(|| async {
+                let mut client = self.client.clone();
+                let tools = lint::detect_linters_in(&mut client, &self.session_id)
+                    .await
+                    .map_err(|source| Error::Format { source })?;
+                Ok::<_, Error>(tools.into_iter().filter(|t| t.is_formatter()).collect())
+            })
+            .await?;
+        Ok(tools.clone())
+    }
+
+    async fn format_files(
+        &self,
+        tools: &[LintTool],
+        files: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<LintRun>> {
+        let mut client = self.client.clone();
+        lint::format_files(&mut client, &self.session_id, tools, files, timeout)
+            .await
+            .map_err(|source| Error::Format { source })
     }
 }
 

@@ -3,8 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cap_agent::{AgentConfig, Change, ChangedFile, CodingAgent, Error, Finish};
@@ -14,6 +12,7 @@ use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, observatio
 use cap_proto::common::v1::file_change;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
+use cap_testkit::git::BareRepo;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
 use serde_json::json;
@@ -27,37 +26,20 @@ struct Fixture {
     session_id: String,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
 /// A Python repository with a bug, a test that shows it, a file to delete and a symlink
 /// pointing out of the workspace; served by an in-process sandbox with one session on it.
 async fn fixture() -> Fixture {
+    fixture_with(&[]).await
+}
+
+/// [`fixture`] with `extra` files committed too.
+async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    git(&work, &["init", "--quiet"]);
+    for (path, content) in extra {
+        std::fs::write(work.join(path), content).unwrap();
+    }
     std::fs::write(work.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(
         work.join("test_calc.py"),
@@ -67,20 +49,7 @@ async fn fixture() -> Fixture {
     std::fs::write(work.join("README.md"), "# calc\n\nAdds numbers.\n").unwrap();
     std::fs::write(work.join("old.txt"), "obsolete\n").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", work.join("link")).unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "--quiet", "-m", "init"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let bare = dir.path().join("remote.git");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+    let repo = BareRepo::of_tree(dir.path(), &work);
 
     let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
     let (sandbox_url, _sandbox_server) =
@@ -93,8 +62,8 @@ async fn fixture() -> Fixture {
     let session_id = client
         .create_session(CreateSessionRequest {
             image: String::new(),
-            repo_url: bare.display().to_string(),
-            commit_sha: commit,
+            repo_url: repo.url(),
+            commit_sha: repo.commit,
         })
         .await
         .unwrap()
@@ -392,4 +361,87 @@ async fn an_unknown_session_is_refused_before_the_model_is_asked() {
     assert_eq!(report.severity, "error");
     assert!(!report.recoverable);
     assert!(model.requests().is_empty());
+}
+
+/// FR-005 on the product path: the repository configures black; each file the model writes
+/// is formatted by the real black inside the sandbox, the model reads the formatted text
+/// (its next edit quotes it), and a file black cannot parse is reported back.
+#[tokio::test]
+async fn edits_are_formatted_by_the_repositorys_formatter() {
+    let fx = fixture_with(&[("pyproject.toml", "[tool.black]\nline-length = 99\n")]).await;
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call(
+            "create_file",
+            a(json!({"path": "util.py", "content": "def double(x):\n  return x*2\n"})),
+        ),
+        ScriptStep::tool_call("read_file", a(json!({"path": "util.py"}))),
+        ScriptStep::tool_call(
+            "edit_file",
+            a(json!({"path": "util.py", "old_string": "return x * 2", "new_string": "return x+x"})),
+        ),
+        ScriptStep::tool_call(
+            "create_file",
+            a(json!({"path": "broken.py", "content": "def f(:\n"})),
+        ),
+        ScriptStep::text("done"),
+    ])
+    .await
+    .unwrap();
+    let agent = agent(&model, fx.client.clone());
+    let (tx, mut rx) = mpsc::channel(1000);
+    let outcome = agent
+        .run(request(&fx.session_id), tx, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome.finish, Finish::Finished);
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    let obs = observations(&events);
+    let contents: Vec<&str> = obs.iter().map(|o| o.content.as_str()).collect();
+    assert_eq!(
+        contents[0],
+        "created util.py (2 lines)\nutil.py was reformatted by black (+1 -1 lines); read it \
+         again before editing it"
+    );
+    assert_eq!(
+        contents[1],
+        "     1\tdef double(x):\n     2\t    return x * 2\n"
+    );
+    assert_eq!(
+        contents[2],
+        "edited util.py (+1 -1 lines)\nutil.py was reformatted by black (+1 -1 lines); read it \
+         again before editing it"
+    );
+    assert!(!obs[3].is_error, "{}", contents[3]);
+    assert!(
+        contents[3].starts_with(
+            "created broken.py (1 lines)\nblack could not format broken.py: black exited with \
+             code 123\n--- black output (end) ---\n"
+        ),
+        "{}",
+        contents[3]
+    );
+    assert!(
+        contents[3].contains("error: cannot format broken.py: Cannot parse"),
+        "{}",
+        contents[3]
+    );
+    let read = |path: &str| {
+        let mut client = fx.client.clone();
+        let session_id = fx.session_id.clone();
+        let path = path.to_owned();
+        async move {
+            let content = client
+                .read_file(cap_proto::sandbox::v1::ReadFileRequest { session_id, path })
+                .await
+                .unwrap()
+                .into_inner()
+                .content;
+            String::from_utf8(content).unwrap()
+        }
+    };
+    assert_eq!(read("util.py").await, "def double(x):\n    return x + x\n");
+    assert_eq!(read("broken.py").await, "def f(:\n");
 }

@@ -38,6 +38,20 @@ pub enum Error {
     /// The full-text index failed.
     #[error("the full-text index failed")]
     FullText(#[source] tantivy::TantivyError),
+    /// The embeddings endpoint's configuration is unusable.
+    #[error("invalid embeddings configuration: {0}")]
+    InvalidEmbeddingsConfig(String),
+    /// The embeddings endpoint failed or answered something unusable.
+    #[error("the embeddings endpoint {endpoint} failed: {reason}")]
+    Embeddings {
+        /// The URL called.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Indexing was cancelled by the caller; nothing half-done was kept.
+    #[error("indexing was cancelled")]
+    Cancelled,
     /// Reading the file system failed.
     #[error("cannot read {path}")]
     Io {

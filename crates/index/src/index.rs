@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -20,6 +20,9 @@ pub struct IndexOptions {
     pub max_file_bytes: u64,
     /// Threads parsing files; 0 means one per available core.
     pub threads: usize,
+    /// Raised by the caller to stop a running build, refresh or semantic sync early with
+    /// [`Error::Cancelled`]; the previous state is kept.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for IndexOptions {
@@ -27,6 +30,7 @@ impl Default for IndexOptions {
         Self {
             max_file_bytes: 16 * 1024 * 1024,
             threads: 0,
+            cancel: None,
         }
     }
 }
@@ -52,6 +56,10 @@ pub struct FileSummary {
     pub imports: Vec<Import>,
     /// For files over 10k lines: chunks along top-level declarations.
     pub chunks: Vec<Chunk>,
+    /// Names the file uses that resolve without an import naming their file: Java type
+    /// names (same package), Go `pkg.Name` selectors. Empty for other languages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
 }
 
 /// Why a file was left out of the index.
@@ -148,8 +156,10 @@ pub struct Index {
     stats: IndexStats,
     /// Whether the graph was built once (later passes may update it in place).
     resolved: bool,
-    /// The `go.mod` files of the tree.
-    go_mods: Vec<String>,
+    /// The `go.mod`, `tsconfig*.json` and `jsconfig.json` files of the tree.
+    manifests: Vec<String>,
+    /// Their sizes and modification times: an edited manifest re-resolves every import.
+    manifest_stamps: Vec<(u64, Option<SystemTime>)>,
 }
 
 impl Index {
@@ -171,7 +181,8 @@ impl Index {
             external: HashMap::new(),
             stats: IndexStats::default(),
             resolved: false,
-            go_mods: Vec::new(),
+            manifests: Vec::new(),
+            manifest_stamps: Vec::new(),
         };
         index.refresh()?;
         Ok(index)
@@ -188,11 +199,14 @@ impl Index {
         let mut skipped = Vec::new();
         let mut todo = Vec::new();
         let mut files = BTreeMap::new();
-        let go_mods: Vec<String> = walked
+        let (manifests, manifest_stamps): (Vec<String>, Vec<_>) = walked
             .iter()
-            .filter(|f| f.rel == "go.mod" || f.rel.ends_with("/go.mod"))
-            .map(|f| f.rel.clone())
-            .collect();
+            .filter(|f| crate::resolve::is_manifest(&f.rel))
+            .map(|f| match f.kind {
+                WalkKind::File { size, mtime } => (f.rel.clone(), (size, mtime)),
+                WalkKind::Symlink => (f.rel.clone(), (0, None)),
+            })
+            .unzip();
         for file in walked {
             match file.kind {
                 WalkKind::Symlink => {
@@ -236,6 +250,9 @@ impl Index {
             }
         }
         let results = self.parse_all(todo)?;
+        if self.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let mut changed = HashSet::new();
         // A file whose package changed moves Java types: every import must be looked at again.
         let mut packages_moved = false;
@@ -266,10 +283,14 @@ impl Index {
         // The same paths as before: only the changed files' imports can resolve differently.
         let same_paths = files.len() == self.files.len()
             && files.keys().zip(self.files.keys()).all(|(a, b)| a == b);
-        let incremental = same_paths && !packages_moved && go_mods == self.go_mods;
+        let incremental = same_paths
+            && !packages_moved
+            && manifests == self.manifests
+            && manifest_stamps == self.manifest_stamps;
         self.files = files;
         self.skipped = skipped;
-        self.go_mods = go_mods;
+        self.manifests = manifests;
+        self.manifest_stamps = manifest_stamps;
         self.update_graph(&changed, incremental);
         self.finish(stats);
         Ok(&self.stats)
@@ -291,6 +312,27 @@ impl Index {
             let abs = self.root.join(&rel);
             self.skipped.retain(|s| s.path != rel);
             let meta = std::fs::symlink_metadata(&abs).ok();
+            if crate::resolve::is_manifest(&rel) {
+                // A Go module or TypeScript project changed: every import is resolved again.
+                structure = true;
+                let stamp = meta
+                    .as_ref()
+                    .filter(|m| m.is_file())
+                    .map(|m| (m.len(), m.modified().ok()));
+                let at = self.manifests.binary_search(&rel);
+                match (at, stamp) {
+                    (Ok(i), Some(stamp)) => self.manifest_stamps[i] = stamp,
+                    (Ok(i), None) => {
+                        self.manifests.remove(i);
+                        self.manifest_stamps.remove(i);
+                    }
+                    (Err(i), Some(stamp)) => {
+                        self.manifests.insert(i, rel.clone());
+                        self.manifest_stamps.insert(i, stamp);
+                    }
+                    (Err(_), None) => {}
+                }
+            }
             let existed = self.files.contains_key(&rel);
             let mut keep = |index: &mut Self, skip: Option<SkipReason>| {
                 if let Some(reason) = skip {
@@ -369,7 +411,7 @@ impl Index {
     fn update_graph(&mut self, changed: &HashSet<String>, incremental: bool) {
         if !incremental || !self.resolved {
             let (edges, external) =
-                crate::resolve::resolve(&self.root, &self.files_map(), None, &self.go_mods);
+                crate::resolve::resolve(&self.root, &self.files_map(), None, &self.manifests);
             self.edges = edges;
             self.external = external;
             self.resolved = true;
@@ -378,7 +420,7 @@ impl Index {
                 &self.root,
                 &self.files_map(),
                 Some(changed),
-                &self.go_mods,
+                &self.manifests,
             );
             // Edges are sorted by their importing file: each changed file's edges are one run,
             // replaced in place (a full sort of a large graph costs more than the parse).
@@ -420,7 +462,9 @@ impl Index {
             .collect()
     }
 
-    fn parse_all(&self, todo: Vec<Todo>) -> Result<Vec<Parsed>> {
+    fn parse_all(&self, mut todo: Vec<Todo>) -> Result<Vec<Parsed>> {
+        // Largest first: a bundle of several MB taken last would leave the other threads idle.
+        todo.sort_unstable_by_key(|t| std::cmp::Reverse(t.size));
         let threads = match self.options.threads {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
@@ -442,7 +486,7 @@ impl Index {
                         }
                     };
                     let mut local = Vec::new();
-                    loop {
+                    while !self.is_cancelled() {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = todo.get(i) else { break };
                         local.push(self.parse_one(&mut parsers, item));
@@ -497,6 +541,7 @@ impl Index {
             symbols: extracted.symbols,
             imports: extracted.imports,
             chunks: extracted.chunks,
+            references: extracted.references,
         };
         Parsed::Ok(
             item.rel.clone(),
@@ -507,6 +552,14 @@ impl Index {
                 summary: Arc::new(summary),
             },
         )
+    }
+
+    /// Whether the caller asked to stop.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.options
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// The root indexed (canonical).
@@ -590,7 +643,7 @@ pub(crate) fn normalize(path: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-fn content_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     // SipHash with fixed keys: stable within a build, which is all an in-memory index needs.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);

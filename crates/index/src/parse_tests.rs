@@ -98,3 +98,22 @@ fn deep_nesting_is_cut_not_a_stack_overflow() -> crate::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn references_skip_comments_literals_and_numbers() {
+    let java = br#"
+// Ledger in a comment
+/* Journal in a block */
+class Bank { Account a = new Account("Vault \" Safe", 'X'); int n = 0xFFL; String t = """
+  Report
+  """; @Audited void f() {} }
+"#;
+    assert_eq!(
+        super::references(Lang::Java, java),
+        ["Account", "Audited", "Bank", "String"]
+    );
+    let go = b"package m\n\nimport \"x.io/store\"\n\n// store.Comment\nvar s = `store.Raw`\n\
+        func f() { v := store.New(); v.Put(1); a.b.Deep(); _ = \"store.Str\"; _ = 'x'; store.lower() }\n";
+    assert_eq!(super::references(Lang::Go, go), ["store.New", "v.Put"]);
+    assert!(super::references(Lang::Python, b"import Foo.Bar").is_empty());
+}

@@ -56,28 +56,3 @@ fn startup_states_are_read_from_the_pod_status() {
         matches!(startup_state(&unschedulable), Startup::Failed(reason) if reason.contains("gvisor"))
     );
 }
-
-#[test]
-fn exit_codes_come_from_the_exec_status() {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
-    let success = Status {
-        status: Some("Success".into()),
-        ..Default::default()
-    };
-    assert_eq!(exit_code(&success), 0);
-    let failed = Status {
-        status: Some("Failure".into()),
-        reason: Some("NonZeroExitCode".into()),
-        details: Some(StatusDetails {
-            causes: Some(vec![StatusCause {
-                reason: Some("ExitCode".into()),
-                message: Some("3".into()),
-                field: None,
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    assert_eq!(exit_code(&failed), 3);
-    assert_eq!(exit_code(&Status::default()), -1);
-}

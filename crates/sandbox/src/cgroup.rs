@@ -4,7 +4,11 @@
 //!
 //! Both hierarchies are supported: v1 (a directory per controller under the cgroup root,
 //! `memory/`, `pids/`, `cpu/` or `cpu,cpuacct/`) and v2 (one unified tree with
-//! `cgroup.controllers`). Groups live under `<controller>/cap-sandbox/<exec id>`.
+//! `cgroup.controllers`). Groups live under `<controller>/cap-sandbox/<instance>/<exec id>`,
+//! where the instance names the session root and the service process
+//! (`<root key>-<pid>-<random>`): a service that starts removes the groups that services no
+//! longer running left (a crash, or a test process that exited mid-command), killing whatever
+//! still runs in them, and never touches those of a live process.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,6 +71,60 @@ pub(crate) enum Hierarchy {
     V2 { parent: PathBuf },
 }
 
+/// The name of an instance directory: `<root key>-<pid>-<random>`.
+fn instance_name(root_key: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{root_key}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// Whether `name` is an instance (`<root key>-<pid>-<random>`) whose process is gone.
+fn is_stale_instance(name: &str) -> bool {
+    let mut parts = name.splitn(3, '-');
+    let (Some(root_key), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    root_key.len() == 32
+        && root_key.chars().all(|c| c.is_ascii_hexdigit())
+        && pid != std::process::id()
+        && !Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes the stale instances under `top` (one controller's `cap-sandbox`), killing what
+/// still runs in their groups. Best effort: what cannot be removed is logged.
+fn sweep_stale(top: &Path, v2: bool) {
+    let Ok(entries) = fs::read_dir(top) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_stale_instance(&name) {
+            continue;
+        }
+        let instance = entry.path();
+        for group in fs::read_dir(&instance).into_iter().flatten().flatten() {
+            if group.file_type().is_ok_and(|kind| kind.is_dir()) {
+                let group = Group {
+                    dirs: vec![group.path()],
+                    v2,
+                };
+                group.kill_all();
+                group.remove();
+            }
+        }
+        match fs::remove_dir(&instance) {
+            Ok(()) => {
+                tracing::info!(instance = %instance.display(), "removed the cgroups of a crashed sandbox service")
+            }
+            Err(error) => {
+                tracing::warn!(instance = %instance.display(), %error, "cannot remove stale sandbox cgroups")
+            }
+        }
+    }
+}
+
 fn unavailable(root: &Path, reason: impl Into<String>) -> Error {
     Error::CgroupsUnavailable {
         root: root.to_owned(),
@@ -79,9 +137,12 @@ fn write(path: &Path, value: &str) -> std::io::Result<()> {
 }
 
 impl Hierarchy {
-    /// Finds the hierarchy under `root` (usually `/sys/fs/cgroup`) and makes the parent
-    /// directories; fails with the cause when groups cannot be made (not root, read-only).
-    pub(crate) fn detect(root: &Path) -> Result<Self> {
+    /// Finds the hierarchy under `root` (usually `/sys/fs/cgroup`), removes the groups that
+    /// services no longer running left, and makes the parent directories of this instance
+    /// (named after its session root, `root_key`); fails with the cause when groups cannot be made (not
+    /// root, read-only).
+    pub(crate) fn detect(root: &Path, root_key: &str) -> Result<Self> {
+        let instance = instance_name(root_key);
         if root.join("cgroup.controllers").exists() {
             let controllers = fs::read_to_string(root.join("cgroup.controllers"))
                 .map_err(|error| unavailable(root, format!("cannot read controllers: {error}")))?;
@@ -105,8 +166,14 @@ impl Hierarchy {
                 Ok::<(), Error>(())
             };
             enable(root)?;
-            let parent = root.join(PARENT);
-            fs::create_dir_all(&parent).map_err(|error| {
+            let top = root.join(PARENT);
+            fs::create_dir_all(&top).map_err(|error| {
+                unavailable(root, format!("cannot create {}: {error}", top.display()))
+            })?;
+            enable(&top)?;
+            sweep_stale(&top, /*v2*/ true);
+            let parent = top.join(&instance);
+            fs::create_dir(&parent).map_err(|error| {
                 unavailable(root, format!("cannot create {}: {error}", parent.display()))
             })?;
             enable(&parent)?;
@@ -126,8 +193,13 @@ impl Hierarchy {
                         ),
                     )
                 })?;
-            let parent = dir.join(PARENT);
-            fs::create_dir_all(&parent).map_err(|error| {
+            let top = dir.join(PARENT);
+            fs::create_dir_all(&top).map_err(|error| {
+                unavailable(root, format!("cannot create {}: {error}", top.display()))
+            })?;
+            sweep_stale(&top, /*v2*/ false);
+            let parent = top.join(&instance);
+            fs::create_dir(&parent).map_err(|error| {
                 unavailable(root, format!("cannot create {}: {error}", parent.display()))
             })?;
             Ok::<PathBuf, Error>(parent)
@@ -137,6 +209,19 @@ impl Hierarchy {
             pids: controller(&["pids"])?,
             cpu: controller(&["cpu", "cpu,cpuacct", "cpuacct,cpu"])?,
         })
+    }
+
+    /// Removes this instance's parent directories (once its groups are gone). Best effort.
+    pub(crate) fn remove_instance(&self) {
+        let parents = match self {
+            Hierarchy::V1 { memory, pids, cpu } => vec![pids, memory, cpu],
+            Hierarchy::V2 { parent } => vec![parent],
+        };
+        for parent in parents {
+            if let Err(error) = fs::remove_dir(parent) {
+                tracing::debug!(parent = %parent.display(), %error, "cannot remove the sandbox's cgroup parent");
+            }
+        }
     }
 
     /// Makes the group `name` with `limits`.
@@ -214,12 +299,15 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// The `cgroup.procs` files a process writes its pid to, to join the group.
-    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs
-            .iter()
-            .map(|dir| dir.join("cgroup.procs"))
-            .collect()
+    /// The files a process writes `0` to, to join the group itself.
+    ///
+    /// On v1, `tasks`: moving one thread (the single-threaded launcher) skips the global
+    /// lock that moving a whole process through `cgroup.procs` takes, whose RCU grace period
+    /// costs milliseconds and stalls every `fork` and `exit` on the host meanwhile. On v2,
+    /// where `tasks` does not exist, `cgroup.procs`.
+    pub(crate) fn join_files(&self) -> Vec<PathBuf> {
+        let file = if self.v2 { "cgroup.procs" } else { "tasks" };
+        self.dirs.iter().map(|dir| dir.join(file)).collect()
     }
 
     /// The processes in the group now.

@@ -11,10 +11,20 @@ fn fake_v1() -> tempfile::TempDir {
     root
 }
 
+/// The one instance directory under a controller's `cap-sandbox`.
+fn instance_dir(root: &std::path::Path, controller: &str) -> String {
+    let names: Vec<String> = std::fs::read_dir(root.join(controller).join(PARENT))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0].clone()
+}
+
 #[test]
 fn a_root_without_cgroups_is_refused_with_the_cause() {
     let root = tempfile::tempdir().unwrap();
-    let error = Hierarchy::detect(root.path()).unwrap_err();
+    let error = Hierarchy::detect(root.path(), "0123456789abcdef0123456789abcdef").unwrap_err();
     assert!(matches!(error, Error::CgroupsUnavailable { .. }), "{error}");
     assert!(error.to_string().contains("memory"), "{error}");
 }
@@ -22,7 +32,8 @@ fn a_root_without_cgroups_is_refused_with_the_cause() {
 #[test]
 fn a_v1_group_gets_every_limit_written() {
     let root = fake_v1();
-    let hierarchy = Hierarchy::detect(root.path()).unwrap();
+    let hierarchy = Hierarchy::detect(root.path(), "0123456789abcdef0123456789abcdef").unwrap();
+    let instance = instance_dir(root.path(), "memory");
     let limits = Limits {
         cpu_millis: 1500,
         memory_bytes: 1 << 20,
@@ -32,29 +43,45 @@ fn a_v1_group_gets_every_limit_written() {
     let group = hierarchy.create("one", &limits).unwrap();
     let read = |path: &str| std::fs::read_to_string(root.path().join(path)).unwrap();
     assert_eq!(
-        read("memory/cap-sandbox/one/memory.limit_in_bytes"),
+        read(&format!(
+            "memory/cap-sandbox/{instance}/one/memory.limit_in_bytes"
+        )),
         "1048576"
     );
-    assert_eq!(read("pids/cap-sandbox/one/pids.max"), "7");
     assert_eq!(
-        read("cpu,cpuacct/cap-sandbox/one/cpu.cfs_quota_us"),
+        read(&format!("pids/cap-sandbox/{instance}/one/pids.max")),
+        "7"
+    );
+    assert_eq!(
+        read(&format!(
+            "cpu,cpuacct/cap-sandbox/{instance}/one/cpu.cfs_quota_us"
+        )),
         "150000"
     );
     assert_eq!(
-        read("cpu,cpuacct/cap-sandbox/one/cpu.cfs_period_us"),
+        read(&format!(
+            "cpu,cpuacct/cap-sandbox/{instance}/one/cpu.cfs_period_us"
+        )),
         "100000"
     );
-    assert_eq!(group.procs_files().len(), 3);
+    assert_eq!(
+        group.join_files(),
+        ["pids", "memory", "cpu,cpuacct"].map(|controller| root
+            .path()
+            .join(format!("{controller}/cap-sandbox/{instance}/one/tasks")))
+    );
     assert_eq!(group.limit_hits(), vec![]);
     // The kernel's counters, as it writes them.
     std::fs::write(
-        root.path()
-            .join("memory/cap-sandbox/one/memory.oom_control"),
+        root.path().join(format!(
+            "memory/cap-sandbox/{instance}/one/memory.oom_control"
+        )),
         "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
     )
     .unwrap();
     std::fs::write(
-        root.path().join("pids/cap-sandbox/one/pids.events"),
+        root.path()
+            .join(format!("pids/cap-sandbox/{instance}/one/pids.events")),
         "max 5\n",
     )
     .unwrap();
@@ -72,4 +99,53 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(limits.cpu_millis, 2000);
     assert_eq!(limits.memory_bytes, 4 * 1024 * 1024 * 1024);
     assert_eq!(limits.disk_bytes, 10 * 1024 * 1024 * 1024);
+}
+
+#[test]
+fn instances_are_named_by_root_and_process() {
+    let key = "0123456789abcdef0123456789abcdef";
+    let name = instance_name(key);
+    let pid = std::process::id().to_string();
+    assert!(name.starts_with(&format!("{key}-{pid}-")), "{name}");
+    // Ours, a live process's and unrelated names are not stale.
+    assert!(!is_stale_instance(&name));
+    assert!(!is_stale_instance(&format!("{key}-1-x")));
+    assert!(!is_stale_instance(&format!("{key}-notapid-x")));
+    assert!(!is_stale_instance("short-99999999-x"));
+    assert!(!is_stale_instance(&format!("{key}-99999999")));
+    // A process that no longer exists (beyond any pid_max), whatever its root.
+    assert!(is_stale_instance(&format!("{key}-99999999-x")));
+    assert!(is_stale_instance(
+        "fedcba9876543210fedcba9876543210-99999999-y"
+    ));
+}
+
+#[test]
+fn starting_sweeps_only_the_instances_of_processes_that_are_gone() {
+    let root = fake_v1();
+    let top = root.path().join("memory").join(PARENT);
+    let key = "0123456789abcdef0123456789abcdef";
+    let dead = format!("{key}-99999999-dead");
+    let alive = format!("{key}-1-alive");
+    for name in [dead.as_str(), alive.as_str(), "unrelated"] {
+        std::fs::create_dir_all(top.join(name).join("group")).unwrap();
+    }
+    let hierarchy = Hierarchy::detect(root.path(), key).unwrap();
+    let ours = format!("{key}-{}-", std::process::id());
+    let mut left: Vec<String> = std::fs::read_dir(&top)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with(&ours))
+        .collect();
+    left.sort();
+    assert_eq!(left, [alive.as_str(), "unrelated"]);
+    // The instance's own parents go when it is done.
+    hierarchy.remove_instance();
+    assert!(std::fs::read_dir(&top).unwrap().all(|entry| {
+        !entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&ours)
+    }));
 }

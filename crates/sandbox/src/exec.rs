@@ -11,17 +11,17 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Stdio;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 
 use crate::cgroup::{Group, LimitHit, Limits};
+use crate::launcher::{Launcher, Launchers};
 use crate::{Error, Result};
 
 /// `PATH` inside the sandbox.
@@ -43,9 +43,11 @@ const CHUNK_BYTES: usize = 32 * 1024;
 const SYSTEM_DIRS: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// Entries of `/etc` the sandbox sees: name resolution, the dynamic linker, certificates,
-/// Debian's alternatives (`/usr/bin/*` symlinks point there), time zone. Nothing else of the
-/// host's configuration (no shadow files, no credentials) is visible.
-const ETC_ENTRIES: [&str; 14] = [
+/// Debian's alternatives (`/usr/bin/*` symlinks point there), time zone, Debian Maven's
+/// launcher configuration and logging (`/usr/share/maven/{bin/m2.conf,conf}` point there).
+/// Nothing else of the host's configuration (no shadow files, no credentials, not Maven's
+/// `settings.xml`, which may hold repository passwords) is visible.
+const ETC_ENTRIES: [&str; 16] = [
     "passwd",
     "group",
     "hosts",
@@ -60,6 +62,8 @@ const ETC_ENTRIES: [&str; 14] = [
     "localtime",
     "timezone",
     "mime.types",
+    "maven/m2.conf",
+    "maven/logging",
 ];
 
 /// Prefixes of `/etc` entries that language runtimes read (e.g. Debian's `python3.11/`).
@@ -212,78 +216,9 @@ pub(crate) fn base_args(limits: &Limits) -> Vec<OsString> {
     args
 }
 
-/// The host-side launcher bubblewrap is started through: a fixed bash script (nothing of
-/// the repository's) that closes every descriptor the service inherited (bubblewrap passes
-/// open descriptors on to the command, and a service started by a supervisor or a test
-/// harness may hold pipes it never marked close-on-exec), puts itself into the command's
-/// cgroups (so bubblewrap and everything it forks are counted from the first instruction),
-/// caps file sizes and core dumps, moves the seccomp program from stdin to fd 3 and gives
-/// the sandbox `/dev/null` as stdin. bash, because `sh` (dash) cannot name descriptors above 9.
-/// Arguments: `<cgroup.procs files...> -- <max file size in KiB> <bwrap> <args...>`.
-const LAUNCHER: &str = r#"for fd in /proc/self/fd/*; do n=${fd##*/}; case $n in 0|1|2) ;; *) { exec {n}>&-; } 2>/dev/null ;; esac; done
-while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift
-ulimit -f "$1" && ulimit -c 0 || exit 125; shift
-exec "$@" 3<&0 </dev/null"#;
-
-/// The launcher's interpreter.
-const LAUNCHER_SHELL: &str = "/bin/bash";
-
-/// A command that starts bubblewrap with `base` (and then `extra`) through [`LAUNCHER`],
-/// the seccomp program on its stdin and, when limits are enforced, inside `group`.
-pub(crate) fn sandbox_command(
-    bwrap: &Path,
-    base: &[OsString],
-    seccomp: &[u8],
-    group: Option<&Group>,
-    limits: &Limits,
-) -> Result<Command> {
-    let mut command = Command::new(LAUNCHER_SHELL);
-    command.env_clear().args([
-        "--noprofile",
-        "--norc",
-        "-c",
-        LAUNCHER,
-        "cap-sandbox-launch",
-    ]);
-    if let Some(group) = group {
-        command.args(group.procs_files());
-    }
-    command
-        .arg("--")
-        // bash counts `ulimit -f` in KiB.
-        .arg(limits.disk_bytes.div_ceil(1024).to_string())
-        .arg(bwrap)
-        .args(base)
-        .stdin(seccomp_stdin(seccomp)?);
-    Ok(command)
-}
-
-/// A fresh memory file holding the seccomp program, positioned at its start: each sandbox
-/// reads its own copy, so none can alter another's.
-fn seccomp_stdin(program: &[u8]) -> Result<Stdio> {
-    use std::io::{Seek, Write};
-    let io = |source| Error::Io {
-        action: "prepare the seccomp filter",
-        path: PathBuf::from("memfd:cap-seccomp"),
-        source,
-    };
-    let fd = rustix::fs::memfd_create("cap-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|errno| io(errno.into()))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(program).map_err(io)?;
-    file.rewind().map_err(io)?;
-    Ok(Stdio::from(file))
-}
-
 /// Runs `/bin/sh -c true` in a sandbox like the real ones, to find out at startup whether
 /// bubblewrap works on this host.
-pub(crate) async fn probe(
-    bwrap: &Path,
-    base: &[OsString],
-    seccomp: &[u8],
-    group: Option<&Group>,
-    limits: &Limits,
-) -> Result<()> {
+pub(crate) async fn probe(bwrap: &Path, launchers: &Launchers) -> Result<()> {
     let unavailable = |reason: String| Error::BubblewrapUnavailable {
         bwrap: bwrap.to_owned(),
         reason,
@@ -293,22 +228,24 @@ pub(crate) async fn probe(
             "not found (install bubblewrap, e.g. `apt-get install bubblewrap`)".into(),
         ));
     }
-    let child = sandbox_command(bwrap, base, seccomp, group, limits)?
-        .args(["--", "/bin/sh", "-c", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(unavailable(
-                "not found (install bubblewrap, e.g. `apt-get install bubblewrap`)".into(),
-            ));
-        }
-        Err(error) => return Err(unavailable(format!("cannot be started: {error}"))),
+    let command: Vec<OsString> = ["--", "/bin/sh", "-c", "true"].map(OsString::from).into();
+    let started = match launchers.fresh().await {
+        Ok(launcher) => launcher.start(&command).await,
+        Err(error) => Err(error),
     };
-    let output = match tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output()).await {
+    let (child, group) = match started {
+        Ok(started) => started,
+        Err(error) => return Err(unavailable(format!("cannot be started: {}", error.chain()))),
+    };
+    let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output()).await;
+    if let Some(group) = group {
+        let _ = tokio::task::spawn_blocking(move || {
+            group.kill_all();
+            group.remove();
+        })
+        .await;
+    }
+    let output = match output {
         Ok(Ok(output)) => output,
         Ok(Err(error)) => return Err(unavailable(format!("cannot be waited for: {error}"))),
         Err(_) => {
@@ -360,8 +297,8 @@ pub(crate) fn validate(spec: &ExecSpec) -> Result<()> {
 
 /// Everything needed to start one command.
 pub(crate) struct Launch<'a> {
-    pub(crate) bwrap: &'a Path,
-    pub(crate) base: &'a [OsString],
+    /// The launcher it starts through (holding its cgroup, removed when it ends).
+    pub(crate) launcher: Launcher,
     pub(crate) source: PathBuf,
     pub(crate) workspace: PathBuf,
     /// Working directory below `/workspace`, already resolved.
@@ -371,10 +308,6 @@ pub(crate) struct Launch<'a> {
     pub(crate) output_cap: usize,
     /// Becomes `true` when the session is destroyed.
     pub(crate) cancel: watch::Receiver<bool>,
-    /// The seccomp program.
-    pub(crate) seccomp: &'a [u8],
-    /// The command's cgroup (when limits are enforced); removed when it ends.
-    pub(crate) group: Option<Group>,
     pub(crate) limits: &'a Limits,
     /// Between SIGTERM and SIGKILL on a timeout.
     pub(crate) term_grace: Duration,
@@ -394,28 +327,23 @@ const RELAY_IN_SANDBOX: &str = "/.cap/relay";
 const SOCKET_IN_SANDBOX: &str = "/.cap/egress.sock";
 
 /// Starts the command and returns its events.
-pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
+pub(crate) async fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
     let chdir = if launch.cwd.is_empty() {
         "/workspace".to_owned()
     } else {
         format!("/workspace/{}", launch.cwd)
     };
-    let mut command = sandbox_command(
-        launch.bwrap,
-        launch.base,
-        launch.seccomp,
-        launch.group.as_ref(),
-        launch.limits,
-    )?;
-    command
-        .arg("--ro-bind")
-        .arg(&launch.source)
-        .arg("/repo")
-        .arg("--bind")
-        .arg(&launch.workspace)
-        .arg("/workspace")
-        .args(["--chdir", &chdir])
-        .arg("--clearenv");
+    let mut args: Vec<OsString> = vec![
+        "--ro-bind".into(),
+        launch.source.clone().into(),
+        "/repo".into(),
+        "--bind".into(),
+        launch.workspace.clone().into(),
+        "/workspace".into(),
+        "--chdir".into(),
+        chdir.into(),
+        "--clearenv".into(),
+    ];
     let mut env = BTreeMap::from([
         ("PATH".to_owned(), SANDBOX_PATH.to_owned()),
         ("HOME".to_owned(), "/tmp".to_owned()),
@@ -425,50 +353,38 @@ pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
     ]);
     if let Some(egress) = launch.egress {
         // Read-only: the socket can be connected to, not replaced or re-permissioned.
-        command
-            .arg("--ro-bind")
-            .arg(&egress.relay)
-            .arg(RELAY_IN_SANDBOX)
-            .arg("--ro-bind")
-            .arg(&egress.socket)
-            .arg(SOCKET_IN_SANDBOX);
+        args.extend([
+            "--ro-bind".into(),
+            egress.relay.clone().into(),
+            RELAY_IN_SANDBOX.into(),
+            "--ro-bind".into(),
+            egress.socket.clone().into(),
+            SOCKET_IN_SANDBOX.into(),
+        ]);
         let proxy = format!("http://127.0.0.1:{}", crate::EGRESS_PROXY_PORT);
         for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
             env.insert(name.to_owned(), proxy.clone());
         }
     }
     env.extend(launch.spec.env.clone());
-    for (name, value) in &env {
-        command.args(["--setenv", name, value]);
+    for (name, value) in env {
+        args.extend(["--setenv".into(), name.into(), value.into()]);
     }
-    command.arg("--");
+    args.push("--".into());
     if launch.egress.is_some() {
-        command.args([
-            RELAY_IN_SANDBOX,
-            SOCKET_IN_SANDBOX,
-            &crate::EGRESS_PROXY_PORT.to_string(),
+        args.extend([
+            RELAY_IN_SANDBOX.into(),
+            SOCKET_IN_SANDBOX.into(),
+            crate::EGRESS_PROXY_PORT.to_string().into(),
         ]);
     }
-    command
-        .args(["/bin/sh", "-c", &launch.spec.command])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so the timeout can kill bubblewrap and all it forked.
-        .process_group(0)
-        .kill_on_drop(true);
+    args.extend([
+        "/bin/sh".into(),
+        "-c".into(),
+        launch.spec.command.clone().into(),
+    ]);
     let started = Instant::now();
-    let child = match command.spawn() {
-        Ok(child) => child,
-        Err(source) => {
-            if let Some(group) = &launch.group {
-                group.remove();
-            }
-            return Err(Error::Spawn {
-                program: launch.bwrap.display().to_string(),
-                source,
-            });
-        }
-    };
+    let (child, group) = launch.launcher.start(&args).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let run = Run {
         tx,
@@ -477,7 +393,7 @@ pub(crate) fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
         cap: launch.output_cap,
         emitted: 0,
         truncated: false,
-        group: launch.group,
+        group,
         workspace: launch.workspace.clone(),
         disk_exceeded: false,
         limits: launch.limits.clone(),
@@ -508,25 +424,31 @@ impl Run {
     async fn supervise(mut self, child: Child, cancel: watch::Receiver<bool>) {
         let exit = self.watch(child, cancel).await;
         // Whatever happened, nothing of the command may outlive it: kill what is left in
-        // its cgroup (normally nothing: the PID namespace died with its init), read which
-        // limits it hit, and remove the group.
-        let mut limits_hit = match self.group.take() {
+        // its cgroup (normally nothing: the PID namespace died with its init) and read which
+        // limits it hit. The empty group is removed after the exit is reported.
+        let (group, limits_hit) = match self.group.take() {
             Some(group) => tokio::task::spawn_blocking(move || {
                 group.kill_all();
                 let hits = group.limit_hits();
-                group.remove();
-                hits
+                (Some(group), hits)
             })
             .await
             .unwrap_or_else(|error| {
                 tracing::warn!(%error, "cannot clean up the sandbox's cgroup");
-                Vec::new()
+                (None, Vec::new())
             }),
-            None => Vec::new(),
+            None => (None, Vec::new()),
         };
-        let Some(mut exit) = exit else {
-            return;
-        };
+        if let Some(exit) = exit {
+            self.report(exit, limits_hit);
+        }
+        if let Some(group) = group {
+            let _ = tokio::task::spawn_blocking(move || group.remove()).await;
+        }
+    }
+
+    /// Sends the notes on the limits hit, then the exit.
+    fn report(&self, mut exit: ExitInfo, mut limits_hit: Vec<LimitHit>) {
         if self.disk_exceeded {
             limits_hit.push(LimitHit::Disk);
         }

@@ -1,8 +1,10 @@
 //! Workspaces and isolated command execution: the local bubblewrap backend.
 //!
-//! A session is a checkout of one commit of a repository, made by hardened host-side git
-//! (`<root>/<id>/source`, mounted read-only at `/repo`), and a writable copy of its tree
-//! without `.git` (`<root>/<id>/workspace`, mounted at `/workspace`). Commands run inside
+//! A session is a checkout of one commit of a repository, made by hardened host-side git once
+//! per (repository, commit) and shared read-only by the sessions of that commit
+//! (`<root>/.cache`, linked as `<root>/<id>/source`, mounted read-only at `/repo`), and a
+//! writable copy of its tree without `.git` (`<root>/<id>/workspace`, mounted at
+//! `/workspace`). Commands run inside
 //! bubblewrap as an unprivileged user in fresh namespaces, under a seccomp filter
 //! ([`denied_syscalls`]), in a cgroup with CPU, memory and process limits ([`Limits`]), with
 //! file-size, `/tmp` and workspace-size limits, and a hard timeout (SIGTERM, then SIGKILL of
@@ -22,7 +24,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,11 +34,13 @@ use uuid::Uuid;
 
 mod cgroup;
 mod changes;
+mod checkout;
 mod egress;
 mod error;
 mod exec;
 mod git;
 mod image;
+mod launcher;
 mod paths;
 mod search;
 mod seccomp;
@@ -84,6 +87,9 @@ pub struct SandboxConfig {
     pub term_grace: Duration,
     /// The way out to package registries; `None` (the default) is no network at all.
     pub egress: Option<EgressConfig>,
+    /// Sandbox launchers kept ready (each already in its cgroup), so a command starts
+    /// without waiting for a shell and a cgroup join; 0 makes each when needed.
+    pub warm_launchers: usize,
 }
 
 /// Egress through the sandbox's proxy.
@@ -101,7 +107,7 @@ pub const EGRESS_PROXY_PORT: u16 = 3128;
 impl SandboxConfig {
     /// The defaults (`/usr/bin/bwrap`, 15 min default and 1 h maximum timeout, 1 MiB of
     /// output, [`Limits::default`] enforced through `/sys/fs/cgroup`, 5 s between SIGTERM and
-    /// SIGKILL) with sessions under `root`.
+    /// SIGKILL, 2 warm launchers) with sessions under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -113,6 +119,7 @@ impl SandboxConfig {
             cgroup_root: Some(PathBuf::from("/sys/fs/cgroup")),
             term_grace: Duration::from_secs(5),
             egress: None,
+            warm_launchers: 2,
         }
     }
 }
@@ -196,12 +203,10 @@ struct Inner {
     config: SandboxConfig,
     /// Canonical session root.
     root: PathBuf,
-    /// bubblewrap arguments every command shares.
-    base_args: Vec<OsString>,
-    /// The seccomp program every command runs under.
-    seccomp: Vec<u8>,
-    /// Where each command's cgroup is made; `None` when limits are not enforced.
-    cgroups: Option<cgroup::Hierarchy>,
+    /// The checkouts sessions are made from.
+    checkouts: checkout::Checkouts,
+    /// The launchers commands start through (their cgroups, seccomp and base arguments).
+    launchers: Arc<launcher::Launchers>,
     /// The egress proxy, its socket and the relay, when egress is on.
     egress: Option<(EgressProxy, exec::EgressPaths)>,
     /// Per session, flipped to `true` when it is destroyed so running commands are killed.
@@ -247,10 +252,14 @@ impl Sandbox {
             )));
         }
         session::sweep(&root);
+        let checkouts = checkout::Checkouts::open(&root)?;
         let base_args = exec::base_args(limits);
-        let seccomp = seccomp::program()?;
+        let seccomp_file = seccomp::write_program(&root)?;
         let cgroups = match &config.cgroup_root {
-            Some(cgroup_root) => Some(cgroup::Hierarchy::detect(cgroup_root)?),
+            Some(cgroup_root) => Some(cgroup::Hierarchy::detect(
+                cgroup_root,
+                &checkout::key(root.as_os_str().as_encoded_bytes()),
+            )?),
             None => {
                 tracing::warn!(
                     "cgroups disabled: commands run without CPU, memory and process limits"
@@ -258,17 +267,18 @@ impl Sandbox {
                 None
             }
         };
-        // The readiness probe: a sandbox exactly like the real ones, in a cgroup like theirs.
-        let group = match &cgroups {
-            Some(cgroups) => Some(cgroups.create(&format!("probe-{}", Uuid::new_v4()), limits)?),
-            None => None,
+        // The readiness probe, before any launcher is kept ready: a sandbox exactly like the
+        // real ones, in a cgroup like theirs.
+        let spec = launcher::LaunchSpec {
+            bwrap: config.bwrap.clone(),
+            base: base_args,
+            seccomp_file,
+            cgroups,
+            limits: limits.clone(),
         };
-        let probed = exec::probe(&config.bwrap, &base_args, &seccomp, group.as_ref(), limits).await;
-        if let Some(group) = group {
-            group.kill_all();
-            group.remove();
-        }
-        probed?;
+        let launchers = launcher::Launchers::new(spec, config.warm_launchers);
+        exec::probe(&config.bwrap, &launchers).await?;
+        launchers.refill();
         let egress = match &config.egress {
             Some(egress) => {
                 if !egress.relay.is_file() {
@@ -294,9 +304,8 @@ impl Sandbox {
             inner: Arc::new(Inner {
                 config,
                 root,
-                base_args,
-                seccomp,
-                cgroups,
+                checkouts,
+                launchers,
                 egress,
                 cancels: Mutex::default(),
             }),
@@ -325,7 +334,14 @@ impl Sandbox {
         commit_sha: &str,
         image: &str,
     ) -> Result<SessionInfo> {
-        let meta = session::create(&self.inner.root, repo_url, commit_sha, image).await?;
+        let meta = session::create(
+            &self.inner.root,
+            &self.inner.checkouts,
+            repo_url,
+            commit_sha,
+            image,
+        )
+        .await?;
         Ok(SessionInfo {
             session_id: meta.id,
             image: meta.image,
@@ -360,19 +376,10 @@ impl Sandbox {
         })
         .await?;
         let cancel = self.cancel_receiver(meta.id);
-        let exec_id = Uuid::new_v4();
-        let group = match &self.inner.cgroups {
-            Some(cgroups) => {
-                let cgroups = cgroups.clone();
-                let limits = self.inner.config.limits.clone();
-                Some(blocking(move || cgroups.create(&exec_id.to_string(), &limits)).await?)
-            }
-            None => None,
-        };
-        tracing::info!(session = %meta.id, exec = %exec_id, command = %spec.command, cwd = %cwd, ?timeout, "exec");
+        let launcher = self.inner.launchers.take().await?;
+        tracing::info!(session = %meta.id, command = %spec.command, cwd = %cwd, ?timeout, "exec");
         exec::spawn(exec::Launch {
-            bwrap: &self.inner.config.bwrap,
-            base: &self.inner.base_args,
+            launcher,
             source: dirs.source,
             workspace: dirs.workspace,
             cwd,
@@ -380,12 +387,11 @@ impl Sandbox {
             timeout,
             output_cap: self.inner.config.output_cap_bytes,
             cancel,
-            seccomp: &self.inner.seccomp,
-            group,
             limits: &self.inner.config.limits,
             term_grace: self.inner.config.term_grace,
             egress: self.inner.egress.as_ref().map(|(_, paths)| paths),
         })
+        .await
     }
 
     /// Reads a file of the workspace (at most [`MAX_READ_BYTES`]).
@@ -453,14 +459,15 @@ impl Sandbox {
         blocking(move || changes::changes(&dirs.source, &Workspace::open(&dirs.workspace)?)).await
     }
 
-    /// Kills the session's running commands and removes it from disk.
+    /// Kills the session's running commands and removes it: unusable when this returns, its
+    /// files removed in the background.
     pub async fn destroy_session(&self, session_id: &str) -> Result<()> {
         let id = session::parse_id(session_id)?;
         let sender = self.cancels().remove(&id);
         if let Some(sender) = sender {
             let _ = sender.send(true);
         }
-        session::destroy(&self.inner.root, session_id).await?;
+        session::destroy(&self.inner.root, session_id)?;
         Ok(())
     }
 

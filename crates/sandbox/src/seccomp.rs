@@ -14,6 +14,8 @@
 //! `clone`, whose flags it can. A call from another architecture's ABI (32-bit `int 0x80`,
 //! x32) kills the process: its numbers mean other calls, which a deny list cannot vouch for.
 
+use std::path::{Path, PathBuf};
+
 use crate::{Error, Result};
 
 /// `struct seccomp_data` offsets: the syscall number, the audit architecture, argument `n`
@@ -274,6 +276,33 @@ pub(crate) fn program() -> Result<Vec<u8>> {
         "no seccomp filter is defined for the {} architecture",
         std::env::consts::ARCH
     )))
+}
+
+/// Writes [`program`] to `<dir>/.seccomp-<hash of the program>.bpf`, read-only and replaced
+/// atomically, and returns its path: each sandbox's launcher opens its own descriptor on it,
+/// and no sandbox sees the directory.
+pub(crate) fn write_program(dir: &Path) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let program = program()?;
+    let path = dir.join(format!(".seccomp-{}.bpf", crate::checkout::key(&program)));
+    let temporary = dir.join(format!(".seccomp-{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(&program))
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(Error::Io {
+            action: "write the seccomp filter",
+            path,
+            source,
+        });
+    }
+    Ok(path)
 }
 
 /// Resolves labels to forward jump offsets and encodes the instructions.

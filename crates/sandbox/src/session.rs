@@ -1,9 +1,12 @@
-//! Sessions on disk: `<root>/<id>/{session.json, source/, workspace/}`.
+//! Sessions on disk: `<root>/<id>/{session.json, source, workspace/}`, where `source` links to
+//! the shared read-only checkout of [`crate::checkout`] and `workspace` is the session's own
+//! copy of its tree.
 //!
 //! A session is found by its directory alone, so a restarted service serves the sessions it
 //! made before. A session is built in a staging directory and renamed into place when
-//! complete, and renamed away before it is removed: a half-made or half-removed session is
-//! never visible under its id.
+//! complete, and renamed away before it is removed (in the background: the id is unusable as
+//! soon as the rename is done): a half-made or half-removed session is never visible under
+//! its id, and a restart sweeps what a crash left half-made or half-removed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,12 +14,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Error, Result, git, image};
+use crate::checkout::Checkouts;
+use crate::{Error, Result, image};
 
 /// Name of the metadata file in a session directory.
 const META_FILE: &str = "session.json";
-/// Prefix of directories holding a session being made.
-const STAGING_PREFIX: &str = ".staging-";
+/// Prefix of directories holding a session (or checkout) being made.
+pub(crate) const STAGING_PREFIX: &str = ".staging-";
 /// Prefix of directories holding a session being removed.
 const TRASH_PREFIX: &str = ".trash-";
 
@@ -33,7 +37,7 @@ pub(crate) struct SessionMeta {
 /// A session's directories.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionDirs {
-    /// The checkout, `.git` included; mounted read-only at `/repo`.
+    /// The checkout, `.git` included (a link to the shared one); mounted read-only at `/repo`.
     pub(crate) source: PathBuf,
     /// The writable copy; mounted at `/workspace`.
     pub(crate) workspace: PathBuf,
@@ -115,9 +119,10 @@ pub(crate) fn validate_commit_sha(sha: &str) -> Result<String> {
     Ok(sha.to_ascii_lowercase())
 }
 
-/// Clones `repo_url` at `commit_sha` into a new session under `root`.
+/// Makes a new session under `root` of `commit_sha` of `repo_url`, from the checkout cache.
 pub(crate) async fn create(
     root: &Path,
+    checkouts: &Checkouts,
     repo_url: &str,
     commit_sha: &str,
     requested_image: &str,
@@ -131,7 +136,7 @@ pub(crate) async fn create(
     let id = Uuid::new_v4();
     let staging = root.join(format!("{STAGING_PREFIX}{id}"));
     fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
-    let made = populate(&staging, id, repo_url, &sha, requested_image).await;
+    let made = populate(&staging, checkouts, id, repo_url, &sha, requested_image).await;
     let meta = match made {
         Ok(meta) => meta,
         Err(error) => {
@@ -154,55 +159,14 @@ pub(crate) async fn create(
 
 async fn populate(
     staging: &Path,
+    checkouts: &Checkouts,
     id: Uuid,
     repo_url: &str,
     sha: &str,
     requested_image: &str,
 ) -> Result<SessionMeta> {
     let dirs = SessionDirs::new(staging);
-    let clone = git::run(
-        None,
-        [
-            "clone".as_ref(),
-            "--no-checkout".as_ref(),
-            "--no-hardlinks".as_ref(),
-            "--quiet".as_ref(),
-            "--".as_ref(),
-            repo_url.as_ref(),
-            dirs.source.as_os_str(),
-        ],
-    )
-    .await?;
-    if !clone.status.success() {
-        return Err(Error::Clone {
-            url: repo_url.to_owned(),
-            detail: git::detail(&clone),
-        });
-    }
-    let spec = format!("{sha}^{{commit}}");
-    let resolved = git::run(
-        Some(&dirs.source),
-        ["rev-parse", "--verify", "--quiet", spec.as_str()],
-    )
-    .await?;
-    if !resolved.status.success() {
-        return Err(Error::CommitNotFound {
-            url: repo_url.to_owned(),
-            sha: sha.to_owned(),
-        });
-    }
-    let full_sha = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
-    let checkout = git::run(
-        Some(&dirs.source),
-        ["checkout", "--quiet", "--detach", full_sha.as_str()],
-    )
-    .await?;
-    if !checkout.status.success() {
-        return Err(Error::Git {
-            action: "checkout",
-            detail: git::detail(&checkout),
-        });
-    }
+    let full_sha = checkouts.link(repo_url, sha, &dirs.source).await?;
     let (source, workspace) = (dirs.source.clone(), dirs.workspace.clone());
     tokio::task::spawn_blocking(move || copy_tree(&source, &workspace, /*top*/ true))
         .await
@@ -249,8 +213,8 @@ fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
     Ok(())
 }
 
-/// Removes the session `id` under `root`.
-pub(crate) async fn destroy(root: &Path, id: &str) -> Result<Uuid> {
+/// Makes the session `id` under `root` unusable at once and removes it in the background.
+pub(crate) fn destroy(root: &Path, id: &str) -> Result<Uuid> {
     let id = parse_id(id)?;
     let dir = root.join(id.to_string());
     if !dir.join(META_FILE).exists() {
@@ -271,10 +235,13 @@ pub(crate) async fn destroy(root: &Path, id: &str) -> Result<Uuid> {
             });
         }
     }
-    let removed = tokio::task::spawn_blocking(move || remove_tree(&trash))
-        .await
-        .map_err(Error::Task)?;
-    removed?;
+    // The caller does not wait for the files to go; a crash before they are gone leaves a
+    // `.trash-` directory that the next start sweeps.
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = remove_tree(&trash) {
+            tracing::warn!(session = %id, error = %error.chain(), "cannot remove a destroyed session");
+        }
+    });
     tracing::info!(session = %id, "session destroyed");
     Ok(id)
 }
@@ -294,7 +261,8 @@ pub(crate) fn sweep(root: &Path) {
     }
 }
 
-async fn remove_tree_blocking(path: PathBuf) {
+/// Removes a tree on a blocking thread, logging what cannot be removed.
+pub(crate) async fn remove_tree_blocking(path: PathBuf) {
     let removed = tokio::task::spawn_blocking(move || remove_tree(&path)).await;
     match removed {
         Ok(Ok(())) => {}
@@ -305,7 +273,7 @@ async fn remove_tree_blocking(path: PathBuf) {
 
 /// Removes a directory tree, making directories writable first when a sandboxed command left
 /// some read-only.
-fn remove_tree(path: &Path) -> Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     if fs::remove_dir_all(path).is_ok() {
         return Ok(());
     }

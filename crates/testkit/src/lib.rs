@@ -6,6 +6,10 @@
 //! events (`chat.completion.chunk` deltas, tool-call argument pieces, `data: [DONE]`). Past the
 //! end of the script it answers 500 `script exhausted`. Every request body is recorded.
 //!
+//! The same server answers `POST /v1/embeddings` with deterministic vectors built from word
+//! concepts the test names ([`ScriptedModel::set_embedding_concepts`]), and can be told to
+//! fail those requests ([`ScriptedModel::fail_embeddings`]).
+//!
 //! The platform cannot tell it from a real endpoint: the product's HTTP client talks to it
 //! unchanged. Scripts are serde, so a script can be a JSON file (see `cap-scripted-model`).
 
@@ -26,6 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+mod embeddings;
+pub use embeddings::HASHED_DIMENSIONS;
+pub mod git;
 
 /// One answer of the script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +152,7 @@ struct ScriptState {
     steps: Mutex<VecDeque<ScriptStep>>,
     requests: Mutex<Vec<Value>>,
     answered: AtomicUsize,
+    embeddings: embeddings::EmbeddingState,
 }
 
 impl ScriptState {
@@ -231,6 +240,26 @@ impl ScriptedModel {
         }
     }
 
+    /// Embeds with one dimension per concept (a list of words); see the `embeddings` module.
+    pub fn set_embedding_concepts(&self, concepts: &[&[&str]]) {
+        self.state.embeddings.set_concepts(
+            concepts
+                .iter()
+                .map(|words| words.iter().map(|w| w.to_lowercase()).collect())
+                .collect(),
+        );
+    }
+
+    /// Makes every later embeddings request answer HTTP `status` (`None`: answer again).
+    pub fn fail_embeddings(&self, status: Option<u16>) {
+        self.state.embeddings.set_failure(status);
+    }
+
+    /// The inputs of every embeddings request received so far, one list per request.
+    pub fn embedding_inputs(&self) -> Vec<Vec<String>> {
+        self.state.embeddings.inputs()
+    }
+
     /// Steps not played yet.
     pub fn remaining(&self) -> usize {
         self.state
@@ -258,6 +287,7 @@ pub async fn serve_script(listener: TcpListener, script: Vec<ScriptStep>) -> any
 fn router(state: Arc<ScriptState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .with_state(state)
 }
 

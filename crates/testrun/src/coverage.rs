@@ -1,6 +1,7 @@
 //! Coverage before and after a change: measuring it in the sandbox (coverage.py for pytest,
-//! `go test -coverprofile` for Go, Vitest's lcov), parsing the tools' machine formats, the
-//! per-file and overall delta, and the repository's threshold (FR-006).
+//! `go test -coverprofile` for Go, Vitest's and Jest's lcov, the JaCoCo agent for Maven),
+//! parsing the tools' machine formats, the per-file and overall delta, and the repository's
+//! threshold (FR-006).
 //!
 //! "Before" is measured on a copy of the session's base checkout (`/repo`, read-only),
 //! "after" in `/workspace`, so both come from the same sandbox session.
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::plan::{Framework, TestPlan, shell_quote};
+use crate::run::runner_env;
 use crate::{Error, Result};
 
 /// Lines (statements for Go and coverage.py) of one file.
@@ -299,6 +301,82 @@ pub fn parse_lcov(text: &str) -> Result<Coverage> {
     Ok(Coverage { files })
 }
 
+/// Where Maven keeps a module's main sources, relative to the module.
+const MAVEN_SOURCES: &str = "src/main/java";
+
+/// Parses JaCoCo's XML report: the `LINE` counter of each `<sourcefile>`. A file's path is
+/// `<module>/src/main/java/<package>/<file>`, the module being the name of the `<group>` it
+/// is in (this crate's report names groups by module directory; `.` and no group mean the
+/// repository's root).
+pub fn parse_jacoco_xml(xml: &str) -> Result<Coverage> {
+    let malformed = |reason: String| Error::MalformedCoverage {
+        format: "JaCoCo XML",
+        reason,
+    };
+    // JaCoCo always writes a DOCTYPE naming its DTD; roxmltree never loads external DTDs
+    // and bounds entity expansion.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(xml, options)
+        .map_err(|source| malformed(source.to_string()))?;
+    let root = doc.root_element();
+    if !root.has_tag_name("report") {
+        return Err(malformed(format!(
+            "the root element is <{}>, not <report>",
+            root.tag_name().name()
+        )));
+    }
+    let mut files = BTreeMap::new();
+    for source in root.descendants().filter(|n| n.has_tag_name("sourcefile")) {
+        let name = source
+            .attribute("name")
+            .ok_or_else(|| malformed("a <sourcefile> without a name".to_owned()))?;
+        let package = source
+            .parent_element()
+            .filter(|p| p.has_tag_name("package"))
+            .and_then(|p| p.attribute("name"))
+            .ok_or_else(|| malformed(format!("<sourcefile name={name:?}> outside a <package>")))?;
+        let module = source
+            .ancestors()
+            .find(|n| n.has_tag_name("group"))
+            .and_then(|g| g.attribute("name"))
+            .map(|m| m.trim_start_matches("./").trim_end_matches('/'))
+            .filter(|m| !m.is_empty() && *m != ".");
+        let Some(lines) = source
+            .children()
+            .find(|c| c.has_tag_name("counter") && c.attribute("type") == Some("LINE"))
+        else {
+            // A source file without executable lines (an interface of constants).
+            continue;
+        };
+        let count = |attribute: &str| -> Result<u64> {
+            lines
+                .attribute(attribute)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| malformed(format!("{name}: unreadable LINE {attribute}")))
+        };
+        let (missed, covered) = (count("missed")?, count("covered")?);
+        let mut path = module.map_or_else(String::new, |m| format!("{m}/"));
+        path.push_str(MAVEN_SOURCES);
+        path.push('/');
+        if !package.is_empty() {
+            path.push_str(package);
+            path.push('/');
+        }
+        path.push_str(name);
+        files.insert(
+            path,
+            FileCoverage {
+                covered,
+                total: covered.saturating_add(missed),
+            },
+        );
+    }
+    Ok(Coverage { files })
+}
+
 fn relative(path: &str) -> String {
     let path = path
         .strip_prefix("/workspace/")
@@ -310,8 +388,9 @@ fn relative(path: &str) -> String {
 /// The repository's coverage threshold (overall percent) from its files: coverage.py's
 /// `fail_under` (`pyproject.toml`, `.coveragerc`, `setup.cfg`, `tox.ini`), Jest's
 /// `coverageThreshold.global.lines` in `package.json`, `lines` of c8's or nyc's
-/// configuration (`.c8rc.json`, `.nycrc.json`, `.nycrc`), or `threshold: total:` of
-/// `.testcoverage.yml` (Go). `contents` maps root file names to their text.
+/// configuration (`.c8rc.json`, `.nycrc.json`, `.nycrc`), the `LINE` `COVEREDRATIO` minimum
+/// of the jacoco-maven-plugin in `pom.xml`, or `threshold: total:` of `.testcoverage.yml`
+/// (Go). `contents` maps root file names to their text.
 pub fn threshold_from_files(contents: &HashMap<String, String>) -> Option<f64> {
     for name in ["pyproject.toml", ".coveragerc", "setup.cfg", "tox.ini"] {
         let Some(text) = contents.get(name) else {
@@ -346,6 +425,9 @@ pub fn threshold_from_files(contents: &HashMap<String, String>) -> Option<f64> {
             return Some(lines);
         }
     }
+    if let Some(value) = contents.get("pom.xml").and_then(|pom| jacoco_minimum(pom)) {
+        return Some(value);
+    }
     if let Some(text) = contents.get(".testcoverage.yml") {
         let mut in_threshold = false;
         for line in text.lines() {
@@ -364,6 +446,36 @@ pub fn threshold_from_files(contents: &HashMap<String, String>) -> Option<f64> {
     None
 }
 
+/// The `LINE` `COVEREDRATIO` minimum of the jacoco-maven-plugin's rules in a `pom.xml`,
+/// in percent (`0.80` and `80%` are both 80).
+fn jacoco_minimum(pom: &str) -> Option<f64> {
+    let doc = roxmltree::Document::parse(pom).ok()?;
+    let text = |node: roxmltree::Node<'_, '_>, tag: &str| {
+        node.children()
+            .find(|c| c.has_tag_name(tag))
+            .and_then(|c| c.text())
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    doc.descendants()
+        .filter(|n| n.has_tag_name("plugin"))
+        .filter(|plugin| text(*plugin, "artifactId").as_deref() == Some("jacoco-maven-plugin"))
+        .flat_map(|plugin| plugin.descendants().filter(|n| n.has_tag_name("limit")))
+        .find_map(|limit| {
+            if text(limit, "counter").as_deref() != Some("LINE")
+                || text(limit, "value").as_deref() != Some("COVEREDRATIO")
+            {
+                return None;
+            }
+            let minimum = text(limit, "minimum")?;
+            if let Some(percent) = minimum.strip_suffix('%') {
+                return parse_percent(percent);
+            }
+            let percent = round2(minimum.parse::<f64>().ok()? * 100.0);
+            (0.0..=100.0).contains(&percent).then_some(percent)
+        })
+}
+
 fn parse_percent(text: &str) -> Option<f64> {
     let value: f64 = text
         .split('#')
@@ -376,7 +488,7 @@ fn parse_percent(text: &str) -> Option<f64> {
 }
 
 /// The root files [`threshold_from_files`] reads.
-pub const THRESHOLD_FILES: [&str; 9] = [
+pub const THRESHOLD_FILES: [&str; 10] = [
     "pyproject.toml",
     ".coveragerc",
     "setup.cfg",
@@ -385,6 +497,7 @@ pub const THRESHOLD_FILES: [&str; 9] = [
     ".c8rc.json",
     ".nycrc.json",
     ".nycrc",
+    "pom.xml",
     ".testcoverage.yml",
 ];
 
@@ -453,9 +566,38 @@ fn coverage_command(framework: Framework, report: &str) -> Option<String> {
              --coverage.reportOnFailure=true --coverage.reportsDirectory=/tmp/cap-coverage-lcov \
              >/dev/null 2>&1; cp /tmp/cap-coverage-lcov/lcov.info {report} 2>/dev/null"
         ),
+        Framework::Jest => format!(
+            "rm -rf /tmp/cap-coverage-lcov; ./node_modules/.bin/jest --coverage \
+             --coverageReporters=lcov --coverageDirectory=/tmp/cap-coverage-lcov \
+             >/dev/null 2>&1; cp /tmp/cap-coverage-lcov/lcov.info {report} 2>/dev/null"
+        ),
+        // The agent comes in through surefire's `argLine`, which replaces a pom's own for the
+        // measurement.
+        Framework::Maven => format!(
+            "rm -rf {JACOCO_DIR} && mkdir -p {JACOCO_DIR} && \
+             (cd {JACOCO_DIR} && jar xf /usr/share/java/org.jacoco.agent.jar jacocoagent.jar) \
+             && cat > {JACOCO_DIR}/CapJacocoReport.java <<'CAP_JACOCO_EOF'\n\
+             {JACOCO_REPORT_JAVA}CAP_JACOCO_EOF\n\
+             mvn -q -o test -Dmaven.test.failure.ignore=true \
+             -DargLine=-javaagent:{JACOCO_DIR}/jacocoagent.jar=destfile={JACOCO_DIR}/jacoco.exec \
+             >/dev/null 2>&1; java -cp {JACOCO_CLASSPATH} {JACOCO_DIR}/CapJacocoReport.java \
+             {JACOCO_DIR}/jacoco.exec {report} $(find . -path '*/target/classes' -type d \
+             -prune | sed 's#/target/classes$##') >/dev/null 2>&1"
+        ),
         _ => return None,
     })
 }
+
+/// Scratch directory of a JaCoCo measurement.
+const JACOCO_DIR: &str = "/tmp/cap-jacoco";
+
+/// The system's JaCoCo (Debian's `libjacoco-java`) and the ASM it is built on.
+const JACOCO_CLASSPATH: &str = "/usr/share/java/org.jacoco.core.jar:\
+    /usr/share/java/org.jacoco.report.jar:/usr/share/java/asm.jar:\
+    /usr/share/java/asm-commons.jar:/usr/share/java/asm-tree.jar";
+
+/// Writes the XML report of JaCoCo's execution data, run by `java` as a single source file.
+const JACOCO_REPORT_JAVA: &str = include_str!("CapJacocoReport.java");
 
 /// Measures the coverage of `plan`'s tests on `tree`. `Ok(None)` when the crate has no way
 /// to measure coverage for that runner; an error when the measurement left no readable
@@ -487,27 +629,26 @@ pub async fn measure(
              ln -s /workspace/node_modules node_modules; }}"
         ),
     };
-    let reduce = if plan.framework == Framework::Pytest {
-        // Only the summaries: the full report lists every line and can outgrow the output cap.
-        " | python3 -c 'import json,sys; d=json.load(sys.stdin); \
-         print(json.dumps({\"files\": {p: {\"summary\": f[\"summary\"]} \
-         for p, f in d[\"files\"].items()}}))'"
-            .to_owned()
-    } else {
-        String::new()
+    // Only the summaries: the full reports list every line and can outgrow the output cap.
+    let reduce = match plan.framework {
+        Framework::Pytest => {
+            " | python3 -c 'import json,sys; d=json.load(sys.stdin); \
+             print(json.dumps({\"files\": {p: {\"summary\": f[\"summary\"]} \
+             for p, f in d[\"files\"].items()}}))'"
+        }
+        Framework::Maven => {
+            " | sed -e 's#<line [^>]*/>##g' \
+             -e 's#<method [^>]*>\\(<counter [^>]*/>\\)*</method>##g' \
+             -e 's#<class [^>]*>\\(<counter [^>]*/>\\)*</class>##g'"
+        }
+        _ => "",
     };
     let script = format!(
         "{enter} || exit 3\n{command}\nprintf '\\n%s\\n' {marker}\n\
          [ -f {report} ] || exit 4\ncat {report}{reduce}\n"
     );
     let timeout_seconds = u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX);
-    let env = HashMap::from([
-        ("CI".to_owned(), "true".to_owned()),
-        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
-        ("NO_COLOR".to_owned(), "1".to_owned()),
-        ("GOPROXY".to_owned(), "off".to_owned()),
-        ("GOTOOLCHAIN".to_owned(), "local".to_owned()),
-    ]);
+    let env = runner_env(plan.framework);
     let request = ExecRequest {
         session_id: session_id.to_owned(),
         command: script,
@@ -545,6 +686,7 @@ pub async fn measure(
     let mut coverage = match plan.framework {
         Framework::Pytest => parse_coverage_py_json(text)?,
         Framework::GoTest => parse_go_coverprofile(text)?,
+        Framework::Maven => parse_jacoco_xml(text)?,
         _ => parse_lcov(text)?,
     };
     // Files outside the tree (the runner's own code, when the repository does not limit

@@ -170,8 +170,112 @@ fn thresholds_from_the_repositorys_files() {
         of(".c8rc.json", r#"{"check-coverage": true, "lines": 85}"#),
         Some(85.0)
     );
+    let pom = |limit: &str| {
+        format!(
+            "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><build><plugins><plugin>\
+             <groupId>org.jacoco</groupId><artifactId>jacoco-maven-plugin</artifactId>\
+             <executions><execution><configuration><rules><rule><limits>{limit}</limits>\
+             </rule></rules></configuration></execution></executions></plugin></plugins>\
+             </build></project>"
+        )
+    };
+    let limit = |counter: &str, value: &str, minimum: &str| {
+        format!(
+            "<limit><counter>{counter}</counter><value>{value}</value>\
+             <minimum>{minimum}</minimum></limit>"
+        )
+    };
+    let line_ratio = limit("LINE", "COVEREDRATIO", " 0.80 ");
+    assert_eq!(of("pom.xml", &pom(&line_ratio)), Some(80.0));
+    let percent = limit("LINE", "COVEREDRATIO", "75%");
+    assert_eq!(of("pom.xml", &pom(&percent)), Some(75.0));
+    // Other counters and values are not the overall line coverage.
+    let branches = limit("BRANCH", "COVEREDRATIO", "0.9");
+    assert_eq!(of("pom.xml", &pom(&branches)), None);
+    let missed = limit("LINE", "MISSEDCOUNT", "3");
+    assert_eq!(
+        of("pom.xml", &pom(&format!("{missed}{line_ratio}"))),
+        Some(80.0)
+    );
+    assert_eq!(
+        of("pom.xml", &pom(&limit("LINE", "COVEREDRATIO", "1.5"))),
+        None
+    );
+    assert_eq!(
+        of(
+            "pom.xml",
+            &pom(&line_ratio).replace("jacoco-maven-plugin", "other-plugin")
+        ),
+        None
+    );
+    assert_eq!(of("pom.xml", "<project>"), None);
     assert_eq!(of("pyproject.toml", "fail_under = 180\n"), None);
     assert_eq!(of("pyproject.toml", "fail_under = lots\n"), None);
     assert_eq!(of("package.json", "not json"), None);
     assert_eq!(of("README.md", "fail_under = 80"), None);
+}
+
+/// JaCoCo's report as `CapJacocoReport.java` writes it (one group per module), with the
+/// per-line, per-method and per-class elements the measurement strips.
+const JACOCO_XML: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<!DOCTYPE report PUBLIC "-//JACOCO//DTD Report 1.1//EN" "report.dtd">
+<report name="modules"><sessioninfo id="vm" start="1" dump="2"/>
+  <group name="."><package name="calc">
+    <sourcefile name="Calculator.java">
+      <counter type="INSTRUCTION" missed="9" covered="8"/>
+      <counter type="LINE" missed="3" covered="2"/>
+    </sourcefile>
+    <sourcefile name="Constants.java"><counter type="CLASS" missed="0" covered="1"/></sourcefile>
+    <counter type="LINE" missed="3" covered="2"/>
+  </package></group>
+  <group name="./core"><package name="">
+    <sourcefile name="Main.java"><counter type="LINE" missed="0" covered="4"/></sourcefile>
+  </package></group>
+</report>"#;
+
+#[test]
+fn jacoco_line_counters_per_source_file() {
+    let coverage = parse_jacoco_xml(JACOCO_XML).unwrap();
+    assert_eq!(
+        coverage,
+        cov(&[
+            ("core/src/main/java/Main.java", 4, 4),
+            ("src/main/java/calc/Calculator.java", 2, 5),
+        ])
+    );
+    // The plugin's own report: no groups, the root module.
+    let plugin = r#"<report name="calculator"><package name="a/b"><sourcefile name="C.java">
+        <counter type="LINE" missed="1" covered="1"/></sourcefile></package></report>"#;
+    assert_eq!(
+        parse_jacoco_xml(plugin).unwrap(),
+        cov(&[("src/main/java/a/b/C.java", 1, 2)])
+    );
+}
+
+#[test]
+fn malformed_jacoco_reports_are_categorised_errors() {
+    let reason = |xml: &str| match parse_jacoco_xml(xml) {
+        Err(Error::MalformedCoverage { format, reason }) => {
+            assert_eq!(format, "JaCoCo XML");
+            reason
+        }
+        other => panic!("{other:?}"),
+    };
+    // Not XML at all: roxmltree's reason.
+    assert!(!reason("<report><package").is_empty());
+    assert_eq!(
+        reason("<testsuite/>"),
+        "the root element is <testsuite>, not <report>"
+    );
+    assert_eq!(
+        reason(r#"<report><sourcefile name="A.java"/></report>"#),
+        r#"<sourcefile name="A.java"> outside a <package>"#
+    );
+    assert_eq!(
+        reason(
+            r#"<report><package name="p"><sourcefile name="A.java">
+            <counter type="LINE" missed="x" covered="1"/></sourcefile></package></report>"#
+        ),
+        "A.java: unreadable LINE missed"
+    );
 }

@@ -241,7 +241,7 @@ fn has_section(text: &str, section: &str) -> bool {
         .any(|line| line.trim_start().starts_with(section))
 }
 
-/// The runner a `package.json` names: Vitest or Jest when its `test` script or its
+/// The runner a `package.json` names: Vitest, Jest or Mocha when its `test` script or its
 /// dependencies name them, node's own runner when the script is `node --test`, else `npm
 /// test` when there is a real `test` script (not `npm init`'s "no test specified").
 fn node_framework(text: &str) -> Option<Framework> {
@@ -270,6 +270,9 @@ fn node_framework(text: &str) -> Option<Framework> {
     }
     if script_runs("jest") || (script.is_none() && depends_on("jest")) {
         return Some(Framework::Jest);
+    }
+    if script_runs("mocha") || (script.is_none() && depends_on("mocha")) {
+        return Some(Framework::Mocha);
     }
     match script {
         Some(script) if script.starts_with("node --test") => Some(Framework::NodeRunner),

@@ -295,7 +295,19 @@ fn node_runners_come_from_the_script_or_the_dependencies() {
             r#"{"scripts":{"test":"node --test test/"}}"#,
             Some(Framework::NodeRunner),
         ),
-        (r#"{"scripts":{"test":"mocha"}}"#, Some(Framework::NodeTest)),
+        (r#"{"scripts":{"test":"mocha"}}"#, Some(Framework::Mocha)),
+        (
+            r#"{"scripts":{"test":"nyc mocha --recursive"}}"#,
+            Some(Framework::Mocha),
+        ),
+        (
+            r#"{"devDependencies":{"mocha":"10"}}"#,
+            Some(Framework::Mocha),
+        ),
+        (
+            r#"{"scripts":{"test":"make check"},"devDependencies":{"mocha":"10"}}"#,
+            Some(Framework::NodeTest),
+        ),
         (
             r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#,
             None,

@@ -99,7 +99,7 @@ pub fn parse_jest_json(json: &str) -> Result<Vec<TestCase>> {
     Ok(cases)
 }
 
-fn relative(path: &str) -> String {
+pub(crate) fn relative(path: &str) -> String {
     path.strip_prefix("/workspace/").unwrap_or(path).to_owned()
 }
 

@@ -3,7 +3,8 @@
 //! Everything goes through the sandbox service's RPCs: detection lists and reads the
 //! workspace ([`detect`]), running streams one `Exec` ([`run`]). Results come from the
 //! runners' machine formats, never from their console text: JUnit XML for pytest, Maven
-//! (surefire), Gradle and node's test runner, Jest's JSON for Jest and Vitest, `go test -json`
+//! (surefire), Gradle and node's test runner, Jest's JSON for Jest and Vitest, Mocha's JSON,
+//! `go test -json`
 //! for Go. Runners without a machine format (npm,
 //! unittest, a custom command) are judged by their exit code alone.
 //!
@@ -17,6 +18,7 @@ mod gotest;
 mod jestjson;
 mod junit;
 pub mod lint;
+mod mochajson;
 mod plan;
 mod run;
 
@@ -26,6 +28,7 @@ pub use detect::{detect, detect_from_files, files_to_read};
 pub use gotest::parse_go_test_json;
 pub use jestjson::parse_jest_json;
 pub use junit::parse_junit_xml;
+pub use mochajson::parse_mocha_json;
 pub use plan::{Framework, TestPlan};
 pub use run::{RegressionProof, prove_regression, run, run_detailed};
 
@@ -86,8 +89,8 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A Jest/Vitest JSON report that is not valid JSON of the expected shape.
-    #[error("malformed Jest/Vitest JSON report")]
+    /// A Jest, Vitest or Mocha JSON report that is not valid JSON of the expected shape.
+    #[error("malformed Jest/Vitest/Mocha JSON report")]
     MalformedJson(#[source] serde_json::Error),
 }
 

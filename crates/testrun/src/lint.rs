@@ -82,6 +82,11 @@ impl LintTool {
         )
     }
 
+    /// Whether the tool looks at `path` (by its extension).
+    pub fn handles(self, path: &str) -> bool {
+        self.extensions().iter().any(|ext| path.ends_with(ext))
+    }
+
     /// The file extensions the tool looks at.
     fn extensions(self) -> &'static [&'static str] {
         match self {
@@ -111,8 +116,9 @@ impl LintTool {
             ),
             Self::Mypy => (
                 format!(
+                    // `--no-incremental` alone still writes `.mypy_cache` into the workspace.
                     "python3 -m mypy --no-error-summary --no-color-output --show-column-numbers \
-                     --no-incremental -- {files}"
+                     --no-incremental --cache-dir=/dev/null -- {files}"
                 ),
                 Format::Lines,
             ),
@@ -367,7 +373,7 @@ fn quoted_files(tool: LintTool, files: &[String]) -> Result<Option<String>> {
                 path: tail_chars(file, 200),
             });
         }
-        if tool.extensions().iter().any(|ext| file.ends_with(ext)) {
+        if tool.handles(file) {
             words.push(shell_quote(file));
         }
     }

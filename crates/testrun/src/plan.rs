@@ -17,6 +17,8 @@ pub enum Framework {
     Jest,
     /// Vitest, results from its `json` reporter (Jest's format).
     Vitest,
+    /// Mocha, results from its `json` reporter.
+    Mocha,
     /// Node's own test runner (`node --test`), results from its `junit` reporter.
     NodeRunner,
     /// `go test ./...`, results from `go test -json`.
@@ -38,6 +40,7 @@ impl Framework {
             Self::NodeTest => "node_test",
             Self::Jest => "jest",
             Self::Vitest => "vitest",
+            Self::Mocha => "mocha",
             Self::NodeRunner => "node_runner",
             Self::GoTest => "go_test",
             Self::Maven => "maven",
@@ -85,6 +88,7 @@ impl TestPlan {
             Framework::NodeTest => "npm test",
             Framework::Jest => "./node_modules/.bin/jest",
             Framework::Vitest => "./node_modules/.bin/vitest run",
+            Framework::Mocha => "./node_modules/.bin/mocha",
             Framework::NodeRunner => "node --test",
             Framework::GoTest => "go test ./...",
             Framework::Maven => "mvn -q -o test",
@@ -99,7 +103,8 @@ impl TestPlan {
 
     /// The shell command to run, limited to tests matching `pattern` when given
     /// (pytest -k / file path, go test -run, mvn -Dtest=, `npm test -- <pattern>`, jest and
-    /// vitest -t / file path, node --test --test-name-pattern= / file path).
+    /// vitest -t / file path, mocha --grep / file path, node --test --test-name-pattern= /
+    /// file path).
     ///
     /// The pattern is shell-quoted; an empty pattern means no pattern.
     pub fn command_for(&self, pattern: Option<&str>) -> String {
@@ -128,6 +133,9 @@ impl TestPlan {
             Framework::Jest | Framework::Vitest => {
                 format!("{command} -t {}", shell_quote(pattern))
             }
+            Framework::Mocha if looks_like_js_path(pattern) => format!("{command} {quoted}"),
+            // `--grep=` keeps a pattern starting with `-` a value.
+            Framework::Mocha => format!("{command} {}", shell_quote(&format!("--grep={pattern}"))),
             Framework::NodeRunner if looks_like_js_path(pattern) => format!("{command} {quoted}"),
             Framework::NodeRunner => format!(
                 "{command} {}",
@@ -170,10 +178,7 @@ impl TestPlan {
                 // A report left by an earlier run must not pass for this one's. (Comparing
                 // modification times is not enough: they are only as fine as the kernel's
                 // clock tick.)
-                let mut clean = format!("{find} -delete 2>/dev/null\n");
-                if self.framework == Framework::Maven {
-                    clean.push_str(MAVEN_SHIM);
-                }
+                let clean = format!("{find} -delete 2>/dev/null\n");
                 let list = format!("{find} 2>/dev/null");
                 let script = junit_script(&command, nonce, &marker, &list, &clean);
                 Invocation {
@@ -193,6 +198,17 @@ impl TestPlan {
                 Invocation {
                     script,
                     report: Report::JestJson { marker },
+                }
+            }
+            Framework::Mocha => {
+                // Mocha takes one reporter: the JSON report replaces the console's.
+                let json = format!("/tmp/cap-testrun-{nonce}.json");
+                let run = format!("{command} --reporter=json --reporter-option=output={json}");
+                let script =
+                    junit_script(&run, nonce, &marker, &format!("printf '%s\\n' {json}"), "");
+                Invocation {
+                    script,
+                    report: Report::MochaJson { marker },
                 }
             }
             Framework::NodeRunner => {
@@ -223,22 +239,6 @@ impl TestPlan {
     }
 }
 
-/// Debian's `mvn` reads its launcher configuration through `/usr/share/maven/bin/m2.conf ->
-/// /etc/maven/m2.conf`; a sandbox that does not show `/etc/maven` gets a `mvn` shell
-/// function starting the same launcher with the same configuration written to `/tmp`.
-// TODO-correctness: drop once the sandbox binds `/etc/maven` like `/etc/java*`.
-const MAVEN_SHIM: &str = "if [ ! -r /usr/share/maven/bin/m2.conf ] && \
-    [ -r /usr/share/maven/boot/plexus-classworlds-2.x.jar ]; then\n\
-    mkdir -p /tmp/cap-maven/conf\n\
-    printf '%s\\n' 'main is org.apache.maven.cli.MavenCli from plexus.core' '[plexus.core]' \
-    'optionally ${maven.home}/lib/ext/*.jar' 'load ${maven.home}/lib/*.jar' \
-    > /tmp/cap-maven/m2.conf\n\
-    mvn() { java $MAVEN_OPTS -classpath /usr/share/maven/boot/plexus-classworlds-2.x.jar \
-    -Dclassworlds.conf=/tmp/cap-maven/m2.conf -Dmaven.home=/usr/share/maven \
-    -Dmaven.conf=/tmp/cap-maven/conf -Dmaven.multiModuleProjectDirectory=\"$PWD\" \
-    org.codehaus.plexus.classworlds.launcher.Launcher \"$@\"; }\n\
-    fi\n";
-
 /// A command ready for `Exec` and where its results come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Invocation {
@@ -258,6 +258,11 @@ pub(crate) enum Report {
     },
     /// Like `Junit`, but the files are Jest-format JSON reports.
     JestJson {
+        /// The per-run random marker.
+        marker: String,
+    },
+    /// Like `Junit`, but the files are Mocha `json` reporter reports.
+    MochaJson {
         /// The per-run random marker.
         marker: String,
     },

@@ -172,9 +172,8 @@ fn maven_and_gradle_collect_only_this_runs_reports() {
     let maven = plan(Framework::Maven).invocation(None, "n2");
     assert!(maven.script.starts_with(
         "find . -path '*/target/surefire-reports/*' -name 'TEST-*.xml' -type f -delete \
-         2>/dev/null\nif [ ! -r /usr/share/maven/bin/m2.conf ]"
+         2>/dev/null\n{ { mvn -q -o test\n} 2>&1;"
     ));
-    assert!(maven.script.contains("fi\n{ { mvn -q -o test\n} 2>&1;"));
     let gradle = plan(Framework::Gradle).invocation(None, "n3");
     assert!(gradle.script.contains("-path '*/build/test-results/*'"));
 }
@@ -278,6 +277,18 @@ fn javascript_runners_take_names_with_t_and_files_positionally() {
         "./node_modules/.bin/jest -t -adds"
     );
     assert_eq!(
+        plan(Framework::Mocha).command_for(Some("calc adds")),
+        "./node_modules/.bin/mocha '--grep=calc adds'"
+    );
+    assert_eq!(
+        plan(Framework::Mocha).command_for(Some("-adds")),
+        "./node_modules/.bin/mocha --grep=-adds"
+    );
+    assert_eq!(
+        plan(Framework::Mocha).command_for(Some("test/calc.test.js")),
+        "./node_modules/.bin/mocha test/calc.test.js"
+    );
+    assert_eq!(
         plan(Framework::NodeRunner).command_for(Some("adds it")),
         "node --test '--test-name-pattern=adds it'"
     );
@@ -315,4 +326,13 @@ fn javascript_invocations_leave_reports_behind() {
         node.script
     );
     assert!(matches!(node.report, Report::Junit { .. }));
+    let mocha = plan(Framework::Mocha).invocation(Some("adds"), "n4");
+    assert!(
+        mocha.script.contains(
+            "mocha --grep=adds --reporter=json --reporter-option=output=/tmp/cap-testrun-n4.json"
+        ),
+        "{}",
+        mocha.script
+    );
+    assert!(matches!(mocha.report, Report::MochaJson { .. }));
 }

@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use crate::gotest::{parse_go_test_json, render_console, tail_chars};
 use crate::jestjson::parse_jest_json;
 use crate::junit::parse_junit_xml;
+use crate::mochajson::parse_mocha_json;
 use crate::plan::{Framework, Report, TestPlan};
 use crate::{Error, Outcome, Problem, Result, RunReport, TestCase, TestRun};
 
@@ -147,25 +148,7 @@ async fn run_with_prelude(
     let timeout_seconds = u32::try_from(timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0))
         .unwrap_or(u32::MAX)
         .max(1);
-    let mut env = HashMap::from([
-        // Runners that watch or prompt when interactive (jest, react-scripts) run once.
-        ("CI".to_owned(), "true".to_owned()),
-        // No `__pycache__` left in the workspace's changes.
-        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
-        ("NO_COLOR".to_owned(), "1".to_owned()),
-        // The sandbox has no network: Go fails at once on a missing module instead of
-        // waiting on the proxy, and never downloads a toolchain.
-        ("GOPROXY".to_owned(), "off".to_owned()),
-        ("GOTOOLCHAIN".to_owned(), "local".to_owned()),
-    ]);
-    if plan.framework == Framework::Maven {
-        // No Maven Central from the sandbox: plugins and libraries come from the system's
-        // packaged Maven repository (Debian's `/usr/share/maven-repo`), read-only.
-        env.insert(
-            "MAVEN_OPTS".to_owned(),
-            format!("-Dmaven.repo.local={MAVEN_REPO} -Dstyle.color=never"),
-        );
-    }
+    let env = runner_env(plan.framework);
     let request = ExecRequest {
         session_id: session_id.to_owned(),
         command: format!("{prelude}{}", invocation.script),
@@ -295,9 +278,10 @@ pub(crate) fn assemble_detailed(
     let mut notes: Vec<String> = Vec::new();
     let mut report_state = ReportState::NotExpected;
     let (cases, console): (Option<Vec<TestCase>>, String) = match report {
-        Report::Junit { marker } | Report::JestJson { marker } => {
+        Report::Junit { marker } | Report::JestJson { marker } | Report::MochaJson { marker } => {
             let parse: fn(&str) -> Result<Vec<TestCase>> = match report {
                 Report::JestJson { .. } => parse_jest_json,
+                Report::MochaJson { .. } => parse_mocha_json,
                 _ => parse_junit_xml,
             };
             let end_line = format!("\n{marker}\n");
@@ -519,6 +503,30 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The environment tests (and their coverage) run with.
+pub(crate) fn runner_env(framework: Framework) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        // Runners that watch or prompt when interactive (jest, react-scripts) run once.
+        ("CI".to_owned(), "true".to_owned()),
+        // No `__pycache__` left in the workspace's changes.
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+        ("NO_COLOR".to_owned(), "1".to_owned()),
+        // The sandbox has no network: Go fails at once on a missing module instead of
+        // waiting on the proxy, and never downloads a toolchain.
+        ("GOPROXY".to_owned(), "off".to_owned()),
+        ("GOTOOLCHAIN".to_owned(), "local".to_owned()),
+    ]);
+    if framework == Framework::Maven {
+        // No Maven Central from the sandbox: plugins and libraries come from the system's
+        // packaged Maven repository (Debian's `/usr/share/maven-repo`), read-only.
+        env.insert(
+            "MAVEN_OPTS".to_owned(),
+            format!("-Dmaven.repo.local={MAVEN_REPO} -Dstyle.color=never"),
+        );
+    }
+    env
 }
 
 #[cfg(test)]

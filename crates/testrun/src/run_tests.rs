@@ -223,7 +223,7 @@ fn malformed_or_missing_reports_fall_back_to_the_exit_code() {
              its results cannot be trusted\n[cap-testrun] the runner left no test report"
         );
     }
-    // A malformed Jest/Vitest JSON report.
+    // A malformed Jest/Vitest/Mocha JSON report.
     let stdout = format!("\n{marker}\n{marker}:file /tmp/r.json\n{{\"testResults\": [\n");
     let detailed = assemble_detailed(
         Framework::Jest,
@@ -240,10 +240,9 @@ fn malformed_or_missing_reports_fall_back_to_the_exit_code() {
         (Outcome::Failed, Some(Problem::ReportMalformed))
     );
     assert!(
-        detailed
-            .run
-            .output_tail
-            .contains("test report /tmp/r.json is unreadable: malformed Jest/Vitest JSON report: "),
+        detailed.run.output_tail.contains(
+            "test report /tmp/r.json is unreadable: malformed Jest/Vitest/Mocha JSON report: "
+        ),
         "{}",
         detailed.run.output_tail
     );
@@ -462,4 +461,18 @@ fn runs_serialize_with_snake_case_outcomes() {
         serde_json::to_string(&Outcome::TimedOut).unwrap(),
         "\"timed_out\""
     );
+}
+
+#[test]
+fn maven_gets_the_packaged_repository_others_do_not() {
+    let maven = runner_env(Framework::Maven);
+    assert_eq!(
+        maven["MAVEN_OPTS"],
+        "-Dmaven.repo.local=/usr/share/maven-repo -Dstyle.color=never"
+    );
+    for framework in [Framework::Gradle, Framework::Pytest, Framework::GoTest] {
+        let env = runner_env(framework);
+        assert_eq!(env["GOPROXY"], "off");
+        assert!(!env.contains_key("MAVEN_OPTS"), "{framework}");
+    }
 }

@@ -11,12 +11,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cap_mtls::Pki;
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testkit::git::BareRepo;
 use cap_testrun::coverage::{self, Coverage, FileCoverage, Tree};
 use cap_testrun::lint::{self, LintTool};
 use cap_testrun::{Framework, Outcome, Problem, RunReport, TestCase, TestPlan};
@@ -25,6 +25,10 @@ use tonic::transport::Channel;
 
 /// Where `scripts/deps.d/20-testing.sh` installs Vitest.
 const NODE_CACHE: &str = "/var/cache/cap-testing/node/node_modules";
+/// ... ESLint, Prettier and TypeScript.
+const LINT_CACHE: &str = "/var/cache/cap-testing/node-lint/node_modules";
+/// ... Jest and Mocha.
+const JEST_CACHE: &str = "/var/cache/cap-testing/node-jest/node_modules";
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -38,6 +42,11 @@ impl Harness {
     /// A sandbox service and a session on a repository holding the fixture `name` plus
     /// `extra` files (and Vitest's `node_modules`, under the directory `node_modules` names).
     async fn start(name: &str, extra: &[(&str, &str)], node_modules: Option<&str>) -> Self {
+        Self::start_with(name, extra, node_modules.map(|dest| (NODE_CACHE, dest))).await
+    }
+
+    /// Like [`Harness::start`], with the npm packages of `node`'s cache under its destination.
+    async fn start_with(name: &str, extra: &[(&str, &str)], node: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("work");
         if !name.is_empty() {
@@ -52,15 +61,15 @@ impl Harness {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
         }
-        if let Some(node_modules) = node_modules {
-            let cache = Path::new(NODE_CACHE);
+        if let Some((cache, node_modules)) = node {
             assert!(
-                cache.join("vitest/package.json").is_file(),
-                "vitest is not installed in {NODE_CACHE}; run scripts/deps.d/20-testing.sh"
+                Path::new(cache).join(".bin").is_dir(),
+                "{cache} is missing; run scripts/deps.d/20-testing.sh"
             );
-            copy_dir(cache, &work.join(node_modules));
+            copy_dir(Path::new(cache), &work.join(node_modules));
         }
-        let (repo_url, commit_sha) = make_repo(dir.path(), &work);
+        let repo = BareRepo::of_tree(dir.path(), &work);
+        let (repo_url, commit_sha) = (repo.url(), repo.commit);
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
             cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
@@ -128,50 +137,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A one-commit repository of `work`, cloned bare; returns the bare path and the commit.
-fn make_repo(dir: &Path, work: &Path) -> (String, String) {
-    std::fs::create_dir_all(work).unwrap();
-    git(work, &["init", "--quiet"]);
-    git(work, &["add", "--force", "."]);
-    git(work, &["commit", "--quiet", "--allow-empty", "-m", "init"]);
-    let commit = git(work, &["rev-parse", "HEAD"]);
-    let bare = dir.join("remote.git");
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    (bare.display().to_string(), commit)
 }
 
 /// The cases without durations and with messages cut to their first line, to compare whole.
@@ -474,7 +439,7 @@ async fn broken_inputs_end_in_their_category() {
         report
             .run
             .output_tail
-            .contains("malformed Jest/Vitest JSON report"),
+            .contains("malformed Jest/Vitest/Mocha JSON report"),
         "{}",
         report.run.output_tail
     );
@@ -625,11 +590,11 @@ async fn coverage_without_its_tool_is_a_clear_error() {
         matches!(error, cap_testrun::Error::CoverageUnavailable { .. }),
         "{error:?}"
     );
-    let maven = TestPlan::standard(Framework::Maven);
+    let custom = TestPlan::custom("make check");
     let none = coverage::measure(
         &mut h.client,
         &h.session_id,
-        &maven,
+        &custom,
         Tree::Workspace,
         TIMEOUT,
     )
@@ -638,19 +603,27 @@ async fn coverage_without_its_tool_is_a_clear_error() {
     assert_eq!(none, None);
 }
 
-/// Python: the linters the fixture configures (ruff, black, pylint) run on the changed file;
-/// violations come back parsed; ruff, which the sandbox lacks, is a clear problem; black
-/// then formats the file and its check is clean.
+/// Python: the linters the fixture configures (ruff, black, pylint, mypy) run on the changed
+/// file; violations come back parsed; black then formats the file and its check is clean.
 #[tokio::test]
 async fn python_linters_and_formatter_on_the_changed_files() {
     let mut h = Harness::start("python-calculator", &[], None).await;
     let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
         .await
         .unwrap();
-    assert_eq!(tools, [LintTool::Ruff, LintTool::Black, LintTool::Pylint]);
+    assert_eq!(
+        tools,
+        [
+            LintTool::Ruff,
+            LintTool::Black,
+            LintTool::Pylint,
+            LintTool::Mypy
+        ]
+    );
     h.write(
         "calc.py",
-        "\"\"\"A calculator.\"\"\"\nimport os\n\n\ndef add(a,b):\n    return a+b\n",
+        "\"\"\"A calculator.\"\"\"\nimport os\n\n\ndef add(a,b):\n    return a+b\n\n\n\
+         def half(n: int) -> str:\n    return n // 2\n",
     )
     .await;
     let files = vec!["calc.py".to_owned(), "README.md".to_owned()];
@@ -674,28 +647,36 @@ async fn python_linters_and_formatter_on_the_changed_files() {
     assert_eq!(
         by_tool,
         [
-            (
-                LintTool::Ruff,
-                Some("ruff is not installed in the sandbox"),
-                vec![]
-            ),
+            (LintTool::Ruff, None, vec![("calc.py", 2, "F401")]),
             (LintTool::Black, None, vec![("calc.py", 0, "format")]),
             (
                 LintTool::Pylint,
                 None,
                 vec![("calc.py", 2, "unused-import")]
             ),
+            (LintTool::Mypy, None, vec![("calc.py", 10, "return-value")]),
         ],
         "{runs:#?}"
     );
+    assert_eq!(
+        runs[3].violations[0].message,
+        "Incompatible return value type (got \"int\", expected \"str\")"
+    );
+    // mypy leaves no cache in the workspace.
+    let listing = h
+        .run(&TestPlan::custom("test ! -e .mypy_cache"), None)
+        .await;
+    assert_eq!(listing.run.outcome, Outcome::Passed, "{:#?}", listing.run);
     let formatted = lint::format_files(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(formatted.len(), 2, "{formatted:#?}");
-    assert!(
+    assert_eq!(
         formatted
             .iter()
-            .any(|r| r.tool == LintTool::Black && r.clean())
+            .map(|r| (r.tool, r.clean()))
+            .collect::<Vec<_>>(),
+        [(LintTool::Ruff, true), (LintTool::Black, true)],
+        "{formatted:#?}"
     );
     let again = lint::run_linters(
         &mut h.client,
@@ -933,5 +914,381 @@ async fn java_checkstyle_on_the_changed_files() {
             ("src/main/java/calc/Extra.java", 9, "MissingJavadocMethod"),
         ],
         "{runs:#?}"
+    );
+}
+
+/// Java: the JaCoCo agent in the Maven run before and after a change adding untested code,
+/// against the `LINE` `COVEREDRATIO` minimum of the pom's jacoco-maven-plugin rule.
+#[tokio::test]
+async fn java_coverage_with_jacoco_before_and_after() {
+    let mut h = Harness::start("java-calculator", &[], None).await;
+    let plan = h.detect().await;
+    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(threshold, Some(80.0));
+    let path = "src/main/java/calc/Calculator.java";
+    let source = std::fs::read_to_string(fixture("java-calculator").join(path)).unwrap();
+    let untested = source.trim_end().strip_suffix('}').unwrap().to_owned()
+        + "\n    /** The quotient of a and b. */\n    \
+           public static int div(int a, int b) {\n        \
+           if (b == 0) {\n            \
+           throw new ArithmeticException(\"b is 0\");\n        \
+           }\n        return a / b;\n    }\n}\n";
+    h.write(path, &untested).await;
+    let before = h.coverage(&plan, Tree::Base).await;
+    let after = h.coverage(&plan, Tree::Workspace).await;
+    assert_eq!(
+        before.files,
+        [(
+            path.to_owned(),
+            FileCoverage {
+                covered: 2,
+                total: 2
+            }
+        )]
+        .into(),
+        "{before:#?}"
+    );
+    assert_eq!(
+        after.files[path],
+        FileCoverage {
+            covered: 2,
+            total: 5
+        },
+        "{after:#?}"
+    );
+    let delta = coverage::compare(&before, &after, threshold);
+    assert_eq!(
+        (
+            delta.before,
+            delta.after,
+            delta.delta,
+            delta.below_threshold
+        ),
+        (100.0, 40.0, -60.0, true),
+        "{delta:#?}"
+    );
+    assert_eq!(
+        delta.files,
+        vec![coverage::FileDelta {
+            path: path.to_owned(),
+            before: Some(100.0),
+            after: Some(40.0),
+            delta: -60.0,
+        }]
+    );
+
+    // Code that does not compile leaves nothing to measure: a categorised error.
+    h.write(path, "package calc;\n\npublic final class Calculator {\n")
+        .await;
+    let error = coverage::measure(
+        &mut h.client,
+        &h.session_id,
+        &plan,
+        Tree::Workspace,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, cap_testrun::Error::CoverageUnavailable { .. }),
+        "{error:?}"
+    );
+}
+
+/// TypeScript: ESLint, Prettier and tsc, as the fixture configures them, on a changed file
+/// with two rule violations, a formatting slip and a type error; Prettier then formats it.
+#[tokio::test]
+async fn typescript_linters_on_the_changed_files() {
+    let mut h = Harness::start_with("ts-calculator", &[], Some((LINT_CACHE, "node_modules"))).await;
+    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(tools, [LintTool::Eslint, LintTool::Prettier, LintTool::Tsc]);
+    let source = std::fs::read_to_string(fixture("ts-calculator/src/calc.ts")).unwrap();
+    h.write(
+        "src/calc.ts",
+        &format!(
+            "{source}\nexport function isZero(n: number): string {{\n  let zero = n == 0;\n    \
+             return zero;\n}}\n"
+        ),
+    )
+    .await;
+    let files = ["src/calc.ts".to_owned(), "README.md".to_owned()];
+    let runs = lint::run_linters(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+        .await
+        .unwrap();
+    type Found<'a> = Vec<(&'a str, u32, u32, &'a str)>;
+    let found: Vec<(LintTool, Option<&str>, Found<'_>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.tool,
+                r.problem.as_deref(),
+                r.violations
+                    .iter()
+                    .map(|v| (v.file.as_str(), v.line, v.column, v.code.as_str()))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                LintTool::Eslint,
+                None,
+                vec![
+                    ("src/calc.ts", 10, 7, "prefer-const"),
+                    ("src/calc.ts", 10, 16, "eqeqeq")
+                ]
+            ),
+            (
+                LintTool::Prettier,
+                None,
+                vec![("src/calc.ts", 0, 0, "format")]
+            ),
+            (LintTool::Tsc, None, vec![("src/calc.ts", 11, 5, "TS2322")]),
+        ],
+        "{runs:#?}"
+    );
+    assert_eq!(
+        runs[2].violations[0].message,
+        "Type 'boolean' is not assignable to type 'string'."
+    );
+    let formatted = lint::format_files(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+        .await
+        .unwrap();
+    assert!(
+        formatted.len() == 1 && formatted[0].clean(),
+        "{formatted:#?}"
+    );
+    let again = lint::run_linters(
+        &mut h.client,
+        &h.session_id,
+        &[LintTool::Prettier],
+        &files,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(again[0].clean(), "{again:#?}");
+}
+
+/// JavaScript with Jest: the fixture's suite, results from Jest's JSON report, a name
+/// pattern, and coverage as lcov against the `coverageThreshold` of `package.json`.
+#[tokio::test]
+async fn javascript_fixture_with_jest() {
+    let mut h = Harness::start_with("js-calculator", &[], Some((JEST_CACHE, "node_modules"))).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Jest));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (
+            run.outcome,
+            report.problem,
+            run.passed,
+            run.failed,
+            run.skipped
+        ),
+        (Outcome::Failed, None, 1, 1, 1),
+        "{run:#?}"
+    );
+    // Jest renders node's assertion errors in its own words, the message last.
+    let message = &run.cases[1].message;
+    assert!(
+        message.starts_with("assert.strictEqual(received, expected)")
+            && message.contains("Message:\n  sub is wrong"),
+        "{message}"
+    );
+    let mut cases = comparable(&run.cases);
+    cases[1].message.clear();
+    assert_eq!(
+        cases,
+        vec![
+            case("calc adds", "test/calc.test.js", "passed", ""),
+            case("calc subtracts", "test/calc.test.js", "failed", ""),
+            case("calc divides", "test/calc.test.js", "skipped", ""),
+        ]
+    );
+    let report = h.run(&plan, Some("adds")).await;
+    assert_eq!(
+        (report.run.outcome, report.run.passed, report.run.failed),
+        (Outcome::Passed, 1, 0),
+        "{:#?}",
+        report.run
+    );
+
+    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+        .await
+        .unwrap();
+    assert_eq!(threshold, Some(80.0));
+    let source = std::fs::read_to_string(fixture("js-calculator/calc.js")).unwrap();
+    let untested = source.replace(
+        "module.exports = { add, sub };",
+        "function div(a, b) {\n  if (b === 0) {\n    throw new Error(\"b is 0\");\n  }\n  \
+         return a / b;\n}\n\nmodule.exports = { add, sub, div };",
+    );
+    h.write("calc.js", &untested).await;
+    let before = h.coverage(&plan, Tree::Base).await;
+    let after = h.coverage(&plan, Tree::Workspace).await;
+    assert_eq!(
+        (before.files["calc.js"], after.files["calc.js"]),
+        (
+            FileCoverage {
+                covered: 3,
+                total: 3
+            },
+            FileCoverage {
+                covered: 3,
+                total: 6
+            }
+        ),
+        "{before:#?} {after:#?}"
+    );
+    let delta = coverage::compare(&before, &after, threshold);
+    assert_eq!(
+        (delta.after, delta.delta, delta.below_threshold),
+        (50.0, -50.0, true),
+        "{delta:#?}"
+    );
+}
+
+/// JavaScript with Mocha: the same suite, results from Mocha's `json` reporter, a name
+/// pattern, and a failing hook reported as an error.
+#[tokio::test]
+async fn javascript_with_mocha() {
+    let package =
+        r#"{"name": "x", "scripts": {"test": "mocha"}, "devDependencies": {"mocha": "10.7.3"}}"#;
+    let mut h = Harness::start_with(
+        "js-calculator",
+        &[("package.json", package)],
+        Some((JEST_CACHE, "node_modules")),
+    )
+    .await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Mocha));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (
+            run.outcome,
+            report.problem,
+            run.passed,
+            run.failed,
+            run.skipped
+        ),
+        (Outcome::Failed, None, 1, 1, 1),
+        "{run:#?}"
+    );
+    assert_eq!(
+        comparable(&run.cases),
+        vec![
+            case("calc adds", "test/calc.test.js", "passed", ""),
+            case(
+                "calc subtracts",
+                "test/calc.test.js",
+                "failed",
+                "AssertionError: sub is wrong"
+            ),
+            case("calc divides", "test/calc.test.js", "skipped", ""),
+        ]
+    );
+    let report = h.run(&plan, Some("calc adds")).await;
+    assert_eq!(
+        (
+            report.run.outcome,
+            report.run.passed,
+            report.run.cases.len()
+        ),
+        (Outcome::Passed, 1, 1),
+        "{:#?}",
+        report.run
+    );
+    h.write(
+        "test/db.test.js",
+        "describe(\"db\", () => {\n  before(() => {\n    \
+         throw new Error(\"connection refused\");\n  });\n  \
+         it(\"reads\", () => {});\n});\n",
+    )
+    .await;
+    let report = h.run(&plan, Some("test/db.test.js")).await;
+    assert_eq!(
+        (report.run.outcome, report.problem),
+        (Outcome::Failed, None),
+        "{:#?}",
+        report.run
+    );
+    assert_eq!(
+        comparable(&report.run.cases),
+        vec![case(
+            "db \"before all\" hook for \"reads\"",
+            "test/db.test.js",
+            "error",
+            "connection refused"
+        )],
+        "{:#?}",
+        report.run
+    );
+}
+
+/// Java with Gradle (the system's Gradle 4.4, offline, JUnit 4 from the packaged Maven
+/// repository): results from its JUnit XML reports, and a `--tests` filter.
+#[tokio::test]
+async fn java_fixture_with_gradle_offline() {
+    let mut h = Harness::start("gradle-calculator", &[], None).await;
+    let plan = h.detect().await;
+    assert_eq!(plan, TestPlan::standard(Framework::Gradle));
+    let report = h.run(&plan, None).await;
+    let run = &report.run;
+    assert_eq!(
+        (run.outcome, report.problem, run.passed, run.failed),
+        (Outcome::Failed, None, 1, 1),
+        "{run:#?}"
+    );
+    let mut cases = comparable(&run.cases);
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        cases,
+        vec![
+            case("calc.CalculatorTest.addsNumbers", "", "passed", ""),
+            case(
+                "calc.CalculatorTest.subtractsNumbers",
+                "",
+                "failed",
+                "java.lang.AssertionError: sub is wrong expected:<2> but was:<4>"
+            ),
+        ]
+    );
+    let report = h.run(&plan, Some("calc.CalculatorTest.addsNumbers")).await;
+    assert_eq!(
+        (report.run.outcome, report.run.passed, report.run.failed),
+        (Outcome::Passed, 1, 0),
+        "{:#?}",
+        report.run
+    );
+}
+
+/// The sandbox shows Debian Maven's launcher configuration and logging (without them `mvn`
+/// cannot start) but not its `settings.xml` or `toolchains.xml`, which may hold a host's
+/// repository credentials.
+#[tokio::test]
+async fn the_sandbox_shows_mavens_launcher_configuration_only() {
+    let mut h = Harness::start("java-calculator", &[], None).await;
+    let shown = TestPlan::custom(
+        "test -r /etc/maven/m2.conf && test -r /etc/maven/logging/simplelogger.properties \
+         && test -r /usr/share/maven/bin/m2.conf && ls /etc/maven",
+    );
+    let report = h.run(&shown, None).await;
+    assert_eq!(report.run.outcome, Outcome::Passed, "{:#?}", report.run);
+    assert_eq!(
+        report
+            .run
+            .output_tail
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["logging", "m2.conf"]
     );
 }

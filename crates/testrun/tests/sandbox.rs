@@ -4,13 +4,12 @@
 // Setup helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cap_mtls::Pki;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
+use cap_testkit::git::BareRepo;
 use cap_testrun::{Framework, Outcome, TestPlan};
 use pretty_assertions::assert_eq;
 use tonic::transport::Channel;
@@ -31,7 +30,8 @@ impl Harness {
     /// A sandbox service and a session on a repository holding `files`.
     async fn start(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (repo_url, commit_sha) = make_repo(dir.path(), files);
+        let repo = BareRepo::new(dir.path(), files);
+        let (repo_url, commit_sha) = (repo.url(), repo.commit);
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
             cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
@@ -55,56 +55,6 @@ impl Harness {
             session_id,
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A one-commit repository holding `files`, cloned bare; returns the bare path and the commit.
-fn make_repo(dir: &Path, files: &[(&str, &str)]) -> (String, String) {
-    let work = dir.join("work");
-    for (path, content) in files {
-        let path = work.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "--quiet"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "--quiet", "-m", "init"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let bare = dir.join("remote.git");
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    (bare.display().to_string(), commit)
 }
 
 const TIMEOUT: Duration = Duration::from_secs(120);

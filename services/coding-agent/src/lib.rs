@@ -188,7 +188,9 @@ pub fn to_status(error: &Error) -> Status {
                 | tonic::Code::PermissionDenied => Status::failed_precondition(message),
                 _ => Status::unavailable(message),
             },
-            Agent::ExecIncomplete | Agent::TestRun { .. } => Status::unavailable(message),
+            Agent::ExecIncomplete | Agent::TestRun { .. } | Agent::Format { .. } => {
+                Status::unavailable(message)
+            }
             Agent::EventsClosed => Status::cancelled(message),
         },
     }

@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 
 use cap_coding_agent::Config;
 use cap_mtls::Pki;
@@ -15,35 +13,12 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testkit::git::BareRepo;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use clap::Parser;
 use pretty_assertions::assert_eq;
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 struct Fleet {
     _dir: tempfile::TempDir,
@@ -57,24 +32,7 @@ impl Fleet {
     /// A repository and the sandbox service.
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let work = dir.path().join("work");
-        std::fs::create_dir(&work).unwrap();
-        git(&work, &["init", "--quiet"]);
-        std::fs::write(work.join("hello.py"), "print('hello')\n").unwrap();
-        git(&work, &["add", "."]);
-        git(&work, &["commit", "--quiet", "-m", "init"]);
-        let commit = git(&work, &["rev-parse", "HEAD"]);
-        let bare = dir.path().join("remote.git");
-        git(
-            dir.path(),
-            &[
-                "clone",
-                "--quiet",
-                "--bare",
-                work.to_str().unwrap(),
-                bare.to_str().unwrap(),
-            ],
-        );
+        let repo = BareRepo::new(dir.path(), &[("hello.py", "print('hello')\n")]);
 
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
@@ -84,8 +42,8 @@ impl Fleet {
         Self {
             pki,
             sandbox_url,
-            bare: bare.display().to_string(),
-            commit,
+            bare: repo.url(),
+            commit: repo.commit,
             _dir: dir,
         }
     }

@@ -7,8 +7,12 @@
 //! and ends with a `context_ready` Checkpoint whose state holds the index's counts, the
 //! detected patterns, the repository map cut to a token budget, the skipped files with their
 //! reasons and, when the task carries a stack trace (context key `stack_trace`), the files
-//! most likely at fault. Infrastructure failures end the stream with an error status after an
-//! ErrorReport event; `InterruptTask` stops a running task with an `interrupted` Checkpoint.
+//! most likely at fault, and the symbols matching the objective (`semantic_ranking` says how
+//! they were ranked: full text, or hybrid with an embeddings endpoint, or full text after the
+//! endpoint failed). Infrastructure failures end the stream with an error status after an
+//! ErrorReport event; `InterruptTask` stops a running task at its next file, copying or
+//! indexing, with an `interrupted` Checkpoint naming the stage; nothing half-written is kept
+//! and the repository's stored index stays usable for the next task.
 //!
 //! The same server answers `ContextService` (`proto/context/v1/context.proto`): the model's
 //! analysis tools (`get_file_summary`, `parse_ast`, `find_dependencies`, `semantic_search`,
@@ -18,6 +22,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::task_event::Payload;
@@ -118,6 +123,37 @@ pub struct Config {
     /// At most this many files are copied from a workspace.
     #[arg(long, env = "CAP_CONTEXT_MAX_FILES", default_value_t = 50_000)]
     pub max_files: usize,
+    /// An OpenAI-compatible embeddings endpoint's base URL (`http://host:port/v1`); with it
+    /// `semantic_search` fuses vector similarity with full-text ranking, without it full text
+    /// alone ranks.
+    #[arg(long, env = "CAP_EMBEDDINGS_BASE_URL", requires = "embeddings_model")]
+    pub embeddings_base_url: Option<String>,
+    /// The embedding model's name at that endpoint.
+    #[arg(long, env = "CAP_EMBEDDINGS_MODEL")]
+    pub embeddings_model: Option<String>,
+    /// The endpoint's bearer token, when it needs one.
+    #[arg(long, env = "CAP_EMBEDDINGS_API_KEY", hide_env_values = true)]
+    pub embeddings_api_key: Option<String>,
+    /// Chunks sent per embeddings request.
+    #[arg(long, env = "CAP_EMBEDDINGS_BATCH_SIZE", default_value_t = cap_index::DEFAULT_BATCH_SIZE)]
+    pub embeddings_batch_size: usize,
+}
+
+impl Config {
+    /// The embeddings endpoint, when one is configured; checked, so a bad one stops the start.
+    pub fn embeddings(&self) -> cap_index::Result<Option<cap_index::EmbeddingsConfig>> {
+        let Some(base_url) = &self.embeddings_base_url else {
+            return Ok(None);
+        };
+        let config = cap_index::EmbeddingsConfig {
+            base_url: base_url.clone(),
+            model: self.embeddings_model.clone().unwrap_or_default(),
+            api_key: self.embeddings_api_key.clone(),
+            batch_size: self.embeddings_batch_size,
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
 }
 
 /// Serves the context agent until SIGINT or SIGTERM.
@@ -135,7 +171,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> 
         max_files: config.max_files,
     };
     let store = config.common.data_dir.join("context-index");
-    let agent = ContextAgent::new(sandbox, store, limits);
+    let agent = ContextAgent::new(sandbox, store, limits, config.embeddings()?);
     // One health service reporting both gRPC services (the runtime's helper names one).
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
@@ -185,6 +221,9 @@ pub enum Error {
     /// Indexing failed.
     #[error("indexing failed")]
     Index(#[source] cap_index::Error),
+    /// `InterruptTask` stopped the task.
+    #[error("the task was interrupted while {0}")]
+    Interrupted(&'static str),
 }
 
 /// Result of this crate.
@@ -211,6 +250,7 @@ pub(crate) fn to_status(error: &Error) -> Status {
             Status::invalid_argument(message)
         }
         Error::Index(cap_index::Error::NotIndexed(_)) => Status::not_found(message),
+        Error::Interrupted(_) => Status::cancelled(message),
         Error::Io(_) | Error::Index(_) => Status::internal(message),
     }
 }
@@ -221,7 +261,7 @@ fn is_recoverable(error: &Error) -> bool {
             source.code(),
             tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded
         ),
-        Error::Io(_) => true,
+        Error::Io(_) | Error::Interrupted(_) => true,
         Error::InvalidRequest(_)
         | Error::AlreadyRunning(_)
         | Error::UnknownAgent(_)
@@ -267,20 +307,28 @@ struct Inner {
     /// Where the per-repository full-text indexes are kept.
     store: PathBuf,
     limits: Limits,
+    /// The endpoint embedding chunks for hybrid ranking, when configured.
+    embeddings: Option<cap_index::EmbeddingsConfig>,
     /// Running tasks and the token that interrupts each.
     tasks: RunningTasks,
 }
 
 impl ContextAgent {
     /// An agent reading workspaces through `sandbox`, keeping its full-text indexes under
-    /// `store`.
-    pub fn new(sandbox: SandboxClient<Channel>, store: PathBuf, limits: Limits) -> Self {
+    /// `store`, ranking hybrid with `embeddings` when given.
+    pub fn new(
+        sandbox: SandboxClient<Channel>,
+        store: PathBuf,
+        limits: Limits,
+        embeddings: Option<cap_index::EmbeddingsConfig>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 sandbox,
                 workspaces: rpc::Workspaces::default(),
                 store,
                 limits,
+                embeddings,
                 tasks: RunningTasks::new(),
             }),
         }
@@ -404,28 +452,46 @@ fn safe_relative(path: &str) -> Result<&Path> {
 
 impl Inner {
     async fn execute(&self, job: Job, interrupt: CancellationToken, events: &Events) {
-        tokio::select! {
-            result = self.work(&job, events) => {
-                if let Err(error) = result {
-                    match error {
-                        Some(error) => events.fail(error).await,
-                        None => tracing::info!(task_id = %job.task_id, "caller went away"),
-                    }
-                }
-            }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let work = self.work(&job, events, &cancel);
+        tokio::pin!(work);
+        let result = tokio::select! {
+            result = &mut work => result,
             () = interrupt.cancelled() => {
-                let state = serde_json::json!({ "task_id": job.task_id });
-                let _ = events.send(Payload::Checkpoint(Checkpoint {
-                    kind: "interrupted".to_owned(),
-                    description: "interrupted on request; indexing was stopped".to_owned(),
-                    state_json: state.to_string(),
-                })).await;
+                // The work is not dropped here: the indexing thread stops at its next file and
+                // lets go of the full-text index (its writer lock), so the next task on this
+                // repository finds it whole and free.
+                cancel.store(true, Ordering::Relaxed);
+                work.await
             }
+        };
+        match result {
+            Ok(()) => {}
+            Err(None) => tracing::info!(task_id = %job.task_id, "caller went away"),
+            Err(Some(Error::Interrupted(stage))) => {
+                tracing::info!(task_id = %job.task_id, stage, "task interrupted");
+                let state = serde_json::json!({ "task_id": job.task_id, "stopped_while": stage });
+                let _ = events
+                    .send(Payload::Checkpoint(Checkpoint {
+                        kind: "interrupted".to_owned(),
+                        description: format!(
+                            "interrupted on request while {stage}; nothing half-written was kept"
+                        ),
+                        state_json: state.to_string(),
+                    }))
+                    .await;
+            }
+            Err(Some(error)) => events.fail(error).await,
         }
     }
 
     /// `Err(None)`: the caller went away; `Err(Some(e))`: the task failed.
-    async fn work(&self, job: &Job, events: &Events) -> std::result::Result<(), Option<Error>> {
+    async fn work(
+        &self,
+        job: &Job,
+        events: &Events,
+        cancel: &Arc<AtomicBool>,
+    ) -> std::result::Result<(), Option<Error>> {
         let gone = |_: Gone| None;
         events
             .send(Payload::Thought(Thought {
@@ -436,48 +502,82 @@ impl Inner {
             }))
             .await
             .map_err(gone)?;
-        let call_id = format!("{}:index_repository", job.task_id);
+        let copy_id = format!("{}:copy_workspace", job.task_id);
+        let arguments = serde_json::json!({ "session_id": job.session_id }).to_string();
         events
             .send(Payload::Action(Action {
-                call_id: call_id.clone(),
-                tool: "index_repository".to_owned(),
-                arguments_json: serde_json::json!({ "session_id": job.session_id }).to_string(),
+                call_id: copy_id.clone(),
+                tool: "copy_workspace".to_owned(),
+                arguments_json: arguments.clone(),
             }))
             .await
             .map_err(gone)?;
         let copy = tempfile::tempdir().map_err(|e| Some(Error::Io(e)))?;
         let copied = self
-            .mirror(&job.session_id, copy.path())
+            .mirror(&job.session_id, copy.path(), cancel)
             .await
             .map_err(Some)?
             .len();
+        events
+            .send(Payload::Observation(Observation {
+                call_id: copy_id,
+                tool: "copy_workspace".to_owned(),
+                is_error: false,
+                content: format!("copied {copied} source and configuration files"),
+                detail: None,
+            }))
+            .await
+            .map_err(gone)?;
+        let call_id = format!("{}:index_repository", job.task_id);
+        events
+            .send(Payload::Action(Action {
+                call_id: call_id.clone(),
+                tool: "index_repository".to_owned(),
+                arguments_json: arguments,
+            }))
+            .await
+            .map_err(gone)?;
         let root = copy.path().to_owned();
         let trace = job.stack_trace.clone();
         let tokens = job.map_tokens;
         let objective = job.objective.clone();
         let store = self.store.join(store_name(&job.repository_id));
+        let embeddings = self.embeddings.clone();
+        let options = cap_index::IndexOptions {
+            cancel: Some(cancel.clone()),
+            ..cap_index::IndexOptions::default()
+        };
         let report = tokio::task::spawn_blocking(move || -> Result<serde_json::Value> {
-            let index = cap_index::Index::build(&root, cap_index::IndexOptions::default())
-                .map_err(Error::Index)?;
+            let index = cap_index::Index::build(&root, options).map_err(index_error)?;
             let patterns = cap_index::detect_patterns(&root, Some(&index));
             let map = cap_index::repo_map(&index, tokens);
             let trace = trace.map(|t| cap_index::analyze_trace(&index, &t));
             // The full-text index persists per repository: the next task re-chunks only the
             // files whose content changed.
             let mut semantic = cap_index::SemanticIndex::open(&store).map_err(Error::Index)?;
-            semantic.sync(&index).map_err(Error::Index)?;
+            if let Some(config) = embeddings {
+                semantic.set_embeddings(config).map_err(Error::Index)?;
+            }
+            let sync = semantic.sync(&index).map_err(index_error)?;
+            if let Some(error) = &sync.embeddings_error {
+                tracing::warn!(%error, "chunks left without vectors; full text still ranks");
+            }
             let relevant = if objective.trim().is_empty() {
-                Vec::new()
+                None
             } else {
-                semantic
-                    .search(&objective, RELEVANT_SYMBOLS)
-                    .map_err(Error::Index)?
+                Some(
+                    semantic
+                        .search(&objective, RELEVANT_SYMBOLS)
+                        .map_err(Error::Index)?,
+                )
             };
             Ok(serde_json::json!({
                 "stats": index.stats(),
                 "patterns": patterns,
                 "repo_map": map,
-                "relevant_symbols": relevant,
+                "relevant_symbols": relevant.as_ref().map(|r| &r.hits),
+                "semantic_ranking": relevant.map(|r| r.ranking),
+                "semantic_sync": sync,
                 "skipped": index.skipped(),
                 "stack_trace": trace,
             }))
@@ -510,7 +610,12 @@ impl Inner {
     }
 
     /// Copies the workspace's source and configuration files into `to`; returns their paths.
-    pub(crate) async fn mirror(&self, session_id: &str, to: &Path) -> Result<BTreeSet<String>> {
+    pub(crate) async fn mirror(
+        &self,
+        session_id: &str,
+        to: &Path,
+        cancel: &AtomicBool,
+    ) -> Result<BTreeSet<String>> {
         let mut sandbox = self.sandbox.clone();
         let listing = sandbox
             .list_directory(ListDirectoryRequest {
@@ -534,6 +639,9 @@ impl Inner {
         for entry in listing.entries {
             if entry.is_dir || entry.size > self.limits.max_file_bytes || !wanted(&entry.path) {
                 continue;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted("copying the workspace"));
             }
             if copied.len() >= self.limits.max_files {
                 tracing::warn!(
@@ -620,6 +728,14 @@ impl AgentOrchestrator for ContextAgent {
 }
 
 mod rpc;
+
+/// An index error, or the interrupt that caused it.
+fn index_error(error: cap_index::Error) -> Error {
+    match error {
+        cap_index::Error::Cancelled => Error::Interrupted("indexing"),
+        other => Error::Index(other),
+    }
+}
 
 fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now()

@@ -52,7 +52,7 @@ impl Workspaces {
             let Some(oldest) = order.pop_front() else {
                 break;
             };
-            map.remove(&oldest);
+            drop_off_runtime(map.remove(&oldest));
         }
         let shared: Shared = Arc::new(AsyncMutex::new(None));
         map.insert(session.to_owned(), shared.clone());
@@ -67,7 +67,19 @@ impl Workspaces {
     fn remove(&self, session: &str) -> bool {
         let mut guard = self.lock();
         guard.1.retain(|s| s != session);
-        guard.0.remove(session).is_some()
+        let removed = guard.0.remove(session);
+        drop(guard);
+        let found = removed.is_some();
+        drop_off_runtime(removed);
+        found
+    }
+}
+
+/// Drops a workspace on a blocking thread: its embeddings client (`reqwest::blocking`) must
+/// not be dropped on the async runtime, and removing its copy is file-system work.
+fn drop_off_runtime(workspace: Option<Shared>) {
+    if let Some(workspace) = workspace {
+        tokio::task::spawn_blocking(move || drop(workspace));
     }
 }
 
@@ -105,23 +117,27 @@ fn edge(e: cap_index::Edge) -> pb::Edge {
 }
 
 impl ContextAgent {
-    /// Runs `f` on an indexed workspace, or fails naming the session.
-    async fn with_workspace<T>(
+    /// Runs `f` on an indexed workspace on a blocking thread (index queries are CPU work and
+    /// a hybrid search calls the embeddings endpoint), or fails naming the session.
+    async fn with_workspace<T: Send + 'static>(
         &self,
         id: &str,
-        f: impl FnOnce(&mut Workspace) -> Result<T, Error>,
+        f: impl FnOnce(&mut Workspace) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status> {
-        let id = session(id)?;
+        let id = session(id)?.to_owned();
         let shared = self
             .inner
             .workspaces
-            .get(id)
-            .ok_or_else(|| to_status(&Error::NotIndexed(id.to_owned())))?;
-        let mut guard = shared.lock().await;
-        let workspace = guard
-            .as_mut()
-            .ok_or_else(|| to_status(&Error::NotIndexed(id.to_owned())))?;
-        f(workspace).map_err(|e| to_status(&e))
+            .get(&id)
+            .ok_or_else(|| to_status(&Error::NotIndexed(id.clone())))?;
+        let mut guard = shared.lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let workspace = guard.as_mut().ok_or(Error::NotIndexed(id))?;
+            f(workspace)
+        })
+        .await
+        .map_err(|e| to_status(&Error::Io(std::io::Error::other(e))))?
+        .map_err(|e| to_status(&e))
     }
 }
 
@@ -143,15 +159,20 @@ impl ContextService for ContextAgent {
             Some(w) => (w.copy, Some((w.copied, w.index, w.semantic))),
             None => (tempfile::tempdir().map_err(|e| fail(Error::Io(e)))?, None),
         };
-        let copied = match self.inner.mirror(&id, copy.path()).await {
+        // `IndexWorkspace` has no interrupt: its caller cancels by dropping the call.
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let copied = match self.inner.mirror(&id, copy.path(), &never).await {
             Ok(copied) => copied,
             Err(e) => {
                 self.inner.workspaces.remove(&id);
+                // The earlier index holds an embeddings client: not dropped on the runtime.
+                tokio::task::spawn_blocking(move || drop((copy, old)));
                 return Err(fail(e));
             }
         };
         let store = self.inner.store.join(store_name(&request.repository_id));
         let root = copy.path().to_owned();
+        let embeddings = self.inner.embeddings.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<Workspace, Error> {
             let (index, semantic) = match old {
                 Some((previous, mut index, semantic)) => {
@@ -162,10 +183,16 @@ impl ContextService for ContextAgent {
                     index.refresh().map_err(Error::Index)?;
                     (index, semantic)
                 }
-                None => (
-                    Index::build(&root, IndexOptions::default()).map_err(Error::Index)?,
-                    SemanticIndex::open(&store).map_err(Error::Index)?,
-                ),
+                None => {
+                    let mut semantic = SemanticIndex::open(&store).map_err(Error::Index)?;
+                    if let Some(config) = embeddings {
+                        semantic.set_embeddings(config).map_err(Error::Index)?;
+                    }
+                    (
+                        Index::build(&root, IndexOptions::default()).map_err(Error::Index)?,
+                        semantic,
+                    )
+                }
             };
             let mut workspace = Workspace {
                 copy,
@@ -173,10 +200,13 @@ impl ContextService for ContextAgent {
                 index,
                 semantic,
             };
-            workspace
+            let sync = workspace
                 .semantic
                 .sync(&workspace.index)
                 .map_err(Error::Index)?;
+            if let Some(error) = &sync.embeddings_error {
+                tracing::warn!(%error, "chunks left without vectors; full text still ranks");
+            }
             Ok(workspace)
         })
         .await
@@ -215,7 +245,7 @@ impl ContextService for ContextAgent {
     ) -> Result<Response<pb::GetFileSummaryResponse>, Status> {
         let request = request.into_inner();
         let summary = self
-            .with_workspace(&request.session_id, |w| {
+            .with_workspace(&request.session_id, move |w| {
                 let s = w.index.file_summary(&request.path).map_err(Error::Index)?;
                 Ok(pb::GetFileSummaryResponse {
                     path: s.path.clone(),
@@ -255,7 +285,7 @@ impl ContextService for ContextAgent {
     ) -> Result<Response<pb::FindDependenciesResponse>, Status> {
         let request = request.into_inner();
         let deps = self
-            .with_workspace(&request.session_id, |w| {
+            .with_workspace(&request.session_id, move |w| {
                 w.index.dependencies(&request.path).map_err(Error::Index)
             })
             .await?;
@@ -276,14 +306,23 @@ impl ContextService for ContextAgent {
             0 => DEFAULT_HITS,
             n => usize::try_from(n).unwrap_or(DEFAULT_HITS),
         };
-        let hits = self
-            .with_workspace(&request.session_id, |w| {
+        let results = self
+            .with_workspace(&request.session_id, move |w| {
                 w.semantic
                     .search(&request.query, limit)
                     .map_err(Error::Index)
             })
             .await?;
-        let hits = hits
+        let (ranking, fallback_reason) = match results.ranking {
+            cap_index::Ranking::FullText => ("full_text", String::new()),
+            cap_index::Ranking::Hybrid => ("hybrid", String::new()),
+            cap_index::Ranking::FullTextFallback { reason } => {
+                tracing::warn!(%reason, "semantic search fell back to full text");
+                ("full_text_fallback", reason)
+            }
+        };
+        let hits = results
+            .hits
             .into_iter()
             .map(|h| {
                 let (parent, name) = match h.symbol.rsplit_once('.') {
@@ -304,7 +343,11 @@ impl ContextService for ContextAgent {
                 }
             })
             .collect();
-        Ok(Response::new(pb::SemanticSearchResponse { hits }))
+        Ok(Response::new(pb::SemanticSearchResponse {
+            hits,
+            ranking: ranking.to_owned(),
+            fallback_reason,
+        }))
     }
 
     async fn detect_patterns(
@@ -313,7 +356,7 @@ impl ContextService for ContextAgent {
     ) -> Result<Response<pb::DetectPatternsResponse>, Status> {
         let request = request.into_inner();
         let patterns = self
-            .with_workspace(&request.session_id, |w| {
+            .with_workspace(&request.session_id, move |w| {
                 Ok(cap_index::detect_patterns(w.copy.path(), Some(&w.index)))
             })
             .await?;
@@ -339,7 +382,7 @@ impl ContextService for ContextAgent {
             n => usize::try_from(n).unwrap_or(DEFAULT_MAP_TOKENS),
         };
         let map = self
-            .with_workspace(&request.session_id, |w| {
+            .with_workspace(&request.session_id, move |w| {
                 Ok(cap_index::repo_map(&w.index, tokens))
             })
             .await?;
@@ -352,7 +395,7 @@ impl ContextService for ContextAgent {
     ) -> Result<Response<pb::AnalyzeTraceResponse>, Status> {
         let request = request.into_inner();
         let analysis = self
-            .with_workspace(&request.session_id, |w| {
+            .with_workspace(&request.session_id, move |w| {
                 Ok(cap_index::analyze_trace(&w.index, &request.trace))
             })
             .await?;

@@ -18,6 +18,7 @@ use cap_proto::context::v1 as ctx;
 use cap_proto::context::v1::context_service_client::ContextServiceClient;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, WriteFilesRequest};
+use cap_testkit::git::BareRepo;
 use clap::Parser;
 use pretty_assertions::assert_eq;
 use tonic::Streaming;
@@ -41,6 +42,11 @@ impl Drop for Fleet {
 
 impl Fleet {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The fleet, the context agent taking `flags` besides the usual ones.
+    async fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
@@ -48,16 +54,18 @@ impl Fleet {
             cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
                 .await
                 .unwrap();
-        let config = cap_context_agent::Config::try_parse_from([
+        let data_dir = dir.path().join("data");
+        let mut args = vec![
             "cap-context-agent",
             "--pki-dir",
             pki_dir.to_str().unwrap(),
             "--sandbox-url",
             &sandbox_url,
             "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-        ])
-        .unwrap();
+            data_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let config = cap_context_agent::Config::try_parse_from(args).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let agent_url = cap_runtime::https_url(listener.local_addr().unwrap());
         let agent_server = tokio::spawn(async move {
@@ -77,26 +85,17 @@ impl Fleet {
     async fn session(&mut self, name: &str) -> String {
         let work = self.dir.path().join(format!("work-{name}"));
         copy_dir(&fixture(name), &work);
-        git(&work, &["init", "--quiet"]);
-        git(&work, &["add", "."]);
-        git(&work, &["commit", "--quiet", "-m", "init"]);
-        let commit_sha = git(&work, &["rev-parse", "HEAD"]);
-        let bare = self.dir.path().join(format!("remote-{name}.git"));
-        git(
-            self.dir.path(),
-            &[
-                "clone",
-                "--quiet",
-                "--bare",
-                work.to_str().unwrap(),
-                bare.to_str().unwrap(),
-            ],
-        );
+        self.session_of(name, &work).await
+    }
+
+    /// A sandbox session on a one-commit repository of the files in `work`.
+    async fn session_of(&mut self, name: &str, work: &Path) -> String {
+        let repo = BareRepo::of_tree(&self.dir.path().join(format!("repo-{name}")), work);
         self.sandbox
             .create_session(CreateSessionRequest {
                 image: String::new(),
-                repo_url: bare.display().to_string(),
-                commit_sha,
+                repo_url: repo.url(),
+                commit_sha: repo.commit,
             })
             .await
             .unwrap()
@@ -122,29 +121,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn task(task_id: &str, session_id: &str, context: &[(&str, &str)]) -> TaskRequest {
@@ -213,8 +189,25 @@ async fn indexes_the_workspace_and_maps_a_real_trace() {
             Payload::Status(_) => "status",
         })
         .collect();
-    assert_eq!(kinds, ["thought", "action", "observation", "checkpoint"]);
-    let Payload::Checkpoint(checkpoint) = &events[3] else {
+    assert_eq!(
+        kinds,
+        [
+            "thought",
+            "action",
+            "observation",
+            "action",
+            "observation",
+            "checkpoint"
+        ]
+    );
+    let Payload::Observation(copied) = &events[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (copied.tool.as_str(), copied.content.as_str()),
+        ("copy_workspace", "copied 9 source and configuration files")
+    );
+    let Payload::Checkpoint(checkpoint) = &events[5] else {
         unreachable!()
     };
     assert_eq!(checkpoint.kind, "context_ready");
@@ -240,6 +233,7 @@ async fn indexes_the_workspace_and_maps_a_real_trace() {
         state["relevant_symbols"][0]["symbol"], "average_price",
         "{state}"
     );
+    assert_eq!(state["semantic_ranking"]["ranking"], "full_text");
     let patterns = state["patterns"].as_array().unwrap();
     assert!(
         patterns
@@ -534,5 +528,195 @@ async fn context_rpcs_answer_the_tools_over_an_indexed_workspace() {
             tonic::Code::NotFound | tonic::Code::FailedPrecondition
         ),
         "{err:?}"
+    );
+}
+
+/// The kind of each event, and the final checkpoint's state.
+fn checkpoint_state(events: &[Payload]) -> (String, serde_json::Value) {
+    let Some(Payload::Checkpoint(checkpoint)) = events.last() else {
+        panic!("no final checkpoint: {events:?}")
+    };
+    (
+        checkpoint.kind.clone(),
+        serde_json::from_str(&checkpoint.state_json).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_embeddings_endpoint_makes_the_ranking_hybrid() {
+    let model = cap_testkit::ScriptedModel::start(Vec::new()).await.unwrap();
+    let base_url = model.base_url();
+    let mut fleet = Fleet::start_with(&[
+        "--embeddings-base-url",
+        &base_url,
+        "--embeddings-model",
+        "scripted-embeddings",
+    ])
+    .await;
+    let session = fleet.session("python-shop").await;
+    let stream = fleet
+        .agent
+        .execute_task(task("task-e", &session, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = all_events(stream).await;
+    assert!(status.is_none(), "{status:?}");
+    let (kind, state) = checkpoint_state(&events);
+    assert_eq!(kind, "context_ready");
+    assert_eq!(state["semantic_ranking"]["ranking"], "hybrid", "{state}");
+    assert_eq!(state["semantic_sync"]["chunks_unembedded"], 0, "{state}");
+    let embedded = state["semantic_sync"]["chunks_embedded"].as_u64().unwrap();
+    assert!(embedded > 0, "{state}");
+    // Every chunk and the objective went to the endpoint.
+    let sent: usize = model.embedding_inputs().iter().map(Vec::len).sum();
+    assert_eq!(sent as u64, embedded + 1);
+    let reply = semantic_search(&fleet, &session, "average price").await;
+    assert_eq!(
+        (reply.ranking.as_str(), reply.fallback_reason.as_str()),
+        ("hybrid", "")
+    );
+
+    // The endpoint down: the task still completes, ranked by full text, and says why.
+    model.fail_embeddings(Some(503));
+    let stream = fleet
+        .agent
+        .execute_task(task("task-f", &session, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = all_events(stream).await;
+    assert!(status.is_none(), "{status:?}");
+    let (kind, state) = checkpoint_state(&events);
+    assert_eq!(kind, "context_ready");
+    assert_eq!(
+        state["semantic_ranking"]["ranking"], "full_text_fallback",
+        "{state}"
+    );
+    assert!(
+        state["semantic_ranking"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 503"),
+        "{state}"
+    );
+    assert_eq!(
+        state["relevant_symbols"][0]["symbol"], "average_price",
+        "{state}"
+    );
+    let reply = semantic_search(&fleet, &session, "average price").await;
+    assert_eq!(reply.ranking, "full_text_fallback");
+    assert!(reply.fallback_reason.contains("HTTP 503"), "{reply:?}");
+    assert!(!reply.hits.is_empty(), "{reply:?}");
+}
+
+/// The `SemanticSearch` RPC's reply for `query` over `session`, indexed first.
+async fn semantic_search(fleet: &Fleet, session: &str, query: &str) -> ctx::SemanticSearchResponse {
+    let mut context = fleet.context.clone();
+    context
+        .index_workspace(ctx::IndexWorkspaceRequest {
+            session_id: session.to_owned(),
+            repository_id: "acme/shop".into(),
+        })
+        .await
+        .unwrap();
+    context
+        .semantic_search(ctx::SemanticSearchRequest {
+            session_id: session.to_owned(),
+            query: query.into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn interrupt_task_stops_indexing_cleanly_and_a_later_run_completes() {
+    let mut fleet = Fleet::start().await;
+    // Enough source that indexing outlasts an InterruptTask round trip many times over.
+    let work = fleet.dir.path().join("work-large");
+    for file in 0..150 {
+        let dir = work.join(format!("pkg{}", file % 10));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut source = String::from("import os\n\n");
+        for function in 0..200 {
+            source.push_str(&format!(
+                "def price_{file}_{function}(total, count):\n    \"\"\"Average of {function}.\"\"\"\n    return total / max(count, {function} + 1)\n\n"
+            ));
+        }
+        std::fs::write(dir.join(format!("module_{file}.py")), source).unwrap();
+    }
+    let session = fleet.session_of("large", &work).await;
+    let mut stream = fleet
+        .agent
+        .execute_task(task("task-big", &session, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    // The copy is done once its observation arrives; the indexing starts right after.
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        let payload = event.payload.unwrap();
+        let copied = matches!(&payload, Payload::Observation(o) if o.tool == "copy_workspace");
+        events.push(payload);
+        if copied {
+            break;
+        }
+    }
+    let ack = fleet
+        .agent
+        .interrupt_task(TaskId {
+            task_id: "task-big".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ack.accepted, "{ack:?}");
+    let (rest, status) = all_events(stream).await;
+    assert!(
+        status.is_none(),
+        "an interrupt is not a failure: {status:?}"
+    );
+    let (kind, state) = checkpoint_state(&rest);
+    assert_eq!(kind, "interrupted", "{rest:?}");
+    assert_eq!(state["stopped_while"], "indexing", "{state}");
+    assert!(
+        !rest
+            .iter()
+            .any(|e| matches!(e, Payload::Error(_) | Payload::Observation(_))),
+        "{rest:?}"
+    );
+
+    // The task is gone; a later run of the same repository completes, and its full-text
+    // index has every file: the interrupted run committed nothing half-done.
+    let status = fleet
+        .agent
+        .get_agent_status(AgentId {
+            agent: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, "idle");
+    let stream = fleet
+        .agent
+        .execute_task(task("task-big-2", &session, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (events, status) = all_events(stream).await;
+    assert!(status.is_none(), "{status:?}");
+    let (kind, state) = checkpoint_state(&events);
+    assert_eq!(kind, "context_ready");
+    assert_eq!(state["stats"]["files_indexed"], 150);
+    assert_eq!(state["semantic_sync"]["files_updated"], 150, "{state}");
+    assert_eq!(
+        state["relevant_symbols"][0]["symbol"]
+            .as_str()
+            .unwrap()
+            .starts_with("price_"),
+        true,
+        "{state}"
     );
 }

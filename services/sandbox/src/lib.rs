@@ -1,23 +1,27 @@
 //! Sandbox service: create, exec (streamed), file access and destroy of isolated workspaces.
 //!
 //! A thin gRPC door (`cap.sandbox.v1.Sandbox`, over mutual TLS, next to the standard health
-//! service) into [`cap_sandbox`], which does the work. The only place a sandbox error becomes
-//! a wire status is [`status`].
+//! service) into one of two backends ([`Backend`]): the local one ([`cap_sandbox`],
+//! bubblewrap on this host, the default) or the Kubernetes one ([`cap_sandbox_kube`], a
+//! gVisor Pod per session), chosen by `--backend`. The only place a backend error becomes a
+//! wire status is [`status`].
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+use anyhow::{Context as _, bail};
 use cap_mtls::ServiceTls;
 use cap_proto::common::v1 as common;
 use cap_proto::sandbox::v1 as pb;
 use cap_proto::sandbox::v1::sandbox_server::{Sandbox as SandboxRpc, SandboxServer};
 use cap_runtime::CommonArgs;
 use cap_sandbox::{
-    EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange, Limits, Sandbox,
-    SandboxConfig,
+    Changes, EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange, Limits,
+    Listing, Sandbox, SandboxConfig, SearchResult, SessionInfo,
 };
+use cap_sandbox_kube::{KubeConfig, KubeSandbox};
 use futures::{Stream, StreamExt};
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
@@ -91,9 +95,112 @@ pub struct Config {
     /// The `cap-sandbox-relay` binary; default: next to this executable.
     #[arg(long, env = "CAP_SANDBOX_EGRESS_RELAY")]
     pub egress_relay: Option<PathBuf>,
+    /// Local backend: sandbox launchers kept ready, each already in its cgroup (0: made per
+    /// command, slower to start).
+    #[arg(long, env = "CAP_SANDBOX_WARM_LAUNCHERS", default_value_t = 2)]
+    pub warm_launchers: usize,
+    /// Where sessions run: `local` (bubblewrap on this host) or `kubernetes` (a gVisor Pod
+    /// per session, through the cluster's API).
+    #[arg(long, env = "CAP_SANDBOX_BACKEND", value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Kubernetes backend: the namespace session Pods are made in (the service account's
+    /// Role must allow Pods, `pods/exec` and NetworkPolicies there).
+    #[arg(long, env = "CAP_SANDBOX_KUBE_NAMESPACE")]
+    pub kube_namespace: Option<String>,
+    /// Kubernetes backend: the egress proxy as sandboxes reach it, `http://<cluster IP>:<port>`
+    /// (an IP: sandboxes have no DNS). Its Pods must be labelled
+    /// `app.kubernetes.io/name=cap-egress-proxy` in the same namespace.
+    #[arg(long, env = "CAP_SANDBOX_KUBE_PROXY_URL")]
+    pub kube_proxy_url: Option<String>,
+    /// Kubernetes backend: the RuntimeClass of session Pods; default `gvisor`.
+    #[arg(long, env = "CAP_SANDBOX_KUBE_RUNTIME_CLASS")]
+    pub kube_runtime_class: Option<String>,
+    /// Kubernetes backend: put before image names (`coding-assistant/python`) to find them in
+    /// the cluster's registry, e.g. `registry.internal:5000/`.
+    #[arg(long, env = "CAP_SANDBOX_KUBE_IMAGE_PREFIX")]
+    pub kube_image_prefix: Option<String>,
+}
+
+/// Where sessions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// bubblewrap on this host.
+    Local,
+    /// A gVisor Pod per session.
+    Kubernetes,
+}
+
+/// The backend a [`Config`] describes, checked.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// The local backend.
+    Local(SandboxConfig),
+    /// The Kubernetes backend.
+    Kubernetes(KubeConfig),
 }
 
 impl Config {
+    /// The backend these flags describe, or why they do not make one: a `--kube-*` flag
+    /// without `--backend kubernetes`, or the Kubernetes backend without its namespace or
+    /// proxy, or with the local egress allow-list (its egress goes through the cluster's proxy).
+    pub fn backend_config(&self) -> anyhow::Result<BackendConfig> {
+        let kube_flags = [
+            ("--kube-namespace", self.kube_namespace.is_some()),
+            ("--kube-proxy-url", self.kube_proxy_url.is_some()),
+            ("--kube-runtime-class", self.kube_runtime_class.is_some()),
+            ("--kube-image-prefix", self.kube_image_prefix.is_some()),
+        ];
+        match self.backend {
+            BackendKind::Local => {
+                if let Some((flag, _)) = kube_flags.iter().find(|(_, given)| *given) {
+                    bail!("{flag} is for --backend kubernetes; the backend is local");
+                }
+                Ok(BackendConfig::Local(self.sandbox_config()))
+            }
+            BackendKind::Kubernetes => self.kube_config().map(BackendConfig::Kubernetes),
+        }
+    }
+
+    fn kube_config(&self) -> anyhow::Result<KubeConfig> {
+        if !self.egress_allow.is_empty() || self.egress_relay.is_some() {
+            bail!(
+                "--egress-allow and --egress-relay are for the local backend; with --backend \
+                 kubernetes, sandboxes reach only the egress proxy at --kube-proxy-url"
+            );
+        }
+        let Some(namespace) = self.kube_namespace.as_deref().filter(|ns| !ns.is_empty()) else {
+            bail!("--backend kubernetes needs --kube-namespace");
+        };
+        let Some(proxy_url) = self.kube_proxy_url.as_deref() else {
+            bail!("--backend kubernetes needs --kube-proxy-url (http://<cluster IP>:<port>)");
+        };
+        let port = proxy_url
+            .strip_prefix("http://")
+            .and_then(|rest| {
+                rest.trim_end_matches('/')
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+            })
+            .map(|addr| addr.port())
+            .with_context(|| {
+                format!("--kube-proxy-url {proxy_url:?} is not http://<IP address>:<port>")
+            })?;
+        let local = self.sandbox_config();
+        let mut config = KubeConfig::new(namespace, proxy_url.trim_end_matches('/'));
+        config.proxy.port = i32::from(port);
+        if let Some(class) = &self.kube_runtime_class {
+            config.runtime_class = class.clone();
+        }
+        config.image_prefix = self.kube_image_prefix.clone().unwrap_or_default();
+        config.limits = local.limits;
+        config.default_timeout = local.default_timeout;
+        config.max_timeout = local.max_timeout;
+        config.output_cap_bytes = local.output_cap_bytes;
+        // The repository is checked out here before it is sent to the Pod.
+        config.scratch_dir = local.root;
+        Ok(config)
+    }
+
     /// The sandbox configuration these flags describe.
     pub fn sandbox_config(&self) -> SandboxConfig {
         SandboxConfig {
@@ -114,6 +221,7 @@ impl Config {
             cgroup_root: (!self.no_cgroups).then(|| self.cgroup_root.clone()),
             term_grace: Duration::from_secs(self.term_grace_seconds),
             egress: self.egress_config(),
+            warm_launchers: self.warm_launchers,
         }
     }
 
@@ -149,10 +257,28 @@ impl Config {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let sandbox = Sandbox::new(config.sandbox_config()).await?;
+    let backend = match config.backend_config()? {
+        BackendConfig::Local(local) => Backend::Local(Sandbox::new(local).await?),
+        BackendConfig::Kubernetes(kube) => {
+            std::fs::create_dir_all(&kube.scratch_dir).with_context(|| {
+                format!(
+                    "cannot create the checkout directory {}",
+                    kube.scratch_dir.display()
+                )
+            })?;
+            let namespace = kube.namespace.clone();
+            let backend = KubeSandbox::connect(kube).await.map_err(|error| {
+                anyhow::anyhow!(
+                    "the kubernetes backend cannot start (namespace {namespace}): {}",
+                    error.chain()
+                )
+            })?;
+            Backend::Kubernetes(backend)
+        }
+    };
     let tls = config.common.tls(SERVICE_NAME)?;
     let listener = config.common.bind().await?;
-    let router = router(sandbox, &tls).await?;
+    let router = router(backend, &tls).await?;
     // `cap_runtime::serve` sets TCP_NODELAY: an exec stream ends with small frames that
     // would otherwise wait for the client's delayed ACK.
     cap_runtime::serve(router, listener).await?;
@@ -181,7 +307,7 @@ pub async fn spawn_local(
 
 /// The gRPC router: the sandbox service and the health service, over mutual TLS with `tls`.
 /// Tests serve it in-process on a port-0 listener.
-pub async fn router(sandbox: Sandbox, tls: &ServiceTls) -> anyhow::Result<Router> {
+pub async fn router(sandbox: impl Into<Backend>, tls: &ServiceTls) -> anyhow::Result<Router> {
     let health = cap_runtime::health_service::<SandboxServer<SandboxService>>().await;
     let mut server = cap_runtime::grpc_server(tls)?;
     Ok(server
@@ -251,16 +377,124 @@ where
     }
 }
 
+/// Where sessions run.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// bubblewrap on this host.
+    Local(Sandbox),
+    /// A gVisor Pod per session.
+    Kubernetes(KubeSandbox),
+}
+
+impl From<Sandbox> for Backend {
+    fn from(sandbox: Sandbox) -> Self {
+        Self::Local(sandbox)
+    }
+}
+
+impl From<KubeSandbox> for Backend {
+    fn from(sandbox: KubeSandbox) -> Self {
+        Self::Kubernetes(sandbox)
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
+
+/// One backend call, each backend's error mapped by [`status`].
+macro_rules! dispatch {
+    ($backend:expr, $sandbox:ident => $call:expr) => {
+        match $backend {
+            Backend::Local($sandbox) => $call.await.map_err(status),
+            Backend::Kubernetes($sandbox) => $call.await.map_err(status),
+        }
+    };
+}
+
+impl Backend {
+    async fn create_session(
+        &self,
+        repo_url: &str,
+        commit_sha: &str,
+        image: &str,
+    ) -> Result<SessionInfo, Status> {
+        dispatch!(self, sandbox => sandbox.create_session(repo_url, commit_sha, image))
+    }
+
+    async fn exec(&self, session_id: &str, spec: ExecSpec) -> Result<EventStream, Status> {
+        match self {
+            Backend::Local(sandbox) => Ok(Box::pin(
+                sandbox.exec(session_id, spec).await.map_err(status)?,
+            )),
+            Backend::Kubernetes(sandbox) => Ok(Box::pin(
+                sandbox.exec(session_id, spec).await.map_err(status)?,
+            )),
+        }
+    }
+
+    async fn read_file(&self, session_id: &str, path: &str) -> Result<Vec<u8>, Status> {
+        dispatch!(self, sandbox => sandbox.read_file(session_id, path))
+    }
+
+    async fn write_files(
+        &self,
+        session_id: &str,
+        changes: Vec<FileChange>,
+    ) -> Result<usize, Status> {
+        dispatch!(self, sandbox => sandbox.write_files(session_id, changes))
+    }
+
+    async fn list_directory(
+        &self,
+        session_id: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<Listing, Status> {
+        dispatch!(self, sandbox => sandbox.list_directory(session_id, path, recursive))
+    }
+
+    async fn search_files(
+        &self,
+        session_id: &str,
+        pattern: &str,
+        glob: Option<&str>,
+    ) -> Result<SearchResult, Status> {
+        match self {
+            Backend::Local(sandbox) => sandbox
+                .search_files(session_id, pattern, glob)
+                .await
+                .map_err(status),
+            Backend::Kubernetes(_) => Err(status(cap_sandbox_kube::Error::Unimplemented {
+                operation: "SearchFiles",
+            })),
+        }
+    }
+
+    async fn get_changes(&self, session_id: &str) -> Result<Changes, Status> {
+        match self {
+            Backend::Local(sandbox) => sandbox.get_changes(session_id).await.map_err(status),
+            Backend::Kubernetes(_) => Err(status(cap_sandbox_kube::Error::Unimplemented {
+                operation: "GetChanges",
+            })),
+        }
+    }
+
+    async fn destroy_session(&self, session_id: &str) -> Result<(), Status> {
+        dispatch!(self, sandbox => sandbox.destroy_session(session_id))
+    }
+}
+
 /// The `cap.sandbox.v1.Sandbox` implementation.
 #[derive(Debug, Clone)]
 pub struct SandboxService {
-    sandbox: Sandbox,
+    backend: Backend,
 }
 
 impl SandboxService {
-    /// A service over `sandbox`.
-    pub fn new(sandbox: Sandbox) -> Self {
-        Self { sandbox }
+    /// A service over `backend` (a [`Sandbox`] or a [`KubeSandbox`]).
+    pub fn new(backend: impl Into<Backend>) -> Self {
+        Self {
+            backend: backend.into(),
+        }
     }
 
     /// The tonic server for it, with message limits that fit whole files.
@@ -271,16 +505,64 @@ impl SandboxService {
     }
 }
 
-/// The one mapping from sandbox errors to gRPC statuses. Errors about the request carry the
+/// An error of either backend.
+#[derive(Debug)]
+pub enum BackendError {
+    /// Of the local backend.
+    Local(cap_sandbox::Error),
+    /// Of the Kubernetes backend.
+    Kubernetes(cap_sandbox_kube::Error),
+}
+
+impl From<cap_sandbox::Error> for BackendError {
+    fn from(error: cap_sandbox::Error) -> Self {
+        Self::Local(error)
+    }
+}
+
+impl From<cap_sandbox_kube::Error> for BackendError {
+    fn from(error: cap_sandbox_kube::Error) -> Self {
+        Self::Kubernetes(error)
+    }
+}
+
+/// The one mapping from backend errors to gRPC statuses. Errors about the request carry the
 /// whole explanation (it names what the caller got wrong); internal ones a short message,
 /// with the details logged.
-pub fn status(error: cap_sandbox::Error) -> Status {
+pub fn status(error: impl Into<BackendError>) -> Status {
+    let error = match error.into() {
+        BackendError::Local(error) => error,
+        BackendError::Kubernetes(error) => return kube_status(error),
+    };
     match error.kind() {
         ErrorKind::InvalidArgument => Status::invalid_argument(error.chain()),
         ErrorKind::NotFound => Status::not_found(error.chain()),
         ErrorKind::FailedPrecondition => {
             tracing::warn!(error = %error.chain(), "sandbox request cannot be served");
             Status::failed_precondition(error.chain())
+        }
+        ErrorKind::Internal => {
+            tracing::error!(error = %error.chain(), "sandbox failure");
+            Status::internal("internal sandbox error (details are in the sandbox service log)")
+        }
+    }
+}
+
+fn kube_status(error: cap_sandbox_kube::Error) -> Status {
+    use cap_sandbox_kube::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(error.chain()),
+        ErrorKind::NotFound => Status::not_found(error.chain()),
+        ErrorKind::FailedPrecondition => {
+            tracing::warn!(error = %error.chain(), "sandbox request cannot be served");
+            Status::failed_precondition(error.chain())
+        }
+        ErrorKind::Unimplemented => Status::unimplemented(error.to_string()),
+        ErrorKind::Unavailable => {
+            tracing::error!(error = %error.chain(), "kubernetes API failure");
+            Status::unavailable(
+                "the kubernetes API failed (details are in the sandbox service log)",
+            )
         }
         ErrorKind::Internal => {
             tracing::error!(error = %error.chain(), "sandbox failure");
@@ -348,10 +630,9 @@ impl SandboxRpc for SandboxService {
     ) -> Result<Response<pb::CreateSessionResponse>, Status> {
         let request = request.into_inner();
         let info = self
-            .sandbox
+            .backend
             .create_session(&request.repo_url, &request.commit_sha, &request.image)
-            .await
-            .map_err(status)?;
+            .await?;
         Ok(Response::new(pb::CreateSessionResponse {
             session_id: info.session_id.to_string(),
             image: info.image,
@@ -372,11 +653,7 @@ impl SandboxRpc for SandboxService {
             timeout: Some(Duration::from_secs(u64::from(request.timeout_seconds))),
             env: request.env.into_iter().collect(),
         };
-        let events = self
-            .sandbox
-            .exec(&request.session_id, spec)
-            .await
-            .map_err(status)?;
+        let events = self.backend.exec(&request.session_id, spec).await?;
         // Dropping this stream (the caller went away) kills the command.
         let stream: ExecOutputStream = Box::pin(events.map(|event| Ok(exec_output(event))));
         Ok(Response::new(stream))
@@ -388,10 +665,9 @@ impl SandboxRpc for SandboxService {
     ) -> Result<Response<pb::ReadFileResponse>, Status> {
         let request = request.into_inner();
         let content = self
-            .sandbox
+            .backend
             .read_file(&request.session_id, &request.path)
-            .await
-            .map_err(status)?;
+            .await?;
         Ok(Response::new(pb::ReadFileResponse { content }))
     }
 
@@ -406,10 +682,9 @@ impl SandboxRpc for SandboxService {
             .map(file_change)
             .collect::<Result<Vec<_>, _>>()?;
         let written = self
-            .sandbox
+            .backend
             .write_files(&request.session_id, changes)
-            .await
-            .map_err(status)?;
+            .await?;
         Ok(Response::new(pb::WriteFilesResponse {
             files_written: u32::try_from(written).unwrap_or(u32::MAX),
         }))
@@ -421,10 +696,9 @@ impl SandboxRpc for SandboxService {
     ) -> Result<Response<pb::ListDirectoryResponse>, Status> {
         let request = request.into_inner();
         let listing = self
-            .sandbox
+            .backend
             .list_directory(&request.session_id, &request.path, request.recursive)
-            .await
-            .map_err(status)?;
+            .await?;
         Ok(Response::new(pb::ListDirectoryResponse {
             entries: listing
                 .entries
@@ -446,10 +720,9 @@ impl SandboxRpc for SandboxService {
         let request = request.into_inner();
         let glob = Some(request.glob.as_str()).filter(|glob| !glob.is_empty());
         let found = self
-            .sandbox
+            .backend
             .search_files(&request.session_id, &request.pattern, glob)
-            .await
-            .map_err(status)?;
+            .await?;
         Ok(Response::new(pb::SearchFilesResponse {
             matches: found
                 .matches
@@ -469,11 +742,7 @@ impl SandboxRpc for SandboxService {
         request: Request<pb::GetChangesRequest>,
     ) -> Result<Response<pb::GetChangesResponse>, Status> {
         let request = request.into_inner();
-        let changes = self
-            .sandbox
-            .get_changes(&request.session_id)
-            .await
-            .map_err(status)?;
+        let changes = self.backend.get_changes(&request.session_id).await?;
         Ok(Response::new(pb::GetChangesResponse {
             changes: changes.changes.into_iter().map(wire_change).collect(),
             diff: changes.diff,
@@ -485,10 +754,7 @@ impl SandboxRpc for SandboxService {
         request: Request<pb::DestroySessionRequest>,
     ) -> Result<Response<pb::DestroySessionResponse>, Status> {
         let request = request.into_inner();
-        self.sandbox
-            .destroy_session(&request.session_id)
-            .await
-            .map_err(status)?;
+        self.backend.destroy_session(&request.session_id).await?;
         Ok(Response::new(pb::DestroySessionResponse {}))
     }
 }

@@ -178,3 +178,305 @@ fn wire_changes_must_say_what_to_do() {
         }
     );
 }
+
+#[test]
+fn the_local_backend_is_the_default_and_takes_no_kubernetes_flags() {
+    let config = Config::try_parse_from(["cap-sandbox"]).unwrap();
+    assert_eq!(config.backend, BackendKind::Local);
+    assert!(matches!(
+        config.backend_config().unwrap(),
+        BackendConfig::Local(_)
+    ));
+    let config = Config::try_parse_from(["cap-sandbox", "--kube-namespace", "sandboxes"]).unwrap();
+    assert_eq!(
+        config.backend_config().unwrap_err().to_string(),
+        "--kube-namespace is for --backend kubernetes; the backend is local"
+    );
+    assert!(Config::try_parse_from(["cap-sandbox", "--backend", "docker"]).is_err());
+}
+
+#[test]
+fn kubernetes_flags_make_the_kubernetes_backend() {
+    let config = Config::try_parse_from([
+        "cap-sandbox",
+        "--data-dir",
+        "/var/lib/cap",
+        "--backend",
+        "kubernetes",
+        "--kube-namespace",
+        "sandboxes",
+        "--kube-proxy-url",
+        "http://10.96.0.50:8080/",
+        "--kube-runtime-class",
+        "gvisor-kvm",
+        "--kube-image-prefix",
+        "registry.internal:5000/",
+        "--memory-bytes",
+        "1000000",
+        "--max-timeout-seconds",
+        "120",
+    ])
+    .unwrap();
+    let BackendConfig::Kubernetes(kube) = config.backend_config().unwrap() else {
+        panic!("not the kubernetes backend");
+    };
+    let mut expected = KubeConfig::new("sandboxes", "http://10.96.0.50:8080");
+    expected.proxy.port = 8080;
+    expected.runtime_class = "gvisor-kvm".into();
+    expected.image_prefix = "registry.internal:5000/".into();
+    expected.limits.memory_bytes = 1_000_000;
+    expected.max_timeout = Duration::from_secs(120);
+    expected.scratch_dir = PathBuf::from("/var/lib/cap/sandbox");
+    assert_eq!(kube, expected);
+}
+
+#[test]
+fn bad_kubernetes_flag_combinations_are_refused_with_the_reason() {
+    let kube = ["cap-sandbox", "--backend", "kubernetes"];
+    let proxied = [
+        "--kube-namespace",
+        "s",
+        "--kube-proxy-url",
+        "http://10.0.0.1:3128",
+    ];
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "--backend kubernetes needs --kube-namespace"),
+        (
+            &["--kube-namespace", "sandboxes"],
+            "--backend kubernetes needs --kube-proxy-url (http://<cluster IP>:<port>)",
+        ),
+        (
+            &[
+                "--kube-namespace",
+                "sandboxes",
+                "--kube-proxy-url",
+                "http://proxy:3128",
+            ],
+            "--kube-proxy-url \"http://proxy:3128\" is not http://<IP address>:<port>",
+        ),
+        (
+            &[
+                "--kube-namespace",
+                "s",
+                "--kube-proxy-url",
+                "https://10.0.0.1:3128",
+            ],
+            "--kube-proxy-url \"https://10.0.0.1:3128\" is not http://<IP address>:<port>",
+        ),
+        (
+            &[&proxied[..], &["--egress-allow", "registries"]].concat(),
+            "--egress-allow and --egress-relay are for the local backend; with --backend \
+             kubernetes, sandboxes reach only the egress proxy at --kube-proxy-url",
+        ),
+    ];
+    for (flags, message) in cases {
+        let config = Config::try_parse_from(kube.iter().chain(flags)).unwrap();
+        assert_eq!(config.backend_config().unwrap_err().to_string(), message);
+    }
+}
+
+#[test]
+fn kubernetes_errors_map_to_codes_and_cluster_details_stay_in_the_log() {
+    let unimplemented = status(cap_sandbox_kube::Error::Unimplemented {
+        operation: "GetChanges",
+    });
+    assert_eq!(unimplemented.code(), Code::Unimplemented);
+    assert_eq!(
+        unimplemented.message(),
+        "the kubernetes sandbox backend does not implement GetChanges yet"
+    );
+    let invalid = status(cap_sandbox_kube::Error::InvalidTimeout {
+        seconds: 0,
+        max_seconds: 3600,
+    });
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    assert_eq!(
+        invalid.message(),
+        "invalid timeout 0 s: must be between 1 and 3600 s"
+    );
+    let missing = status(cap_sandbox_kube::Error::SessionNotFound {
+        id: uuid::Uuid::new_v4(),
+    });
+    assert_eq!(missing.code(), Code::NotFound);
+    let not_ready = status(cap_sandbox_kube::Error::NotReady {
+        pod: "cap-sandbox-x".into(),
+        reason: "ErrImagePull: manifest unknown".into(),
+    });
+    assert_eq!(not_ready.code(), Code::FailedPrecondition);
+    assert!(
+        not_ready.message().contains("ErrImagePull"),
+        "{}",
+        not_ready.message()
+    );
+    let pod_failure = status(cap_sandbox_kube::Error::PodCommand {
+        operation: "reading a file",
+        exit_code: 1,
+        detail: "secret detail".into(),
+    });
+    assert_eq!(pod_failure.code(), Code::Internal);
+    assert!(!pod_failure.message().contains("secret detail"));
+}
+
+/// A service over the Kubernetes backend whose API is a mock that must never be called.
+fn kube_service() -> (
+    SandboxService,
+    tower_test::mock::Handle<
+        tonic::codegen::http::Request<kube::client::Body>,
+        tonic::codegen::http::Response<kube::client::Body>,
+    >,
+) {
+    let (mock, handle) = tower_test::mock::pair();
+    let client = kube::Client::new(mock, "sandboxes");
+    let backend = KubeSandbox::new(client, KubeConfig::new("sandboxes", "http://10.0.0.1:3128"));
+    (SandboxService::new(backend), handle)
+}
+
+#[tokio::test]
+async fn the_kubernetes_backend_answers_what_it_lacks_with_unimplemented() {
+    let (service, _api) = kube_service();
+    let session_id = "3f0b8c52-8d5f-4a43-9d0e-6a9d1e0c7b11".to_owned();
+    let error = service
+        .search_files(Request::new(pb::SearchFilesRequest {
+            session_id: session_id.clone(),
+            pattern: "x".into(),
+            glob: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+    assert!(
+        error.message().contains("kubernetes"),
+        "{}",
+        error.message()
+    );
+    let error = service
+        .get_changes(Request::new(pb::GetChangesRequest { session_id }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn bad_requests_to_the_kubernetes_backend_never_reach_the_cluster() {
+    let (service, mut api) = kube_service();
+    let session_id = "3f0b8c52-8d5f-4a43-9d0e-6a9d1e0c7b11".to_owned();
+    let Err(error) = service
+        .exec(Request::new(pb::ExecRequest {
+            session_id: session_id.clone(),
+            command: "true".into(),
+            cwd: String::new(),
+            timeout_seconds: 0,
+            env: Default::default(),
+        }))
+        .await
+    else {
+        panic!("a zero timeout was accepted");
+    };
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = service
+        .read_file(Request::new(pb::ReadFileRequest {
+            session_id: session_id.clone(),
+            path: "../../etc/passwd".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = service
+        .create_session(Request::new(pb::CreateSessionRequest {
+            image: "ubuntu:latest".into(),
+            repo_url: "/srv/forge/repo.git".into(),
+            commit_sha: "abcdef1".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("unknown image"),
+        "{}",
+        error.message()
+    );
+    let error = service
+        .destroy_session(Request::new(pb::DestroySessionRequest {
+            session_id: "kube-system".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    // Nothing was sent to the API server.
+    drop(service);
+    assert!(api.next_request().await.is_none());
+}
+
+/// Answers the mock API's next request with `code` and a JSON body; returns its method and
+/// path.
+async fn answer(
+    api: &mut tower_test::mock::Handle<
+        tonic::codegen::http::Request<kube::client::Body>,
+        tonic::codegen::http::Response<kube::client::Body>,
+    >,
+    code: u16,
+    body: &str,
+) -> String {
+    let (request, send) = api.next_request().await.unwrap();
+    let call = format!("{} {}", request.method(), request.uri().path());
+    send.send_response(
+        tonic::codegen::http::Response::builder()
+            .status(code)
+            .body(kube::client::Body::from(body.as_bytes().to_vec()))
+            .unwrap(),
+    );
+    call
+}
+
+#[tokio::test]
+async fn kubernetes_sessions_are_destroyed_and_missing_ones_reported_through_the_service() {
+    let (service, mut api) = kube_service();
+    let session_id = "3f0b8c52-8d5f-4a43-9d0e-6a9d1e0c7b11";
+    let name = format!("cap-sandbox-{session_id}");
+    let exec = tokio::spawn({
+        let service = service.clone();
+        async move {
+            service
+                .exec(Request::new(pb::ExecRequest {
+                    session_id: session_id.into(),
+                    command: "true".into(),
+                    cwd: String::new(),
+                    timeout_seconds: 10,
+                    env: Default::default(),
+                }))
+                .await
+                .map(drop)
+        }
+    });
+    let not_found = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+        "reason":"NotFound","code":404,"message":"pods not found"}"#;
+    let call = answer(&mut api, 404, not_found).await;
+    assert_eq!(
+        call,
+        format!("GET /api/v1/namespaces/sandboxes/pods/{name}/exec")
+    );
+    let error = exec.await.unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert_eq!(error.message(), format!("no sandbox session {session_id}"));
+
+    let destroy = tokio::spawn({
+        let service = service.clone();
+        async move {
+            service
+                .destroy_session(Request::new(pb::DestroySessionRequest {
+                    session_id: session_id.into(),
+                }))
+                .await
+        }
+    });
+    let success = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"}"#;
+    assert_eq!(
+        answer(&mut api, 200, success).await,
+        format!("DELETE /api/v1/namespaces/sandboxes/pods/{name}")
+    );
+    assert_eq!(
+        answer(&mut api, 404, not_found).await,
+        format!("DELETE /apis/networking.k8s.io/v1/namespaces/sandboxes/networkpolicies/{name}")
+    );
+    destroy.await.unwrap().unwrap();
+}

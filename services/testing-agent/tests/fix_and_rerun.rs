@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cap_agent::{AgentConfig, CodingAgent, Finish};
@@ -19,6 +18,7 @@ use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{Checkpoint, RepositoryContext, TaskRequest};
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testkit::git::BareRepo;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use cap_testrun::{Outcome, TestRun};
 use clap::Parser;
@@ -56,7 +56,8 @@ impl Fleet {
             );
             copy_dir(Path::new(NODE_CACHE), &work.join("node_modules"));
         }
-        let (repo_url, commit_sha) = make_repo(dir.path(), &work);
+        let repo = BareRepo::of_tree(dir.path(), &work);
+        let (repo_url, commit_sha) = (repo.url(), repo.commit);
 
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
@@ -182,48 +183,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn make_repo(dir: &Path, work: &Path) -> (String, String) {
-    git(work, &["init", "--quiet"]);
-    git(work, &["add", "--force", "."]);
-    git(work, &["commit", "--quiet", "-m", "init"]);
-    let commit = git(work, &["rev-parse", "HEAD"]);
-    let bare = dir.join("remote.git");
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    (bare.display().to_string(), commit)
 }
 
 /// The scripted model's fix: read the file, replace the buggy `sub`, run the tests, answer.

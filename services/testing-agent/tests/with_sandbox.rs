@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 
 use cap_mtls::Pki;
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
@@ -17,6 +15,7 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::sandbox::v1::CreateSessionRequest;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_testkit::git::BareRepo;
 use cap_testrun::{Outcome, TestRun};
 use clap::Parser;
 use pretty_assertions::assert_eq;
@@ -82,7 +81,11 @@ impl Fleet {
 
     /// A sandbox session on a one-commit repository holding `files`.
     async fn session(&mut self, files: &[(&str, &str)]) -> String {
-        let (repo_url, commit_sha) = make_repo(self.dir.path(), files);
+        let repo = BareRepo::new(
+            &self.dir.path().join(format!("repo-{}", unique_name())),
+            files,
+        );
+        let (repo_url, commit_sha) = (repo.url(), repo.commit);
         self.sandbox
             .create_session(CreateSessionRequest {
                 image: String::new(),
@@ -140,57 +143,6 @@ fn final_checkpoint(events: &[Payload]) -> (&Checkpoint, TestRun) {
 fn problem_and_framework(checkpoint: &Checkpoint) -> (serde_json::Value, serde_json::Value) {
     let state: serde_json::Value = serde_json::from_str(&checkpoint.state_json).unwrap();
     (state["problem"].clone(), state["framework"].clone())
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A one-commit repository holding `files`, cloned bare; returns the bare path and commit.
-fn make_repo(dir: &Path, files: &[(&str, &str)]) -> (String, String) {
-    let name = unique_name();
-    let work = dir.join(format!("work-{name}"));
-    for (path, content) in files {
-        let path = work.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "--quiet"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "--quiet", "-m", "init"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let bare = dir.join(format!("remote-{name}.git"));
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    (bare.display().to_string(), commit)
 }
 
 /// A name no other repository of the test has.

@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         secs(full_text_again),
         again?.files_unchanged,
         secs(query),
-        hits?.len()
+        hits?.hits.len()
     );
     println!(
         "peak memory: {:.0} MiB",

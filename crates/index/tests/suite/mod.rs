@@ -1,6 +1,7 @@
 //! The suites, and what they share.
 
 mod edge_cases;
+mod hybrid;
 mod patterns;
 mod python;
 mod search;

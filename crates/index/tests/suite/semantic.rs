@@ -2,13 +2,14 @@
 
 use pretty_assertions::assert_eq;
 
-use cap_index::{Index, IndexOptions, SemanticIndex, SyncStats};
+use cap_index::{Index, IndexOptions, Ranking, SemanticIndex, SyncStats};
 
 use super::copy_fixture;
 
 fn top(index: &SemanticIndex, query: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(index
         .search(query, 3)?
+        .hits
         .into_iter()
         .map(|h| (h.path, h.symbol))
         .collect())
@@ -26,10 +27,13 @@ fn finds_symbols_by_words_and_updates_by_content_hash() -> anyhow::Result<()> {
         SyncStats {
             files_updated: 4,
             files_removed: 0,
-            files_unchanged: 0
+            files_unchanged: 0,
+            ..SyncStats::default()
         }
     );
-    let hits = semantic.search("find user by id", 3)?;
+    let results = semantic.search("find user by id", 3)?;
+    assert_eq!(results.ranking, Ranking::FullText);
+    let hits = results.hits;
     assert_eq!(
         (hits[0].path.as_str(), hits[0].symbol.as_str()),
         (
@@ -58,7 +62,8 @@ fn finds_symbols_by_words_and_updates_by_content_hash() -> anyhow::Result<()> {
         SyncStats {
             files_updated: 1,
             files_removed: 0,
-            files_unchanged: 3
+            files_unchanged: 3,
+            ..SyncStats::default()
         }
     );
     drop(semantic);

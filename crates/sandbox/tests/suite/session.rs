@@ -1,7 +1,7 @@
 use cap_sandbox::{Error, ErrorKind, Sandbox, SandboxConfig};
 use pretty_assertions::assert_eq;
 
-use super::support::{fixture, git};
+use super::support::{fixture, git, session_entries, wait_removed};
 
 #[tokio::test]
 async fn create_checks_out_the_commit_and_copies_it_without_git() {
@@ -124,8 +124,13 @@ async fn bad_requests_are_refused_and_leave_nothing_behind() {
         error.to_string().contains("/nonexistent/repo.git"),
         "{error}"
     );
-    // No session and no staging directory is left.
-    assert_eq!(std::fs::read_dir(fx.root()).unwrap().count(), 0);
+    // No session and no staging directory is left, nor a half-made checkout.
+    assert_eq!(session_entries(&fx.root()), Vec::<String>::new());
+    let cache: Vec<_> = std::fs::read_dir(fx.root().join(".cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(cache.is_empty(), "{cache:?}");
 }
 
 #[tokio::test]
@@ -133,7 +138,10 @@ async fn destroy_removes_the_session_and_unknown_ids_are_errors() {
     let fx = fixture().await;
     let id = fx.session().await;
     fx.sandbox.destroy_session(&id).await.unwrap();
-    assert_eq!(std::fs::read_dir(fx.root()).unwrap().count(), 0);
+    // Unusable at once; the files go in the background.
+    assert!(!fx.root().join(&id).exists());
+    wait_removed(&fx.root()).await;
+    assert_eq!(session_entries(&fx.root()), Vec::<String>::new());
     let again = fx.sandbox.destroy_session(&id).await.unwrap_err();
     assert!(matches!(again, Error::SessionNotFound { .. }), "{again}");
     assert_eq!(again.kind(), ErrorKind::NotFound);
@@ -211,4 +219,207 @@ async fn inconsistent_configuration_is_refused() {
         Sandbox::new(config).await,
         Err(Error::InvalidConfig(_))
     ));
+}
+
+#[tokio::test]
+async fn sessions_of_a_commit_share_one_checkout_and_keep_their_own_workspace() {
+    let fx = fixture().await;
+    let first = fx.session().await;
+    let second = fx.session().await;
+    let source = |id: &str| std::fs::read_link(fx.root().join(id).join("source")).unwrap();
+    assert_eq!(source(&first), source(&second));
+    // The second session did not clone: it is made even once the remote is gone.
+    std::fs::rename(&fx.bare, fx.dir.path().join("moved.git")).unwrap();
+    let third = fx.session().await;
+    assert_eq!(source(&third), source(&first));
+    // An abbreviated sha is not trusted to the cache: it needs the remote.
+    let error = fx
+        .sandbox
+        .create_session(&fx.url(), &fx.commit[..10], "")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Clone { .. }), "{error}");
+    // Each workspace is the session's own.
+    fx.sandbox
+        .write_files(
+            &first,
+            vec![cap_sandbox::FileChange {
+                path: "README.md".into(),
+                content: Some(b"changed".to_vec()),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.sandbox.read_file(&second, "README.md").await.unwrap(),
+        b"# Demo\n\nA tiny project.\n"
+    );
+    let changes = fx.sandbox.get_changes(&second).await.unwrap();
+    assert!(changes.changes.is_empty(), "{changes:?}");
+    // Destroying a session leaves the checkout the others use.
+    fx.sandbox.destroy_session(&first).await.unwrap();
+    wait_removed(&fx.root()).await;
+    assert!(fx.root().join(&second).join("source/.git").is_dir());
+    assert_eq!(
+        fx.sandbox.read_file(&second, "README.md").await.unwrap(),
+        b"# Demo\n\nA tiny project.\n"
+    );
+}
+
+/// The key a session root's cgroup instances are named by.
+fn root_key(root: &std::path::Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The `cap-sandbox` directories of the host's cgroup hierarchy (v2, or each v1 controller).
+fn cgroup_tops() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.join("cap-sandbox")];
+    }
+    ["pids", "memory", "cpu", "cpu,cpuacct"]
+        .iter()
+        .map(|controller| root.join(controller).join("cap-sandbox"))
+        .filter(|top| top.is_dir())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restarted_service_sweeps_what_a_crashed_one_left() {
+    let fx = fixture().await;
+    let root = fx.root().canonicalize().unwrap();
+    let key = root_key(&root);
+    // A crashed service's instance (its pid no longer exists), with a process still running
+    // in its group; and a live process's instance, which must be left alone.
+    let mut survivor = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let tops = cgroup_tops();
+    assert!(!tops.is_empty());
+    let stale = format!("{key}-99999999-crashed");
+    let live = format!("{key}-1-live");
+    for top in &tops {
+        std::fs::create_dir_all(top.join(&stale).join("group")).unwrap();
+        std::fs::write(
+            top.join(&stale).join("group/cgroup.procs"),
+            survivor.id().to_string(),
+        )
+        .unwrap();
+        std::fs::create_dir_all(top.join(&live).join("group")).unwrap();
+    }
+    // Half-made and half-removed sessions and checkouts.
+    for leftover in [".staging-a", ".trash-b", ".cache/.staging-c"] {
+        std::fs::create_dir_all(root.join(leftover).join("sub")).unwrap();
+    }
+
+    let restarted = Sandbox::new(SandboxConfig::new(&root)).await.unwrap();
+    let status = survivor.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    for top in &tops {
+        assert!(!top.join(&stale).exists(), "{}", top.display());
+        assert!(top.join(&live).join("group").is_dir(), "{}", top.display());
+        std::fs::remove_dir(top.join(&live).join("group")).unwrap();
+        std::fs::remove_dir(top.join(&live)).unwrap();
+    }
+    assert_eq!(session_entries(&root), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_dir(root.join(".cache")).unwrap().count(),
+        0,
+        "a half-made checkout is left"
+    );
+    drop(restarted);
+}
+
+#[tokio::test]
+async fn concurrent_first_sessions_of_a_commit_end_up_sharing_one_checkout() {
+    let fx = fixture().await;
+    let url = fx.url();
+    let (first, second) = tokio::join!(
+        fx.sandbox.create_session(&url, &fx.commit, ""),
+        fx.sandbox.create_session(&url, &fx.commit, ""),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let source =
+        |id: uuid::Uuid| std::fs::read_link(fx.root().join(id.to_string()).join("source")).unwrap();
+    assert_eq!(source(first.session_id), source(second.session_id));
+    // One checkout, and nothing half-made left by the one that lost the race.
+    let cache: Vec<String> = std::fs::read_dir(fx.root().join(".cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cache.len(), 1, "{cache:?}");
+    assert!(cache[0].ends_with(&fx.commit), "{cache:?}");
+}
+
+#[tokio::test]
+async fn ready_launchers_wait_in_their_cgroups_and_go_with_the_sandbox() {
+    let fx = fixture().await;
+    let root = fx.root().canonicalize().unwrap();
+    let key = root_key(&root);
+    let ours = format!("{key}-{}-", std::process::id());
+    let tops = cgroup_tops();
+    let instance = |top: &std::path::Path| {
+        std::fs::read_dir(top)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| {
+                path.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&ours)
+            })
+    };
+    // Groups with a process in them.
+    let occupied = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| {
+                        std::fs::read_to_string(path.join("cgroup.procs"))
+                            .is_ok_and(|procs| !procs.trim().is_empty())
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Processes whose command line names the instance (the launchers name their groups).
+    let launchers = |name: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(name))
+            })
+            .count()
+    };
+    // The default two launchers get ready, each waiting in its own group.
+    let dir = instance(&tops[0]).expect("the sandbox's cgroup instance");
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    while occupied(&dir) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(launchers(&name), 2);
+    // A command uses one; it runs, and the pool is refilled.
+    let id = fx.session().await;
+    let ran = super::support::run(&fx.sandbox, &id, super::support::spec("echo ran")).await;
+    assert_eq!(ran.stdout, "ran\n");
+    drop(fx.sandbox);
+    // Nothing of the sandbox is left: no launcher, no group, no instance. (A refill still
+    // running holds the pool until it is done, so this may take a moment.)
+    while dir.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(launchers(&name), 0);
+    for top in &tops {
+        assert!(!top.join(&name).exists(), "{}", top.join(&name).display());
+    }
 }

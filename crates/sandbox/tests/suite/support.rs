@@ -193,6 +193,28 @@ pub async fn run(sandbox: &Sandbox, session: &str, spec: ExecSpec) -> Ran {
     panic!("stream ended without an exit event");
 }
 
+/// The sessions under a session root, and sessions being made (`.staging-`) or removed
+/// (`.trash-`): everything but the sandbox's own files (checkout cache, seccomp program).
+pub fn session_entries(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".cache" && !name.starts_with(".seccomp-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the sessions destroyed under `root` are removed (that happens in the background).
+pub async fn wait_removed(root: &Path) {
+    while session_entries(root)
+        .iter()
+        .any(|name| name.starts_with(".trash-"))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Host processes whose command line contains `needle` (zombies have none).
 pub fn host_processes_with(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();

@@ -1,9 +1,10 @@
 //! `sandbox-bench [runs]`: a session's whole life, create + exec `true` + destroy, measured
 //! `runs` times (default 200) in-process and through the service's gRPC API over mutual
-//! TLS; `exec true` alone the same two ways; and, in the same run as baselines, a plain
-//! process spawn of `true` and a bare `bwrap --ro-bind / / true`. Prints p50 and p99 of each
-//! and the ratios against the baselines. Needs what the sandbox needs (root for cgroups,
-//! bubblewrap, git). Build with `--release`.
+//! TLS; `exec true` alone the same two ways; create + destroy of a commit already seen (from
+//! the checkout cache) and of a new commit each time (a clone); and, in the same run as
+//! baselines, a plain process spawn of `true` and a bare `bwrap --ro-bind / / true`. Prints
+//! p50 and p99 of each and the ratios against the baselines. Needs what the sandbox needs
+//! (root for cgroups, bubblewrap, git). Build with `--release`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -51,7 +52,7 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
     let client_tls = pki.service("supervisor")?;
     let client = SandboxClient::new(client_tls.channel(&cap_runtime::https_url(addr))?);
 
-    println!("runs: {runs} of each (after 5 warm-up runs)");
+    println!("runs: {runs} of each (after {WARM_UP} warm-up runs)");
     let spawn = measure(runs, || async {
         let status = Command::new("true").stdin(Stdio::null()).status().await?;
         anyhow::ensure!(status.success(), "true failed");
@@ -107,6 +108,22 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
         }
     })
     .await?;
+    // A new commit each time: nothing cached, the repository is cloned.
+    let fresh_commits = make_commits(dir, runs + WARM_UP).await?;
+    let mut fresh = fresh_commits.iter();
+    let create_destroy_cold = measure(runs, || {
+        let sandbox = sandbox.clone();
+        let repo_url = repo_url.clone();
+        let commit = fresh.next().cloned().unwrap_or_default();
+        async move {
+            let info = sandbox.create_session(&repo_url, &commit, "").await?;
+            sandbox
+                .destroy_session(&info.session_id.to_string())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
     let life_grpc = measure(runs, || {
         let mut client = client.clone();
         let (repo_url, commit) = (repo_url.clone(), commit.clone());
@@ -148,7 +165,8 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
     row("baseline: bare `bwrap --ro-bind / / true`", &bwrap);
     row("exec `true`, in-process", &exec_in_process);
     row("exec `true`, gRPC over mTLS", &exec_grpc);
-    row("create + destroy (clone, copy, remove)", &create_destroy);
+    row("create + destroy, new commit (clone)", &create_destroy_cold);
+    row("create + destroy, commit seen (cached)", &create_destroy);
     row(
         "create + exec `true` + destroy, in-process",
         &life_in_process,
@@ -163,6 +181,9 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs before each measurement, not counted.
+const WARM_UP: usize = 5;
+
 struct Stats {
     p50: Duration,
     p99: Duration,
@@ -173,7 +194,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    for _ in 0..5 {
+    for _ in 0..WARM_UP {
         once().await?;
     }
     let mut samples = Vec::with_capacity(runs);
@@ -245,6 +266,20 @@ async fn make_repo(dir: &Path) -> anyhow::Result<(String, String)> {
     let (work_text, bare_text) = (work.display().to_string(), bare.display().to_string());
     git(dir, &["clone", "--quiet", "--bare", &work_text, &bare_text]).await?;
     Ok((bare_text, commit))
+}
+
+/// `count` new commits on top of the bench repository, pushed to its bare remote.
+async fn make_commits(dir: &Path, count: usize) -> anyhow::Result<Vec<String>> {
+    let work = dir.join("work");
+    let mut commits = Vec::with_capacity(count);
+    for index in 0..count {
+        std::fs::write(work.join("app.py"), format!("VERSION = {index}\n"))?;
+        git(&work, &["commit", "--quiet", "-am", "next"]).await?;
+        commits.push(git(&work, &["rev-parse", "HEAD"]).await?);
+    }
+    let bare = dir.join("remote.git").display().to_string();
+    git(&work, &["push", "--quiet", &bare, "HEAD:refs/heads/bench"]).await?;
+    Ok(commits)
 }
 
 async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
