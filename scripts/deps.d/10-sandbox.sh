@@ -2,7 +2,8 @@
 # What the sandbox (issue 8) and its attack suite need, only those missing: bubblewrap 0.8+
 # (for --disable-userns and --size), bash (the launcher), curl and getent (network attacks
 # tried from inside), python3 (attacks written in Python), util-linux's unshare, and cgroups
-# mounted (v1 controllers or a v2 tree) for the CPU, memory and process limits.
+# mounted (v1 controllers or a v2 tree) for the CPU, memory and process limits; e2fsprogs'
+# mkfs.ext4 and util-linux's mount/losetup for the workspace filesystems of the hard disk limit.
 # Idempotent and quick when everything is present.
 set -euo pipefail
 
@@ -12,7 +13,9 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 [ -x /usr/bin/curl ] || missing+=(curl)
 [ -x /usr/bin/getent ] || missing+=(libc-bin)
 [ -x /usr/bin/python3 ] || missing+=(python3)
-[ -x /usr/bin/unshare ] || missing+=(util-linux)
+[ -x /usr/bin/unshare ] && [ -x /usr/sbin/losetup ] || missing+=(util-linux)
+[ -x /usr/bin/mount ] || missing+=(mount)
+[ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

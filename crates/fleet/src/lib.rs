@@ -163,7 +163,18 @@ struct ServiceProcess {
     grpc_addr: SocketAddr,
 }
 
-/// A running fleet. Dropping it kills the services.
+impl Drop for ServiceProcess {
+    /// SIGTERM, not SIGKILL: every service shuts down on it, and the sandbox then unmounts its
+    /// workspace filesystems, which a killed one leaves for its next start on the same root (a
+    /// test's temporary root has none).
+    fn drop(&mut self) {
+        if let Some(pid) = process_pid(&self.child) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+}
+
+/// A running fleet. Dropping it stops the services (SIGTERM).
 pub struct Fleet {
     config: FleetConfig,
     pki: Pki,
@@ -322,8 +333,7 @@ impl Fleet {
             .env("RUST_LOG", &config.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .kill_on_drop(true);
+            .stderr(Stdio::from(log_err));
         for (flag, value) in self.service_flags(name)? {
             command.arg(flag).arg(value);
         }
@@ -478,12 +488,10 @@ impl Fleet {
     }
 }
 
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for process in &mut self.processes {
-            let _ = process.child.start_kill();
-        }
-    }
+fn process_pid(child: &Child) -> Option<rustix::process::Pid> {
+    child
+        .id()
+        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
 }
 
 fn binary_path(bin_dir: &Path, name: &str) -> PathBuf {
@@ -518,11 +526,7 @@ async fn wait_for_addr(
 }
 
 async fn stop_process(mut process: ServiceProcess) {
-    let pid = process
-        .child
-        .id()
-        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
-    if let Some(pid) = pid {
+    if let Some(pid) = process_pid(&process.child) {
         // SIGTERM lets the service finish its in-flight writes.
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         if tokio::time::timeout(Duration::from_secs(5), process.child.wait())

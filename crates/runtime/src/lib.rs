@@ -124,12 +124,33 @@ pub async fn serve(router: Router, listener: TcpListener) -> Result<()> {
     // Without TCP_NODELAY the last small frames of a streamed reply wait for the peer's
     // delayed acknowledgement: about 40 ms at the end of every streaming call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    router
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let server = router.serve_with_incoming_shutdown(incoming, async {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    // In-flight calls get a grace period; a peer holding a stream open must not keep the
+    // process (and what it cleans up on exit) alive forever.
+    let grace = async {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace => tracing::warn!(
+            grace_seconds = SHUTDOWN_GRACE.as_secs(),
+            "calls still in flight after the grace period; stopping anyway"
+        ),
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long in-flight calls may run after SIGINT or SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

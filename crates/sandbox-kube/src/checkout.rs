@@ -1,28 +1,17 @@
-//! The session's tree: checked out on the host by a hardened git (no hooks, no fsmonitor, no
-//! system or global configuration, hence no filter drivers, no prompts, plain transports
-//! only), then packed by the `tar` crate (no `.git`, symlinks kept as symlinks) for `tar -x`
-//! in the pod. Nothing the repository contains runs on the host.
-//!
-//! XXX: the git hardening repeats `cap_sandbox`'s private `git` module; once that crate
-//! exports its checkout, this module should call it instead.
+//! The session's tree on the host, both ways. Out: the commit's checkout, from the local
+//! backend's cache of checkouts made by its hardened git (nothing the repository contains
+//! runs on the host), packed by the `tar` crate (no `.git`, symlinks kept as symlinks) for
+//! `tar -x` in the Pod. Back: the Pod's workspace as a tar, unpacked into a private copy on
+//! the host with every entry checked, where the local backend's search and diff run on it.
 
-use std::ffi::OsStr;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
 
-use tokio::process::Command;
+use cap_sandbox::Checkouts;
 
 use crate::{Error, Result};
 
-/// How long one git command may take (a clone of a large repository).
-const GIT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Transports git may use; `ext::` and remote helpers are refused.
-const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
-
-/// A repository checked out at one commit, in a directory removed on drop.
+/// A commit's checkout, linked from a directory removed on drop (the cache keeps the tree).
 #[derive(Debug)]
 pub(crate) struct Checkout {
     dir: tempfile::TempDir,
@@ -33,163 +22,33 @@ pub(crate) struct Checkout {
 impl Checkout {
     /// The checked-out tree (its `.git` included).
     pub(crate) fn tree(&self) -> PathBuf {
-        self.dir.path().join("tree")
+        self.dir.path().join("source")
     }
 }
 
-/// Checks a repository URL before it reaches git.
-pub(crate) fn validate_repo_url(url: &str) -> Result<()> {
-    let invalid = |reason| Error::InvalidRepoUrl {
-        url: url.to_owned(),
-        reason,
-    };
-    if url.trim().is_empty() {
-        return Err(invalid("is empty"));
-    }
-    if url.len() > 4096 {
-        return Err(invalid("is longer than 4096 bytes"));
-    }
-    if url.starts_with('-') {
-        return Err(invalid("must not start with `-`"));
-    }
-    if url.chars().any(char::is_control) {
-        return Err(invalid("contains control characters"));
-    }
-    if url.contains("::") {
-        return Err(invalid(
-            "transport helpers (`ext::`, `<helper>::`) are not allowed",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks and normalises a commit sha (hexadecimal, 7 to 64 digits).
-pub(crate) fn validate_commit_sha(sha: &str) -> Result<String> {
-    if (7..=64).contains(&sha.len()) && sha.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(sha.to_ascii_lowercase())
-    } else {
-        Err(Error::InvalidCommitSha {
-            sha: sha.to_owned(),
-        })
-    }
-}
-
-/// Clones `url` under `scratch` and checks out `sha` (already validated).
-pub(crate) async fn checkout(scratch: &Path, url: &str, sha: &str) -> Result<Checkout> {
-    let dir = tempfile::Builder::new()
-        .prefix("cap-kube-checkout-")
+/// A private directory under `scratch`, removed on drop.
+pub(crate) fn private_dir(scratch: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
         .tempdir_in(scratch)
         .map_err(|source| Error::Io {
-            action: "create a checkout directory in",
+            action: "create a private directory in",
             path: scratch.to_owned(),
             source,
-        })?;
-    let tree = dir.path().join("tree");
-    let clone = git(
-        None,
-        [
-            "clone".as_ref(),
-            "--no-checkout".as_ref(),
-            "--no-hardlinks".as_ref(),
-            "--quiet".as_ref(),
-            "--".as_ref(),
-            url.as_ref(),
-            tree.as_os_str(),
-        ],
-    )
-    .await?;
-    if !clone.status.success() {
-        return Err(Error::Clone {
-            url: url.to_owned(),
-            detail: detail(&clone),
-        });
-    }
-    let spec = format!("{sha}^{{commit}}");
-    let resolved = git(Some(&tree), ["rev-parse", "--verify", "--quiet", &spec]).await?;
-    if !resolved.status.success() {
-        return Err(Error::CommitNotFound {
-            url: url.to_owned(),
-            sha: sha.to_owned(),
-        });
-    }
-    let commit_sha = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
-    let checkout = git(
-        Some(&tree),
-        ["checkout", "--quiet", "--detach", commit_sha.as_str()],
-    )
-    .await?;
-    if !checkout.status.success() {
-        return Err(Error::Git {
-            action: "checkout",
-            detail: detail(&checkout),
-        });
-    }
+        })
+}
+
+/// The checkout of `sha` (already validated) of `url`, from `checkouts` (cloned when not
+/// cached); linked under `scratch`, where the cache counts it as in use.
+pub(crate) async fn checkout(
+    checkouts: &Checkouts,
+    scratch: &Path,
+    url: &str,
+    sha: &str,
+) -> Result<Checkout> {
+    let dir = private_dir(scratch, "cap-kube-checkout-")?;
+    let commit_sha = checkouts.link(url, sha, &dir.path().join("source")).await?;
     Ok(Checkout { dir, commit_sha })
-}
-
-async fn git<I, S>(cwd: Option<&Path>, args: I) -> Result<Output>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut command = Command::new("git");
-    command
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
-        .env("LC_ALL", "C")
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "core.fsmonitor=false",
-        ])
-        .args([
-            "-c",
-            "protocol.ext.allow=never",
-            "-c",
-            "advice.detachedHead=false",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    let child = command.spawn().map_err(|source| Error::Io {
-        action: "run",
-        path: PathBuf::from("git"),
-        source,
-    })?;
-    match tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output()).await {
-        Ok(output) => output.map_err(|source| Error::Io {
-            action: "run",
-            path: PathBuf::from("git"),
-            source,
-        }),
-        Err(_) => Err(Error::Git {
-            action: "run",
-            detail: format!("timed out after {GIT_TIMEOUT:?}"),
-        }),
-    }
-}
-
-/// The last lines of git's stderr, for an error message.
-fn detail(output: &Output) -> String {
-    let text = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    match lines[lines.len().saturating_sub(3)..].join("; ") {
-        tail if tail.is_empty() => format!("git exited with {}", output.status),
-        tail => tail,
-    }
 }
 
 /// Writes `tree` as a tar to `out`: every entry but the top-level `.git`, symlinks as
@@ -211,6 +70,79 @@ pub(crate) fn pack(tree: &Path, out: impl Write) -> std::io::Result<()> {
         }
     }
     builder.into_inner()?.flush()
+}
+
+/// Unpacks `archive` (a Pod's workspace, made by `tar -c -C /workspace .`) into `dest`, an
+/// empty private directory, writing at most `max_bytes` of file content. Entries with an
+/// absolute path, a `..` or a path through a symlink are refused; devices and FIFOs are
+/// skipped (the local backend's search and diff ignore them too); modes are not kept.
+pub(crate) fn unpack(archive: impl Read, dest: &Path, max_bytes: u64) -> Result<()> {
+    let mut archive = tar::Archive::new(archive);
+    archive.set_preserve_permissions(false);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(false);
+    let broken = |source| Error::Io {
+        action: "read the workspace archive into",
+        path: dest.to_owned(),
+        source,
+    };
+    let mut written = 0u64;
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let refuse = |reason| Error::UnsafeArchive {
+            entry: name.clone(),
+            reason,
+        };
+        let path = entry.path().map_err(broken)?.into_owned();
+        let mut inside = dest.to_owned();
+        for component in path.components() {
+            match component {
+                Component::CurDir => {}
+                Component::Normal(part) => {
+                    // Each parent must be a real directory of the copy, never a symlink.
+                    if inside != dest && inside.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                        return Err(refuse("goes through a symlink or a file"));
+                    }
+                    inside.push(part);
+                }
+                Component::ParentDir => return Err(refuse("contains `..`")),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(refuse("is an absolute path"));
+                }
+            }
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file()
+            || kind.is_dir()
+            || kind.is_symlink()
+            || kind.is_hard_link()
+            || kind.is_gnu_sparse())
+        {
+            continue;
+        }
+        if inside == dest {
+            continue;
+        }
+        if kind.is_hard_link() {
+            let target = entry.link_name().map_err(broken)?.unwrap_or_default();
+            if target
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
+                return Err(refuse("is a hard link out of the workspace"));
+            }
+        }
+        written = written.saturating_add(entry.size());
+        if written > max_bytes {
+            return Err(Error::WorkspaceTooLarge { max_bytes });
+        }
+        // `unpack_in` checks again that the entry lands inside `dest`.
+        if !entry.unpack_in(dest).map_err(broken)? {
+            return Err(refuse("would land outside the workspace"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

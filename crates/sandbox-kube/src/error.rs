@@ -49,19 +49,24 @@ pub enum Error {
     /// A command that cannot be run.
     #[error("invalid command: {0}")]
     InvalidCommand(&'static str),
-    /// A repository URL refused before it reached git.
-    #[error("invalid repository URL {url:?}: {reason}")]
-    InvalidRepoUrl {
-        /// The URL.
-        url: String,
+    /// An error of the local backend's code run on the host: checking the repository URL and
+    /// commit, the hardened checkout, searching and diffing a copy of the workspace.
+    #[error(transparent)]
+    Local(#[from] cap_sandbox::Error),
+    /// The Pod's workspace, sent back as a tar, holds an entry that would land outside the
+    /// host copy (an absolute path, `..`, a path through a symlink).
+    #[error("the workspace archive from the sandbox pod is refused: entry {entry:?} {reason}")]
+    UnsafeArchive {
+        /// The entry's path as the archive names it.
+        entry: String,
         /// Why it is refused.
         reason: &'static str,
     },
-    /// A commit that is not 7 to 64 hexadecimal digits.
-    #[error("invalid commit sha {sha:?}: expected 7 to 64 hexadecimal digits")]
-    InvalidCommitSha {
-        /// The sha.
-        sha: String,
+    /// The Pod's workspace is larger than may be copied to the host.
+    #[error("the workspace is larger than {max_bytes} bytes, the most searched or diffed")]
+    WorkspaceTooLarge {
+        /// The limit.
+        max_bytes: u64,
     },
     /// An image the sandbox does not know.
     #[error("unknown image")]
@@ -110,30 +115,6 @@ pub enum Error {
         /// The limit.
         max_bytes: u64,
     },
-    /// The repository cannot be cloned.
-    #[error("cannot clone {url}: {detail}")]
-    Clone {
-        /// The URL.
-        url: String,
-        /// git's complaint.
-        detail: String,
-    },
-    /// The commit is not in the repository.
-    #[error("commit {sha} not found in {url}")]
-    CommitNotFound {
-        /// The URL.
-        url: String,
-        /// The sha.
-        sha: String,
-    },
-    /// Host-side git failed after the clone.
-    #[error("git {action} failed: {detail}")]
-    Git {
-        /// What git was doing.
-        action: &'static str,
-        /// git's complaint.
-        detail: String,
-    },
     /// A host file operation failed.
     #[error("cannot {action} {path}")]
     Io {
@@ -160,12 +141,6 @@ pub enum Error {
     /// shutting down); whatever it made is deleted by the Pod's deadline at the latest.
     #[error("session creation was interrupted")]
     Interrupted,
-    /// An operation this backend does not offer yet.
-    #[error("the kubernetes sandbox backend does not implement {operation} yet")]
-    Unimplemented {
-        /// The operation, as the RPC names it.
-        operation: &'static str,
-    },
 }
 
 /// Result of this crate.
@@ -180,8 +155,6 @@ pub enum ErrorKind {
     NotFound,
     /// The request is valid but the world is not in a state to serve it.
     FailedPrecondition,
-    /// The backend does not offer the operation.
-    Unimplemented,
     /// The cluster or the API server failed; a retry may succeed.
     Unavailable,
     /// A fault of the backend or its host.
@@ -194,8 +167,6 @@ impl Error {
         match self {
             Error::InvalidSessionId(_)
             | Error::InvalidCommand(_)
-            | Error::InvalidRepoUrl { .. }
-            | Error::InvalidCommitSha { .. }
             | Error::UnknownImage(_)
             | Error::InvalidTimeout { .. }
             | Error::InvalidEnv { .. }
@@ -203,17 +174,19 @@ impl Error {
             | Error::WrongFileType { .. } => ErrorKind::InvalidArgument,
             Error::SessionNotFound { .. } | Error::PathNotFound { .. } => ErrorKind::NotFound,
             Error::NotReady { .. }
-            | Error::Clone { .. }
-            | Error::CommitNotFound { .. }
-            | Error::FileTooLarge { .. } => ErrorKind::FailedPrecondition,
-            Error::Unimplemented { .. } => ErrorKind::Unimplemented,
+            | Error::FileTooLarge { .. }
+            | Error::UnsafeArchive { .. }
+            | Error::WorkspaceTooLarge { .. } => ErrorKind::FailedPrecondition,
+            Error::Local(error) => match error.kind() {
+                cap_sandbox::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                cap_sandbox::ErrorKind::NotFound => ErrorKind::NotFound,
+                cap_sandbox::ErrorKind::FailedPrecondition => ErrorKind::FailedPrecondition,
+                cap_sandbox::ErrorKind::Internal => ErrorKind::Internal,
+            },
             Error::Api { .. } | Error::NoCluster { .. } | Error::NoAnswer { .. } => {
                 ErrorKind::Unavailable
             }
-            Error::Git { .. }
-            | Error::Io { .. }
-            | Error::PodCommand { .. }
-            | Error::Interrupted => ErrorKind::Internal,
+            Error::Io { .. } | Error::PodCommand { .. } | Error::Interrupted => ErrorKind::Internal,
         }
     }
 

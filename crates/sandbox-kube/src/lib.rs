@@ -10,9 +10,10 @@
 //! timeout or a caller that goes away kills every process of the sandbox user in the Pod.
 //! Reading, writing and listing files are small scripts run through `exec` (the session
 //! images need `/bin/sh`, GNU `tar` and GNU `find`). Searching and the workspace's changes
-//! are not offered yet: doing them soundly means the local backend's engines (Rust regular
-//! expressions, `.gitignore` rules, its diff) on a copy of the workspace, not `grep` and
-//! `diff` in the Pod with other semantics. Everything a session created is deleted when it
+//! run the local backend's own search and diff (Rust regular expressions, `.gitignore`
+//! rules, its diff format) on a copy of the workspace streamed out by `tar -c` and unpacked
+//! on the host with every entry checked, the changes against the cached checkout of the
+//! commit the Pod's annotations name. Everything a session created is deleted when it
 //! ends, when its creation fails half-way, and when its caller leaves during creation. Readiness is a bounded wait: a Pod that cannot start (image not pulled,
 //! unschedulable, runtime class missing) is reported with the cause.
 //!
@@ -47,6 +48,10 @@ pub const CONTAINER: &str = "sandbox";
 pub const SANDBOX_UID: i64 = 65534;
 /// Where the repository's tree is, in the container.
 pub const WORKSPACE: &str = "/workspace";
+/// The annotation of a session's Pod naming the repository it was made from.
+pub const REPO_ANNOTATION: &str = "cap.dev/repo-url";
+/// The annotation of a session's Pod naming the full sha of its commit.
+pub const COMMIT_ANNOTATION: &str = "cap.dev/commit-sha";
 
 mod checkout;
 mod error;
@@ -78,8 +83,11 @@ pub struct KubeConfig {
     pub max_timeout: Duration,
     /// Output (stdout and stderr together) kept per command, in bytes.
     pub output_cap_bytes: usize,
-    /// Host directory the repository is checked out under before it is sent to the Pod.
+    /// Host directory of the cache of checkouts (`.cache`) and of the copies of workspaces
+    /// searched and diffed.
     pub scratch_dir: PathBuf,
+    /// The largest workspace (as a tar) copied to the host to be searched or diffed.
+    pub max_workspace_bytes: u64,
     /// The registry proxy: namespace and Pod labels egress is allowed to, its port, and the
     /// URL the sandbox is given as `HTTPS_PROXY` (a cluster IP: the sandbox has no DNS).
     pub proxy: ProxyTarget,
@@ -101,7 +109,8 @@ pub struct ProxyTarget {
 impl KubeConfig {
     /// Defaults: RuntimeClass `gvisor`, no image prefix, [`Limits::default`], a 2 h
     /// deadline, 60 s to start, 15 min default and 1 h maximum command timeouts, 1 MiB of
-    /// output, checkouts under the system temporary directory, the proxy at
+    /// output, checkouts under `cap-sandbox-kube` in the system temporary directory, 256 MiB
+    /// workspaces searched or diffed at most, the proxy at
     /// `cap-egress-proxy` pods in `namespace`, port 3128.
     pub fn new(namespace: impl Into<String>, proxy_url: impl Into<String>) -> Self {
         let namespace = namespace.into();
@@ -114,7 +123,8 @@ impl KubeConfig {
             default_timeout: Duration::from_secs(15 * 60),
             max_timeout: Duration::from_secs(60 * 60),
             output_cap_bytes: 1024 * 1024,
-            scratch_dir: std::env::temp_dir(),
+            scratch_dir: std::env::temp_dir().join("cap-sandbox-kube"),
+            max_workspace_bytes: 256 * 1024 * 1024,
             proxy: ProxyTarget {
                 namespace: namespace.clone(),
                 pod_labels: BTreeMap::from([(

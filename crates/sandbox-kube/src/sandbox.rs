@@ -1,5 +1,6 @@
 //! [`KubeSandbox`]: sessions as Pods, commands and file operations through the API's exec.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cap_sandbox::{
-    DirEntry, ExecEvent, ExecSpec, ExitInfo, FileChange, Listing, MAX_LIST_ENTRIES, MAX_READ_BYTES,
-    SessionInfo,
+    Changes, Checkouts, DirEntry, ExecEvent, ExecSpec, ExitInfo, FileChange, Listing,
+    MAX_LIST_ENTRIES, MAX_READ_BYTES, MAX_SEARCH_MATCHES, SearchResult, SessionInfo, Workspace,
 };
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -21,8 +22,8 @@ use uuid::Uuid;
 
 use crate::checkout::{self, Checkout};
 use crate::{
-    CONTAINER, Error, KubeConfig, MANAGED_BY, Result, SESSION_LABEL, Startup, WORKSPACE,
-    network_policy, object_name, pod, startup_state,
+    COMMIT_ANNOTATION, CONTAINER, Error, KubeConfig, MANAGED_BY, REPO_ANNOTATION, Result,
+    SESSION_LABEL, Startup, WORKSPACE, network_policy, object_name, pod, startup_state,
 };
 
 /// How long the API server has to answer the readiness probe.
@@ -35,6 +36,40 @@ const STDERR_KEPT: usize = 4096;
 const EXIT_NOT_FOUND: i32 = 3;
 const EXIT_WRONG_TYPE: i32 = 4;
 const EXIT_TOO_LARGE: i32 = 5;
+
+/// `write_files` in the Pod: `sh -c WRITE_SCRIPT sh <workspace> <n> <paths...>`, the first
+/// `n` paths written (their contents in the tar on stdin), the others deleted. The staging
+/// directory holds `new/` (the contents) and `old/` (the files replaced or deleted); `undo`
+/// needs no log: a path whose new content left `new/` was installed, a path in `old/` was
+/// moved aside.
+pub(crate) const WRITE_SCRIPT: &str = r#"set -u
+ws=$1; n=$2; shift 2
+cd "$ws" || exit 1
+stage=$(mktemp -d "$ws/.cap-write.XXXXXX") || exit 1
+mkdir "$stage/new" "$stage/old" || { rm -rf "$stage"; exit 1; }
+tar -x -m -f - -C "$stage/new" || { rm -rf "$stage"; exit 1; }
+undo() {
+  j=0
+  for q in "$@"; do
+    j=$((j + 1))
+    if [ "$j" -le "$n" ] && [ ! -e "$stage/new/$q" ]; then rm -f -- "$q"; fi
+    if [ -e "$stage/old/$q" ] || [ -L "$stage/old/$q" ]; then mv -f -- "$stage/old/$q" "$q"; fi
+  done
+  rm -rf "$stage"
+  exit 1
+}
+i=0
+for p in "$@"; do
+  i=$((i + 1))
+  if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p is a directory" >&2; undo "$@"; fi
+  if [ -e "$p" ] || [ -L "$p" ]; then
+    mkdir -p -- "$stage/old/$(dirname -- "$p")" && mv -f -- "$p" "$stage/old/$p" || undo "$@"
+  fi
+  if [ "$i" -le "$n" ]; then
+    mkdir -p -- "$(dirname -- "$p")" && mv -f -- "$stage/new/$p" "$p" || undo "$@"
+  fi
+done
+rm -rf "$stage""#;
 
 fn api(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Api { operation, source }
@@ -51,6 +86,8 @@ struct Inner {
     config: KubeConfig,
     pods: Api<Pod>,
     policies: Api<NetworkPolicy>,
+    /// The cache of checkouts under the scratch directory, opened on first use.
+    checkouts: tokio::sync::OnceCell<Checkouts>,
 }
 
 impl std::fmt::Debug for KubeSandbox {
@@ -99,6 +136,7 @@ impl KubeSandbox {
             inner: Arc::new(Inner {
                 pods: Api::namespaced(client.clone(), &config.namespace),
                 policies: Api::namespaced(client, &config.namespace),
+                checkouts: tokio::sync::OnceCell::new(),
                 config,
             }),
         }
@@ -140,14 +178,14 @@ impl KubeSandbox {
         commit_sha: &str,
         requested_image: &str,
     ) -> Result<SessionInfo> {
-        checkout::validate_repo_url(repo_url)?;
-        let sha = checkout::validate_commit_sha(commit_sha)?;
+        cap_sandbox::validate_repo_url(repo_url)?;
+        let sha = cap_sandbox::validate_commit_sha(commit_sha)?;
         if !requested_image.is_empty() {
             // Fail before the clone; resolved again against the tree below.
             cap_sandbox::resolve_image(requested_image, &self.inner.config.scratch_dir)
                 .map_err(Error::UnknownImage)?;
         }
-        let checkout = checkout::checkout(&self.inner.config.scratch_dir, repo_url, &sha).await?;
+        let checkout = self.checkout(repo_url, &sha).await?;
         let image = cap_sandbox::resolve_image(requested_image, &checkout.tree())
             .map_err(Error::UnknownImage)?;
         let session = Uuid::new_v4();
@@ -156,9 +194,10 @@ impl KubeSandbox {
         // left to receive the session.
         let (done, made) = tokio::sync::oneshot::channel();
         let backend = self.clone();
+        let repo_url = repo_url.to_owned();
         let commit_sha = checkout.commit_sha.clone();
         tokio::spawn(async move {
-            let result = backend.make(session, &image, &checkout).await;
+            let result = backend.make(session, &image, &repo_url, &checkout).await;
             drop(checkout);
             let made_it = result.is_ok();
             if let Err(error) = &result {
@@ -179,9 +218,32 @@ impl KubeSandbox {
         })
     }
 
-    async fn make(&self, session: Uuid, image: &str, checkout: &Checkout) -> Result<()> {
+    /// The checkout of `sha` of `repo_url` (both validated), from the cache.
+    async fn checkout(&self, repo_url: &str, sha: &str) -> Result<Checkout> {
+        let scratch = &self.inner.config.scratch_dir;
+        let checkouts = self
+            .inner
+            .checkouts
+            .get_or_try_init(|| async { Checkouts::open(scratch) })
+            .await?;
+        checkout::checkout(checkouts, scratch, repo_url, sha).await
+    }
+
+    async fn make(
+        &self,
+        session: Uuid,
+        image: &str,
+        repo_url: &str,
+        checkout: &Checkout,
+    ) -> Result<()> {
         let post = PostParams::default();
         let image = format!("{}{image}", self.inner.config.image_prefix);
+        let mut pod = pod(session, &image, &self.inner.config);
+        // What the workspace was made from, for `get_changes` on any replica.
+        pod.metadata.annotations = Some(BTreeMap::from([
+            (REPO_ANNOTATION.to_owned(), repo_url.to_owned()),
+            (COMMIT_ANNOTATION.to_owned(), checkout.commit_sha.clone()),
+        ]));
         self.inner
             .policies
             .create(&post, &network_policy(session, &self.inner.config))
@@ -189,7 +251,7 @@ impl KubeSandbox {
             .map_err(api("create network policy"))?;
         self.inner
             .pods
-            .create(&post, &pod(session, &image, &self.inner.config))
+            .create(&post, &pod)
             .await
             .map_err(api("create pod"))?;
         self.wait_running(session).await?;
@@ -426,17 +488,26 @@ impl KubeSandbox {
         }
     }
 
-    /// Writes and deletes files. Every path is validated and every new content unpacked into
-    /// a staging directory in the Pod before the workspace is touched; a failure after that
-    /// (a full disk while copying) can leave part of the changes applied. Returns the number
-    /// of changes.
+    /// Writes and deletes files, all or none. Every path is validated on the host; in the
+    /// Pod, every new content is unpacked into a staging directory inside the workspace (same
+    /// filesystem, so what follows are renames that need no space), then each old file is
+    /// moved aside and each new one moved into place; a failure on the way moves everything
+    /// back. Returns the number of changes.
     pub async fn write_files(&self, session: &str, changes: Vec<FileChange>) -> Result<usize> {
         let session = parse_session(session)?;
         let count = changes.len();
+        let mut written = Vec::new();
         let mut deleted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut packed = tar::Builder::new(Vec::new());
         for change in changes {
             let rel = workspace_path(&change.path, /*allow_root*/ false)?;
+            if !seen.insert(rel.clone()) {
+                return Err(Error::InvalidPath {
+                    path: change.path,
+                    reason: "is changed twice in one write",
+                });
+            }
             match change.content {
                 Some(content) => {
                     let mut header = tar::Header::new_gnu();
@@ -449,6 +520,7 @@ impl KubeSandbox {
                             path: PathBuf::from(&rel),
                             source,
                         })?;
+                    written.push(rel);
                 }
                 None => deleted.push(rel),
             }
@@ -458,14 +530,17 @@ impl KubeSandbox {
             path: PathBuf::from("changes"),
             source,
         })?;
-        let script = format!(
-            "set -e; staging=$(mktemp -d /tmp/.cap-write.XXXXXX); \
-             tar -x -m -f - -C \"$staging\"; cp -R \"$staging/.\" {WORKSPACE}/; \
-             rm -rf \"$staging\"; cd {WORKSPACE}; [ $# -eq 0 ] || rm -f -- \"$@\""
-        );
-        let mut argv = vec!["/bin/sh", "-c", script.as_str(), "sh"];
-        argv.extend(deleted.iter().map(String::as_str));
-        let written = self
+        let written_count = written.len().to_string();
+        let mut argv = vec![
+            "/bin/sh",
+            "-c",
+            WRITE_SCRIPT,
+            "sh",
+            WORKSPACE,
+            &written_count,
+        ];
+        argv.extend(written.iter().chain(&deleted).map(String::as_str));
+        let done = self
             .collect(
                 session,
                 "writing files",
@@ -474,8 +549,8 @@ impl KubeSandbox {
                 STDERR_KEPT,
             )
             .await?;
-        if written.exit_code != 0 {
-            return Err(written.failure("writing files"));
+        if done.exit_code != 0 {
+            return Err(done.failure("writing files"));
         }
         Ok(count)
     }
@@ -512,6 +587,114 @@ impl KubeSandbox {
             }),
             _ => Err(listed.failure("listing a directory")),
         }
+    }
+
+    /// Searches the workspace's text files for the regular expression `pattern`, optionally
+    /// only files matching `glob`, exactly as the local backend does: on a copy of the
+    /// workspace on the host, by the local backend's search (`.gitignore` honoured).
+    pub async fn search_files(
+        &self,
+        session: &str,
+        pattern: &str,
+        glob: Option<&str>,
+    ) -> Result<SearchResult> {
+        let session = parse_session(session)?;
+        let copy = self.workspace_copy(session).await?;
+        let (pattern, glob) = (pattern.to_owned(), glob.map(str::to_owned));
+        let (matches, truncated) = blocking(move || {
+            let workspace = Workspace::open(&copy.path().join("workspace"))?;
+            Ok(cap_sandbox::search_workspace(
+                &workspace,
+                &pattern,
+                glob.as_deref(),
+                MAX_SEARCH_MATCHES,
+            )?)
+        })
+        .await?;
+        Ok(SearchResult { matches, truncated })
+    }
+
+    /// The workspace's created, modified and deleted files against the commit the session
+    /// was made from, with a diff, exactly as the local backend computes them: a copy of the
+    /// workspace on the host against the cached checkout of that commit.
+    pub async fn get_changes(&self, session: &str) -> Result<Changes> {
+        let session = parse_session(session)?;
+        let name = object_name(session);
+        let pod = self
+            .inner
+            .pods
+            .get(&name)
+            .await
+            .map_err(|source| match source {
+                kube::Error::Api(status) if status.code == 404 => {
+                    Error::SessionNotFound { id: session }
+                }
+                source => Error::Api {
+                    operation: "read pod",
+                    source,
+                },
+            })?;
+        let annotations = pod.metadata.annotations.unwrap_or_default();
+        let (Some(repo_url), Some(sha)) = (
+            annotations.get(REPO_ANNOTATION),
+            annotations.get(COMMIT_ANNOTATION),
+        ) else {
+            return Err(Error::NotReady {
+                pod: name,
+                reason: format!(
+                    "it lacks the annotations {REPO_ANNOTATION} and {COMMIT_ANNOTATION}"
+                ),
+            });
+        };
+        cap_sandbox::validate_repo_url(repo_url)?;
+        let sha = cap_sandbox::validate_commit_sha(sha)?;
+        let base = self.checkout(repo_url, &sha).await?;
+        let copy = self.workspace_copy(session).await?;
+        blocking(move || {
+            let workspace = Workspace::open(&copy.path().join("workspace"))?;
+            Ok(cap_sandbox::workspace_changes(&base.tree(), &workspace)?)
+        })
+        .await
+    }
+
+    /// A copy of the session's `/workspace` on the host, streamed out of the Pod by `tar -c`
+    /// and unpacked with every entry checked; at most `max_workspace_bytes`.
+    async fn workspace_copy(&self, session: Uuid) -> Result<tempfile::TempDir> {
+        let max_bytes = self.inner.config.max_workspace_bytes;
+        let operation = "packing the workspace";
+        // Without what a `write_files` cut short (its Pod killed) may have left.
+        let argv = [
+            "tar",
+            "-c",
+            "-f",
+            "-",
+            "--exclude=./.cap-write.*",
+            "-C",
+            WORKSPACE,
+            ".",
+        ];
+        let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let packed = self
+            .collect(session, operation, &argv, Stdin::Closed, limit)
+            .await?;
+        if packed.exit_code != 0 {
+            return Err(packed.failure(operation));
+        }
+        if packed.stdout_truncated {
+            return Err(Error::WorkspaceTooLarge { max_bytes });
+        }
+        let copy = checkout::private_dir(&self.inner.config.scratch_dir, "cap-kube-workspace-")?;
+        let root = copy.path().join("workspace");
+        blocking(move || {
+            std::fs::create_dir(&root).map_err(|source| Error::Io {
+                action: "create",
+                path: root.clone(),
+                source,
+            })?;
+            checkout::unpack(packed.stdout.as_slice(), &root, max_bytes)?;
+            Ok(copy)
+        })
+        .await
     }
 
     /// Deletes the session's Pod and NetworkPolicy (those already gone are not an error).
@@ -795,6 +978,15 @@ async fn read_capped(
         truncated |= n > room;
     }
     (kept, truncated)
+}
+
+/// Runs filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Error::Interrupted)?
 }
 
 fn parse_session(session: &str) -> Result<Uuid> {

@@ -31,7 +31,8 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Processes and threads alive at once.
     pub max_processes: u32,
-    /// Disk: the largest file a command may write (`RLIMIT_FSIZE`) and the size of `/tmp`.
+    /// Disk: the largest file a command may write (`RLIMIT_FSIZE`), the size of `/tmp`, and
+    /// the size of the workspace (see [`crate::DiskLimit`]).
     pub disk_bytes: u64,
 }
 

@@ -19,7 +19,7 @@ const CONTEXT_LINES: usize = 3;
 /// Files the workspace's `.gitignore` ignores count only if the checkout has them (as git
 /// would: tracked files are never ignored). Symbolic links compare by target, as git stores
 /// them.
-pub(crate) fn changes(source: &Path, ws: &Workspace) -> Result<Changes> {
+pub fn changes(source: &Path, ws: &Workspace) -> Result<Changes> {
     let mut before = BTreeMap::new();
     read_source(source, source, &mut before)?;
     let mut paths: BTreeSet<String> = before.keys().cloned().collect();

@@ -27,7 +27,7 @@ const CAPACITY: usize = 16;
 
 /// The checkout cache of one session root.
 #[derive(Debug)]
-pub(crate) struct Checkouts {
+pub struct Checkouts {
     dir: PathBuf,
     /// Serialises linking a session to an entry with evicting entries, so an entry is never
     /// removed between being found and being linked.
@@ -45,7 +45,7 @@ pub(crate) fn key(bytes: &[u8]) -> String {
 
 impl Checkouts {
     /// Opens (and creates) the cache under `root`, removing half-made entries.
-    pub(crate) fn open(root: &Path) -> Result<Self> {
+    pub fn open(root: &Path) -> Result<Self> {
         let dir = root.join(CACHE_DIR);
         fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         crate::session::sweep(&dir);
@@ -64,7 +64,7 @@ impl Checkouts {
 
     /// Makes `link` a symlink to the checkout of `sha` of `repo_url` (cloned when not cached)
     /// and returns the commit's full sha.
-    pub(crate) async fn link(&self, repo_url: &str, sha: &str, link: &Path) -> Result<String> {
+    pub async fn link(&self, repo_url: &str, sha: &str, link: &Path) -> Result<String> {
         let repo_key = key(repo_url.as_bytes());
         // Only a full sha names a commit for good; an abbreviated one is resolved by a clone.
         if matches!(sha.len(), 40 | 64) && self.try_link(&repo_key, sha, link)? {

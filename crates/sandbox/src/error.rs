@@ -157,6 +157,14 @@ pub enum Error {
         #[source]
         source: Box<ignore::Error>,
     },
+    /// A workspace filesystem could not be made, mounted or removed.
+    #[error("{program} failed: {detail}")]
+    Volume {
+        /// The tool (mkfs.ext4, mount, umount, losetup).
+        program: String,
+        /// Its exit status and stderr.
+        detail: String,
+    },
     /// A process could not be started.
     #[error("cannot start {program}")]
     Spawn {
@@ -231,6 +239,7 @@ impl Error {
             Error::InvalidConfig(_)
             | Error::Git { .. }
             | Error::Spawn { .. }
+            | Error::Volume { .. }
             | Error::Io { .. }
             | Error::Metadata { .. }
             | Error::Task(_) => ErrorKind::Internal,

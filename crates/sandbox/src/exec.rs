@@ -309,6 +309,8 @@ pub(crate) struct Launch<'a> {
     /// Becomes `true` when the session is destroyed.
     pub(crate) cancel: watch::Receiver<bool>,
     pub(crate) limits: &'a Limits,
+    /// The workspace is a plain directory whose size is polled (else its own filesystem).
+    pub(crate) poll_disk: bool,
     /// Between SIGTERM and SIGKILL on a timeout.
     pub(crate) term_grace: Duration,
     /// The egress proxy's socket and the relay, when egress is on.
@@ -396,6 +398,7 @@ pub(crate) async fn spawn(launch: Launch<'_>) -> Result<ExecStream> {
         group,
         workspace: launch.workspace.clone(),
         disk_exceeded: false,
+        poll_disk: launch.poll_disk,
         limits: launch.limits.clone(),
         term_grace: launch.term_grace,
     };
@@ -414,8 +417,10 @@ struct Run {
     group: Option<Group>,
     /// Watched for the disk limit.
     workspace: PathBuf,
-    /// The workspace outgrew the disk limit and the command was killed.
+    /// The workspace outgrew the disk limit and the command was killed (poll mode).
     disk_exceeded: bool,
+    /// The workspace's size is polled; otherwise it is its own filesystem, full at the limit.
+    poll_disk: bool,
     limits: Limits,
     term_grace: Duration,
 }
@@ -440,7 +445,13 @@ impl Run {
             None => (None, Vec::new()),
         };
         if let Some(exit) = exit {
-            self.report(exit, limits_hit);
+            let full = !self.poll_disk && {
+                let workspace = self.workspace.clone();
+                tokio::task::spawn_blocking(move || crate::disk::is_full(&workspace))
+                    .await
+                    .unwrap_or(false)
+            };
+            self.report(exit, limits_hit, full);
         }
         if let Some(group) = group {
             let _ = tokio::task::spawn_blocking(move || group.remove()).await;
@@ -448,8 +459,8 @@ impl Run {
     }
 
     /// Sends the notes on the limits hit, then the exit.
-    fn report(&self, mut exit: ExitInfo, mut limits_hit: Vec<LimitHit>) {
-        if self.disk_exceeded {
+    fn report(&self, mut exit: ExitInfo, mut limits_hit: Vec<LimitHit>, disk_full: bool) {
+        if self.disk_exceeded || disk_full {
             limits_hit.push(LimitHit::Disk);
         }
         for hit in &limits_hit {
@@ -458,8 +469,12 @@ impl Run {
                     "sandbox: the memory limit ({} bytes) was reached; the kernel killed a process\n",
                     self.limits.memory_bytes
                 ),
-                LimitHit::Disk => format!(
+                LimitHit::Disk if self.disk_exceeded => format!(
                     "sandbox: the disk limit ({} bytes) was reached in /workspace; the command was killed\n",
+                    self.limits.disk_bytes
+                ),
+                LimitHit::Disk => format!(
+                    "sandbox: the disk limit ({} bytes) was reached in /workspace; writes failed with \"no space left on device\"\n",
                     self.limits.disk_bytes
                 ),
                 LimitHit::Processes => format!(
@@ -542,7 +557,7 @@ impl Run {
                     self.kill(pid, status.is_some()).await;
                     grace = Some(Box::pin(tokio::time::sleep(KILL_GRACE)));
                 }
-                _ = disk_tick.tick(), if grace.is_none() => {
+                _ = disk_tick.tick(), if grace.is_none() && self.poll_disk => {
                     let workspace = self.workspace.clone();
                     let used = tokio::task::spawn_blocking(move || disk_usage(&workspace)).await.unwrap_or(0);
                     if used > self.limits.disk_bytes {

@@ -35,6 +35,7 @@ use uuid::Uuid;
 mod cgroup;
 mod changes;
 mod checkout;
+mod disk;
 mod egress;
 mod error;
 mod exec;
@@ -48,14 +49,21 @@ mod session;
 mod workspace;
 
 pub use cgroup::{LimitHit, Limits};
+pub use disk::DiskLimit;
 pub use egress::{EgressPolicy, EgressProxy, Refusal, RefusalReason, is_public};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{ExecEvent, ExecSpec, ExecStream, ExitInfo};
 pub use image::{BASE_IMAGE, KNOWN_IMAGES, detect_image, resolve_image};
 pub use seccomp::denied_syscalls;
+// The engines the Kubernetes backend runs on the host, on checkouts and on copies of a Pod's
+// workspace, so that both backends behave alike.
+pub use changes::changes as workspace_changes;
+pub use checkout::Checkouts;
+pub use search::search as search_workspace;
+pub use session::{validate_commit_sha, validate_repo_url};
+pub use workspace::Workspace;
 
 use paths::RelPath;
-use workspace::Workspace;
 
 /// The largest file `read_file` returns (gRPC messages are limited to a few MiB by default).
 pub const MAX_READ_BYTES: u64 = 3 * 1024 * 1024;
@@ -90,6 +98,11 @@ pub struct SandboxConfig {
     /// Sandbox launchers kept ready (each already in its cgroup), so a command starts
     /// without waiting for a shell and a cgroup join; 0 makes each when needed.
     pub warm_launchers: usize,
+    /// How the disk limit is enforced: each workspace on its own filesystem (hard), or its
+    /// size polled (soft).
+    pub disk_limit: DiskLimit,
+    /// Workspace filesystems kept ready in loop mode (at least one).
+    pub warm_volumes: usize,
 }
 
 /// Egress through the sandbox's proxy.
@@ -107,7 +120,8 @@ pub const EGRESS_PROXY_PORT: u16 = 3128;
 impl SandboxConfig {
     /// The defaults (`/usr/bin/bwrap`, 15 min default and 1 h maximum timeout, 1 MiB of
     /// output, [`Limits::default`] enforced through `/sys/fs/cgroup`, 5 s between SIGTERM and
-    /// SIGKILL, 2 warm launchers) with sessions under `root`.
+    /// SIGKILL, 2 warm launchers, the disk limit on loop filesystems when usable with 4 kept
+    /// ready) with sessions under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -120,6 +134,8 @@ impl SandboxConfig {
             term_grace: Duration::from_secs(5),
             egress: None,
             warm_launchers: 2,
+            disk_limit: DiskLimit::Auto,
+            warm_volumes: 4,
         }
     }
 }
@@ -205,6 +221,8 @@ struct Inner {
     root: PathBuf,
     /// The checkouts sessions are made from.
     checkouts: checkout::Checkouts,
+    /// How the workspaces' disk limit is enforced.
+    disk: disk::Disk,
     /// The launchers commands start through (their cgroups, seccomp and base arguments).
     launchers: Arc<launcher::Launchers>,
     /// The egress proxy, its socket and the relay, when egress is on.
@@ -252,6 +270,15 @@ impl Sandbox {
             )));
         }
         session::sweep(&root);
+        let disk = {
+            let (root, mode, bytes, warm) = (
+                root.clone(),
+                config.disk_limit,
+                limits.disk_bytes,
+                config.warm_volumes,
+            );
+            blocking(move || disk::Disk::start(&root, mode, bytes, warm)).await?
+        };
         let checkouts = checkout::Checkouts::open(&root)?;
         let base_args = exec::base_args(limits);
         let seccomp_file = seccomp::write_program(&root)?;
@@ -279,6 +306,7 @@ impl Sandbox {
         let launchers = launcher::Launchers::new(spec, config.warm_launchers);
         exec::probe(&config.bwrap, &launchers).await?;
         launchers.refill();
+        disk.refill();
         let egress = match &config.egress {
             Some(egress) => {
                 if !egress.relay.is_file() {
@@ -305,6 +333,7 @@ impl Sandbox {
                 config,
                 root,
                 checkouts,
+                disk,
                 launchers,
                 egress,
                 cancels: Mutex::default(),
@@ -337,6 +366,7 @@ impl Sandbox {
         let meta = session::create(
             &self.inner.root,
             &self.inner.checkouts,
+            &self.inner.disk,
             repo_url,
             commit_sha,
             image,
@@ -353,7 +383,7 @@ impl Sandbox {
     pub async fn exec(&self, session_id: &str, spec: ExecSpec) -> Result<ExecStream> {
         let timeout = self.timeout(spec.timeout)?;
         exec::validate(&spec)?;
-        let (meta, dirs) = session::lookup(&self.inner.root, session_id)?;
+        let (meta, dirs) = self.lookup(session_id)?;
         let cwd_rel = RelPath::parse(&spec.cwd, /*allow_root*/ true)?;
         let workspace = dirs.workspace.clone();
         // Resolve the working directory on the host (confined to the workspace) and hand
@@ -388,6 +418,7 @@ impl Sandbox {
             output_cap: self.inner.config.output_cap_bytes,
             cancel,
             limits: &self.inner.config.limits,
+            poll_disk: self.inner.disk.polled(),
             term_grace: self.inner.config.term_grace,
             egress: self.inner.egress.as_ref().map(|(_, paths)| paths),
         })
@@ -455,7 +486,7 @@ impl Sandbox {
 
     /// The workspace's created, modified and deleted files against its checkout, with a diff.
     pub async fn get_changes(&self, session_id: &str) -> Result<Changes> {
-        let (_, dirs) = session::lookup(&self.inner.root, session_id)?;
+        let (_, dirs) = self.lookup(session_id)?;
         blocking(move || changes::changes(&dirs.source, &Workspace::open(&dirs.workspace)?)).await
     }
 
@@ -467,7 +498,7 @@ impl Sandbox {
         if let Some(sender) = sender {
             let _ = sender.send(true);
         }
-        session::destroy(&self.inner.root, session_id)?;
+        session::destroy(&self.inner.root, session_id, &self.inner.disk)?;
         Ok(())
     }
 
@@ -484,7 +515,16 @@ impl Sandbox {
     }
 
     fn workspace(&self, session_id: &str) -> Result<PathBuf> {
-        Ok(session::lookup(&self.inner.root, session_id)?.1.workspace)
+        Ok(self.lookup(session_id)?.1.workspace)
+    }
+
+    /// Finds a session, its workspace filesystem mounted (again, after a restart).
+    fn lookup(&self, session_id: &str) -> Result<(session::SessionMeta, session::SessionDirs)> {
+        let found = session::lookup(&self.inner.root, session_id)?;
+        if let disk::Disk::Loop(volumes) = &self.inner.disk {
+            volumes.ensure_mounted(&found.1.workspace)?;
+        }
+        Ok(found)
     }
 
     fn cancels(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<bool>>> {

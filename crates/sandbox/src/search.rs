@@ -49,7 +49,7 @@ pub(crate) fn relative(root: &Path, path: &Path) -> Option<RelPath> {
 
 /// Searches the workspace; at most `max_matches` matches, the flag telling whether there
 /// were more.
-pub(crate) fn search(
+pub fn search(
     ws: &Workspace,
     pattern: &str,
     glob: Option<&str>,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::checkout::Checkouts;
+use crate::disk::Disk;
 use crate::{Error, Result, image};
 
 /// Name of the metadata file in a session directory.
@@ -83,7 +84,7 @@ pub(crate) fn lookup(root: &Path, id: &str) -> Result<(SessionMeta, SessionDirs)
 }
 
 /// Checks a repository URL before it reaches git.
-pub(crate) fn validate_repo_url(url: &str) -> Result<()> {
+pub fn validate_repo_url(url: &str) -> Result<()> {
     let invalid = |reason| Error::InvalidRepoUrl {
         url: url.to_owned(),
         reason,
@@ -109,7 +110,7 @@ pub(crate) fn validate_repo_url(url: &str) -> Result<()> {
 }
 
 /// Checks and normalises a commit sha (hexadecimal, 7 to 64 digits).
-pub(crate) fn validate_commit_sha(sha: &str) -> Result<String> {
+pub fn validate_commit_sha(sha: &str) -> Result<String> {
     let valid = (7..=64).contains(&sha.len()) && sha.chars().all(|c| c.is_ascii_hexdigit());
     if !valid {
         return Err(Error::InvalidCommitSha {
@@ -123,6 +124,7 @@ pub(crate) fn validate_commit_sha(sha: &str) -> Result<String> {
 pub(crate) async fn create(
     root: &Path,
     checkouts: &Checkouts,
+    disk: &Disk,
     repo_url: &str,
     commit_sha: &str,
     requested_image: &str,
@@ -136,16 +138,27 @@ pub(crate) async fn create(
     let id = Uuid::new_v4();
     let staging = root.join(format!("{STAGING_PREFIX}{id}"));
     fs::create_dir(&staging).map_err(Error::io("create", &staging))?;
-    let made = populate(&staging, checkouts, id, repo_url, &sha, requested_image).await;
+    let made = populate(
+        &staging,
+        checkouts,
+        disk,
+        id,
+        repo_url,
+        &sha,
+        requested_image,
+    )
+    .await;
     let meta = match made {
         Ok(meta) => meta,
         Err(error) => {
+            release_volume(disk, &staging).await;
             remove_tree_blocking(staging).await;
             return Err(error);
         }
     };
     let dir = root.join(id.to_string());
     if let Err(source) = fs::rename(&staging, &dir) {
+        release_volume(disk, &staging).await;
         remove_tree_blocking(staging).await;
         return Err(Error::Io {
             action: "publish session",
@@ -160,6 +173,7 @@ pub(crate) async fn create(
 async fn populate(
     staging: &Path,
     checkouts: &Checkouts,
+    disk: &Disk,
     id: Uuid,
     repo_url: &str,
     sha: &str,
@@ -167,6 +181,25 @@ async fn populate(
 ) -> Result<SessionMeta> {
     let dirs = SessionDirs::new(staging);
     let full_sha = checkouts.link(repo_url, sha, &dirs.source).await?;
+    match disk {
+        // The workspace is the filesystem's directory, reached through a link.
+        Disk::Loop(volumes) => {
+            let on_volume = volumes.take().await?;
+            if let Err(source) = std::os::unix::fs::symlink(&on_volume, &dirs.workspace) {
+                let volumes = std::sync::Arc::clone(volumes);
+                let _ =
+                    tokio::task::spawn_blocking(move || volumes.release_taken(&on_volume)).await;
+                return Err(Error::Io {
+                    action: "create link",
+                    path: dirs.workspace,
+                    source,
+                });
+            }
+        }
+        Disk::Poll => {
+            fs::create_dir(&dirs.workspace).map_err(Error::io("create", &dirs.workspace))?
+        }
+    }
     let (source, workspace) = (dirs.source.clone(), dirs.workspace.clone());
     tokio::task::spawn_blocking(move || copy_tree(&source, &workspace, /*top*/ true))
         .await
@@ -188,10 +221,9 @@ async fn populate(
     Ok(meta)
 }
 
-/// Copies the checkout `from` to `to`, without `.git`, keeping symlinks as symlinks and the
-/// executable bit.
+/// Copies the checkout `from` into the existing directory `to`, without `.git`, keeping
+/// symlinks as symlinks and the executable bit.
 fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
-    fs::create_dir(to).map_err(Error::io("create", to))?;
     for entry in fs::read_dir(from).map_err(Error::io("list", from))? {
         let entry = entry.map_err(Error::io("list", from))?;
         let name = entry.file_name();
@@ -201,6 +233,7 @@ fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
         let (src, dst) = (entry.path(), to.join(&name));
         let kind = entry.file_type().map_err(Error::io("stat", &src))?;
         if kind.is_dir() {
+            fs::create_dir(&dst).map_err(Error::io("create", &dst))?;
             copy_tree(&src, &dst, false)?;
         } else if kind.is_symlink() {
             let target = fs::read_link(&src).map_err(Error::io("read link", &src))?;
@@ -214,7 +247,7 @@ fn copy_tree(from: &Path, to: &Path, top: bool) -> Result<()> {
 }
 
 /// Makes the session `id` under `root` unusable at once and removes it in the background.
-pub(crate) fn destroy(root: &Path, id: &str) -> Result<Uuid> {
+pub(crate) fn destroy(root: &Path, id: &str, disk: &Disk) -> Result<Uuid> {
     let id = parse_id(id)?;
     let dir = root.join(id.to_string());
     if !dir.join(META_FILE).exists() {
@@ -236,8 +269,15 @@ pub(crate) fn destroy(root: &Path, id: &str) -> Result<Uuid> {
         }
     }
     // The caller does not wait for the files to go; a crash before they are gone leaves a
-    // `.trash-` directory that the next start sweeps.
+    // `.trash-` directory (and a filesystem no session links to) that the next start sweeps.
+    let volumes = match disk {
+        Disk::Loop(volumes) => Some(std::sync::Arc::clone(volumes)),
+        Disk::Poll => None,
+    };
     tokio::task::spawn_blocking(move || {
+        if let Some(volumes) = volumes {
+            volumes.release(&SessionDirs::new(&trash).workspace);
+        }
         if let Err(error) = remove_tree(&trash) {
             tracing::warn!(session = %id, error = %error.chain(), "cannot remove a destroyed session");
         }
@@ -258,6 +298,17 @@ pub(crate) fn sweep(root: &Path) {
         {
             tracing::warn!(error = %error.chain(), "cannot remove leftover");
         }
+    }
+}
+
+/// Releases the filesystem of a session that was not made after all.
+async fn release_volume(disk: &Disk, staging: &Path) {
+    if let Disk::Loop(volumes) = disk {
+        let (volumes, link) = (
+            std::sync::Arc::clone(volumes),
+            SessionDirs::new(staging).workspace,
+        );
+        let _ = tokio::task::spawn_blocking(move || volumes.release(&link)).await;
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) enum Entry {
 }
 
 /// An open workspace root.
-pub(crate) struct Workspace {
+pub struct Workspace {
     /// Canonical host path of the root.
     root: PathBuf,
     dir: OwnedFd,
@@ -39,7 +39,7 @@ const EAGAIN_RETRIES: usize = 8;
 
 impl Workspace {
     /// Opens the workspace at `root` (a directory the sandbox itself created).
-    pub(crate) fn open(root: &Path) -> Result<Self> {
+    pub fn open(root: &Path) -> Result<Self> {
         let root = root
             .canonicalize()
             .map_err(Error::io("resolve workspace", root))?;

@@ -18,8 +18,8 @@ use cap_proto::sandbox::v1 as pb;
 use cap_proto::sandbox::v1::sandbox_server::{Sandbox as SandboxRpc, SandboxServer};
 use cap_runtime::CommonArgs;
 use cap_sandbox::{
-    Changes, EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange, Limits,
-    Listing, Sandbox, SandboxConfig, SearchResult, SessionInfo,
+    Changes, DiskLimit, EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange,
+    Limits, Listing, Sandbox, SandboxConfig, SearchResult, SessionInfo,
 };
 use cap_sandbox_kube::{KubeConfig, KubeSandbox};
 use futures::{Stream, StreamExt};
@@ -71,9 +71,15 @@ pub struct Config {
     /// Processes and threads a command may have at once.
     #[arg(long, env = "CAP_SANDBOX_MAX_PROCESSES", default_value_t = 1024)]
     pub max_processes: u32,
-    /// Disk a command may fill: its largest file, and the size of its `/tmp`, in bytes.
+    /// Disk a command may fill: its largest file, the size of its `/tmp` and of the
+    /// workspace, in bytes.
     #[arg(long, env = "CAP_SANDBOX_DISK_BYTES", default_value_t = 10 << 30)]
     pub disk_bytes: u64,
+    /// How the local backend enforces the disk limit on the workspace: `loop` (each on its
+    /// own filesystem of that size: hard; needs root and loop devices), `poll` (its size
+    /// checked every 2 s: soft), or `auto` (loop when usable, else poll).
+    #[arg(long, env = "CAP_SANDBOX_DISK_LIMIT", default_value = "auto")]
+    pub disk_limit: DiskLimit,
     /// The cgroup root the CPU, memory and process limits are enforced through (v1 or v2).
     #[arg(
         long,
@@ -203,11 +209,11 @@ impl Config {
 
     /// The sandbox configuration these flags describe.
     pub fn sandbox_config(&self) -> SandboxConfig {
+        let root = self
+            .sessions_dir
+            .clone()
+            .unwrap_or_else(|| self.common.data_dir.join("sandbox"));
         SandboxConfig {
-            root: self
-                .sessions_dir
-                .clone()
-                .unwrap_or_else(|| self.common.data_dir.join("sandbox")),
             bwrap: self.bwrap.clone(),
             default_timeout: Duration::from_secs(self.default_timeout_seconds),
             max_timeout: Duration::from_secs(self.max_timeout_seconds),
@@ -222,6 +228,8 @@ impl Config {
             term_grace: Duration::from_secs(self.term_grace_seconds),
             egress: self.egress_config(),
             warm_launchers: self.warm_launchers,
+            disk_limit: self.disk_limit,
+            ..SandboxConfig::new(root)
         }
     }
 
@@ -293,7 +301,14 @@ pub async fn spawn_local(
     pki: &cap_mtls::Pki,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let tls = pki.service(SERVICE_NAME)?;
-    let sandbox = Sandbox::new(SandboxConfig::new(sessions)).await?;
+    // The disk limit polled: callers remove their temporary directory while the server task
+    // may still hold the sandbox, and loop-mounted workspaces would outlive it (attached loop
+    // devices, on every test run). The loop mode has its own tests in `cap-sandbox`.
+    let sandbox = Sandbox::new(SandboxConfig {
+        disk_limit: DiskLimit::Poll,
+        ..SandboxConfig::new(sessions)
+    })
+    .await?;
     let router = router(sandbox, &tls).await?;
     let listener = cap_runtime::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None).await?;
     let url = cap_runtime::https_url(listener.local_addr()?);
@@ -458,24 +473,11 @@ impl Backend {
         pattern: &str,
         glob: Option<&str>,
     ) -> Result<SearchResult, Status> {
-        match self {
-            Backend::Local(sandbox) => sandbox
-                .search_files(session_id, pattern, glob)
-                .await
-                .map_err(status),
-            Backend::Kubernetes(_) => Err(status(cap_sandbox_kube::Error::Unimplemented {
-                operation: "SearchFiles",
-            })),
-        }
+        dispatch!(self, sandbox => sandbox.search_files(session_id, pattern, glob))
     }
 
     async fn get_changes(&self, session_id: &str) -> Result<Changes, Status> {
-        match self {
-            Backend::Local(sandbox) => sandbox.get_changes(session_id).await.map_err(status),
-            Backend::Kubernetes(_) => Err(status(cap_sandbox_kube::Error::Unimplemented {
-                operation: "GetChanges",
-            })),
-        }
+        dispatch!(self, sandbox => sandbox.get_changes(session_id))
     }
 
     async fn destroy_session(&self, session_id: &str) -> Result<(), Status> {
@@ -557,7 +559,6 @@ fn kube_status(error: cap_sandbox_kube::Error) -> Status {
             tracing::warn!(error = %error.chain(), "sandbox request cannot be served");
             Status::failed_precondition(error.chain())
         }
-        ErrorKind::Unimplemented => Status::unimplemented(error.to_string()),
         ErrorKind::Unavailable => {
             tracing::error!(error = %error.chain(), "kubernetes API failure");
             Status::unavailable(

@@ -277,14 +277,16 @@ fn bad_kubernetes_flag_combinations_are_refused_with_the_reason() {
 
 #[test]
 fn kubernetes_errors_map_to_codes_and_cluster_details_stay_in_the_log() {
-    let unimplemented = status(cap_sandbox_kube::Error::Unimplemented {
-        operation: "GetChanges",
-    });
-    assert_eq!(unimplemented.code(), Code::Unimplemented);
+    let too_large = status(cap_sandbox_kube::Error::WorkspaceTooLarge { max_bytes: 1024 });
+    assert_eq!(too_large.code(), Code::FailedPrecondition);
     assert_eq!(
-        unimplemented.message(),
-        "the kubernetes sandbox backend does not implement GetChanges yet"
+        too_large.message(),
+        "the workspace is larger than 1024 bytes, the most searched or diffed"
     );
+    let bad_sha = status(cap_sandbox_kube::Error::Local(
+        cap_sandbox::validate_commit_sha("main").unwrap_err(),
+    ));
+    assert_eq!(bad_sha.code(), Code::InvalidArgument);
     let invalid = status(cap_sandbox_kube::Error::InvalidTimeout {
         seconds: 0,
         max_seconds: 3600,
@@ -332,31 +334,6 @@ fn kube_service() -> (
 }
 
 #[tokio::test]
-async fn the_kubernetes_backend_answers_what_it_lacks_with_unimplemented() {
-    let (service, _api) = kube_service();
-    let session_id = "3f0b8c52-8d5f-4a43-9d0e-6a9d1e0c7b11".to_owned();
-    let error = service
-        .search_files(Request::new(pb::SearchFilesRequest {
-            session_id: session_id.clone(),
-            pattern: "x".into(),
-            glob: String::new(),
-        }))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
-    assert!(
-        error.message().contains("kubernetes"),
-        "{}",
-        error.message()
-    );
-    let error = service
-        .get_changes(Request::new(pb::GetChangesRequest { session_id }))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
-}
-
-#[tokio::test]
 async fn bad_requests_to_the_kubernetes_backend_never_reach_the_cluster() {
     let (service, mut api) = kube_service();
     let session_id = "3f0b8c52-8d5f-4a43-9d0e-6a9d1e0c7b11".to_owned();
@@ -397,6 +374,22 @@ async fn bad_requests_to_the_kubernetes_backend_never_reach_the_cluster() {
     );
     let error = service
         .destroy_session(Request::new(pb::DestroySessionRequest {
+            session_id: "kube-system".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = service
+        .search_files(Request::new(pb::SearchFilesRequest {
+            session_id: "kube-system".into(),
+            pattern: "x".into(),
+            glob: String::new(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    let error = service
+        .get_changes(Request::new(pb::GetChangesRequest {
             session_id: "kube-system".into(),
         }))
         .await
@@ -479,4 +472,22 @@ async fn kubernetes_sessions_are_destroyed_and_missing_ones_reported_through_the
         format!("DELETE /apis/networking.k8s.io/v1/namespaces/sandboxes/networkpolicies/{name}")
     );
     destroy.await.unwrap().unwrap();
+}
+
+#[test]
+fn the_disk_limit_mode_is_a_flag_and_unknown_modes_are_refused() {
+    let default = Config::try_parse_from(["cap-sandbox"]).unwrap();
+    assert_eq!(
+        default.sandbox_config().disk_limit,
+        cap_sandbox::DiskLimit::Auto
+    );
+    let poll = Config::try_parse_from(["cap-sandbox", "--disk-limit", "poll"]).unwrap();
+    assert_eq!(
+        poll.sandbox_config().disk_limit,
+        cap_sandbox::DiskLimit::Poll
+    );
+    let error = Config::try_parse_from(["cap-sandbox", "--disk-limit", "quota"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("auto, loop or poll"), "{error}");
 }

@@ -26,7 +26,7 @@ struct Setup {
     backend: KubeSandbox,
 }
 
-/// A backend over a fake whose execs of `tar` succeed and others are answered by `exec`.
+/// A backend over a fake whose execs of `tar -x` succeed and others are answered by `exec`.
 async fn setup(
     exec: impl Fn(&[String], &[u8]) -> ExecReply + Send + Sync + 'static,
     configure: impl FnOnce(&mut KubeConfig),
@@ -34,7 +34,7 @@ async fn setup(
     let dir = tempfile::tempdir().unwrap();
     let (repo_url, sha) = repo::python_project(dir.path());
     let api = FakeApi::start(move |argv, stdin| {
-        if argv.first().map(String::as_str) == Some("tar") {
+        if argv.starts_with(&["tar".to_owned(), "-x".to_owned()]) {
             ExecReply::ok(b"")
         } else {
             exec(argv, stdin)
@@ -447,16 +447,16 @@ async fn bad_sessions_requests_fail_before_any_object_is_made() {
     type Case = (&'static str, &'static str, &'static str, fn(&Error) -> bool);
     let cases: [Case; 4] = [
         ("--upload-pack=x", "abcdef1", "", |e| {
-            matches!(e, Error::InvalidRepoUrl { .. })
+            matches!(e, Error::Local(cap_sandbox::Error::InvalidRepoUrl { .. }))
         }),
         ("/repo.git", "main", "", |e| {
-            matches!(e, Error::InvalidCommitSha { .. })
+            matches!(e, Error::Local(cap_sandbox::Error::InvalidCommitSha { .. }))
         }),
         ("/repo.git", "abcdef1", "ubuntu:latest", |e| {
             matches!(e, Error::UnknownImage(_))
         }),
         ("/no/such/repo.git", "abcdef1", "", |e| {
-            matches!(e, Error::Clone { .. })
+            matches!(e, Error::Local(cap_sandbox::Error::Clone { .. }))
         }),
     ];
     for (url, sha, image, expected) in cases {
@@ -472,7 +472,13 @@ async fn bad_sessions_requests_fail_before_any_object_is_made() {
         .create_session(&setup.repo_url, "abcdef1234", "")
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::CommitNotFound { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Local(cap_sandbox::Error::CommitNotFound { .. })
+        ),
+        "{error}"
+    );
     assert_eq!(setup.api.calls(), Vec::<String>::new());
 }
 
@@ -554,7 +560,10 @@ async fn writes_go_as_one_tar_and_deletions_as_arguments() {
     assert_eq!(written, 2);
     let request = setup.api.requests().pop().unwrap();
     let command = request.param("command");
-    assert_eq!(command[3..], ["sh", "old.txt"]);
+    assert_eq!(
+        command[3..],
+        ["sh", "/workspace", "1", "src/new.py", "old.txt"]
+    );
     assert_eq!(request.param("stdin"), ["true"]);
     let mut archive = tar::Archive::new(request.stdin.as_slice());
     let entries: Vec<(String, u32, String)> = archive
@@ -706,4 +715,348 @@ async fn a_pod_that_stops_reading_the_tree_fails_the_session_at_once() {
         "{error}"
     );
     assert_eq!(api.objects(), Vec::<String>::new());
+}
+
+const PACK: &str = "tar -c -f - --exclude=./.cap-write.* -C /workspace .";
+
+/// The tree `dir` as the Pod's GNU tar sends it.
+fn gnu_tar(dir: &std::path::Path) -> Vec<u8> {
+    let output = std::process::Command::new("tar")
+        .args(["-c", "-f", "-", "-C"])
+        .arg(dir)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "tar: {output:?}");
+    output.stdout
+}
+
+#[tokio::test]
+async fn search_and_changes_equal_the_local_engines_on_the_pod_workspace() {
+    // The Pod's workspace after some edits, sent back by the fake as GNU tar would.
+    let pod_dir = tempfile::tempdir().unwrap();
+    let workspace = pod_dir.path().join("workspace");
+    let sent = workspace.clone();
+    let setup = setup(
+        move |argv, _| {
+            assert_eq!(argv.join(" "), PACK);
+            ExecReply::ok(&gnu_tar(&sent))
+        },
+        |_| {},
+    )
+    .await;
+    let session = setup.session().await;
+    let base_dir = tempfile::tempdir().unwrap();
+    let base = base_dir.path().join("base");
+    let full_sha = cap_sandbox::Checkouts::open(base_dir.path())
+        .unwrap()
+        .link(&setup.repo_url, &setup.sha, &base)
+        .await
+        .unwrap();
+    assert_eq!(full_sha, setup.sha);
+    let copied = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(base.join("."))
+        .arg(&workspace)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_dir_all(workspace.join(".git")).unwrap();
+    std::fs::write(
+        workspace.join("src/app.py"),
+        "print('hello')\nprint('bye')\n",
+    )
+    .unwrap();
+    std::fs::write(workspace.join("src/new.py"), "print('new')\n").unwrap();
+    std::fs::remove_file(workspace.join("pyproject.toml")).unwrap();
+    std::fs::write(workspace.join(".gitignore"), "build/\n").unwrap();
+    std::fs::create_dir(workspace.join("build")).unwrap();
+    std::fs::write(workspace.join("build/out.py"), "print('ignored')\n").unwrap();
+    std::fs::write(workspace.join("data.bin"), b"print\0binary").unwrap();
+    std::os::unix::fs::symlink("src/app.py", workspace.join("link")).unwrap();
+
+    let local = cap_sandbox::Workspace::open(&workspace).unwrap();
+    for glob in [None, Some("*.py"), Some("src/new.py")] {
+        let found = setup
+            .backend
+            .search_files(&session, "print\\('(hello|new|ignored)'\\)", glob)
+            .await
+            .unwrap();
+        let (matches, truncated) = cap_sandbox::search_workspace(
+            &local,
+            "print\\('(hello|new|ignored)'\\)",
+            glob,
+            cap_sandbox::MAX_SEARCH_MATCHES,
+        )
+        .unwrap();
+        assert_eq!(found, cap_sandbox::SearchResult { matches, truncated });
+    }
+    let found = setup
+        .backend
+        .search_files(&session, "print", None)
+        .await
+        .unwrap();
+    let paths: Vec<&str> = found.matches.iter().map(|m| m.path.as_str()).collect();
+    // `.gitignore`d and binary files are not searched; the symlink is not followed.
+    assert_eq!(paths, ["src/app.py", "src/app.py", "src/new.py"]);
+
+    let changes = setup.backend.get_changes(&session).await.unwrap();
+    assert_eq!(
+        changes,
+        cap_sandbox::workspace_changes(&base, &local).unwrap()
+    );
+    let changed: Vec<(&str, bool)> = changes
+        .changes
+        .iter()
+        .map(|change| (change.path.as_str(), change.content.is_some()))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (".gitignore", true),
+            ("data.bin", true),
+            ("link", true),
+            ("pyproject.toml", false),
+            ("src/app.py", true),
+            ("src/new.py", true),
+        ]
+    );
+    assert!(changes.diff.contains("+print('bye')"), "{}", changes.diff);
+
+    let name = format!("cap-sandbox-{session}");
+    let calls = setup.api.calls();
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    assert_eq!(
+        calls[calls.len() - 3..],
+        [
+            format!("GET {pods}/{name}/exec {PACK}"),
+            format!("GET {pods}/{name}"),
+            format!("GET {pods}/{name}/exec {PACK}"),
+        ]
+    );
+    // The copies on the host are gone; only the cache and the repository remain.
+    let mut left: Vec<String> = std::fs::read_dir(setup._dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("cap-kube-"))
+        .collect();
+    left.sort();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+/// A tar with one regular file whose name is written raw, as a hostile Pod could.
+fn tar_with_raw_name(name: &str) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(1);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &b"x"[..]).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn hostile_or_huge_workspace_archives_are_refused_with_clear_errors() {
+    let setup = setup(
+        |argv, _| match argv.join(" ").as_str() {
+            PACK => ExecReply::ok(&tar_with_raw_name("../../escape")),
+            _ => ExecReply::ok(b""),
+        },
+        |_| {},
+    )
+    .await;
+    let session = setup.session().await;
+    let error = setup
+        .backend
+        .search_files(&session, "x", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::UnsafeArchive { entry, reason } if entry == "../../escape" && *reason == "contains `..`"),
+        "{}",
+        error.chain()
+    );
+    assert!(!setup._dir.path().join("escape").exists());
+
+    let huge = vec![b'x'; 200 * 1024];
+    let setup = setup_with_pack(move || ExecReply::ok(&huge), 64 * 1024).await;
+    let session = setup.session().await;
+    let error = setup.backend.get_changes(&session).await.unwrap_err();
+    assert!(
+        matches!(error, Error::WorkspaceTooLarge { max_bytes: 65536 }),
+        "{}",
+        error.chain()
+    );
+    assert_eq!(
+        error.to_string(),
+        "the workspace is larger than 65536 bytes, the most searched or diffed"
+    );
+
+    let setup = setup_with_pack(
+        || ExecReply::Exit {
+            frames: vec![(2, b"tar: ./x: Cannot open: Permission denied".to_vec())],
+            exit_code: 2,
+        },
+        64 * 1024,
+    )
+    .await;
+    let session = setup.session().await;
+    let error = setup
+        .backend
+        .search_files(&session, "x", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::PodCommand { exit_code: 2, detail, .. } if detail.contains("Permission denied")),
+        "{}",
+        error.chain()
+    );
+}
+
+/// A backend whose `tar -c` of the workspace is answered by `pack`, copies bounded by
+/// `max_workspace_bytes`.
+async fn setup_with_pack(
+    pack: impl Fn() -> ExecReply + Send + Sync + 'static,
+    max_workspace_bytes: u64,
+) -> Setup {
+    setup(
+        move |argv, _| {
+            assert_eq!(argv.join(" "), PACK);
+            pack()
+        },
+        move |config| config.max_workspace_bytes = max_workspace_bytes,
+    )
+    .await
+}
+
+/// Runs a `write_files` exec on the host as the Pod would, on `workspace` instead of
+/// `/workspace`: the real script, with the real `tar`, `mv` and `mkdir`.
+fn run_in(workspace: &std::path::Path, argv: &[String], stdin: &[u8]) -> ExecReply {
+    use std::io::Write as _;
+    assert_eq!(argv[4], "/workspace");
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..4])
+        .arg(workspace)
+        .args(&argv[5..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    ExecReply::Exit {
+        frames: vec![(1, output.stdout), (2, output.stderr)],
+        exit_code: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// Every file under `dir` with its content, sorted.
+fn snapshot(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            if path.is_dir() {
+                files.push((format!("{name}/"), String::new()));
+                pending.push(path);
+            } else {
+                files.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn writes_in_the_pod_are_all_or_nothing() {
+    let pod_dir = tempfile::tempdir().unwrap();
+    let workspace = pod_dir.path().to_owned();
+    std::fs::create_dir_all(workspace.join("src")).unwrap();
+    std::fs::create_dir_all(workspace.join("docs")).unwrap();
+    std::fs::write(workspace.join("src/app.py"), "old\n").unwrap();
+    std::fs::write(workspace.join("gone.txt"), "bye\n").unwrap();
+    std::fs::write(workspace.join("docs/keep.md"), "keep\n").unwrap();
+    let ran_in = workspace.clone();
+    let setup = setup(move |argv, stdin| run_in(&ran_in, argv, stdin), |_| {}).await;
+    let session = setup.session().await;
+    let change = |path: &str, content: Option<&str>| FileChange {
+        path: path.into(),
+        content: content.map(|text| text.as_bytes().to_vec()),
+    };
+    let before = snapshot(&workspace);
+
+    // The last change cannot be made (a directory where a file goes): the ones before it,
+    // already in place, are undone.
+    let error = setup
+        .backend
+        .write_files(
+            &session,
+            vec![
+                change("src/app.py", Some("new\n")),
+                change("src/added/deep.py", Some("deep\n")),
+                change("gone.txt", None),
+                change("docs", Some("not a directory\n")),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::PodCommand { exit_code: 1, detail, .. } if detail == "docs is a directory"),
+        "{}",
+        error.chain()
+    );
+    let mut after = snapshot(&workspace);
+    // Directories made on the way may stay (empty), as in no file's content.
+    after.retain(|(path, _)| !path.starts_with("src/added"));
+    assert_eq!(after, before);
+
+    // Changing one path twice is refused before the Pod is asked.
+    let calls = setup.api.calls().len();
+    let error = setup
+        .backend
+        .write_files(
+            &session,
+            vec![change("a.txt", Some("1")), change("./a.txt", None)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidPath { reason, .. } if *reason == "is changed twice in one write"),
+        "{error}"
+    );
+    assert_eq!(setup.api.calls().len(), calls);
+
+    // A write that can be made is made whole, with nothing left behind.
+    let written = setup
+        .backend
+        .write_files(
+            &session,
+            vec![
+                change("src/app.py", Some("new\n")),
+                change("src/added/deep.py", Some("deep\n")),
+                change("gone.txt", None),
+                change("-dash.txt", Some("dash\n")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 4);
+    assert_eq!(
+        snapshot(&workspace),
+        [
+            ("-dash.txt".to_owned(), "dash\n".to_owned()),
+            ("docs/".to_owned(), String::new()),
+            ("docs/keep.md".to_owned(), "keep\n".to_owned()),
+            ("src/".to_owned(), String::new()),
+            ("src/added/".to_owned(), String::new()),
+            ("src/added/deep.py".to_owned(), "deep\n".to_owned()),
+            ("src/app.py".to_owned(), "new\n".to_owned()),
+        ]
+    );
 }

@@ -5,14 +5,19 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use cap_sandbox::{LimitHit, Limits};
+use cap_sandbox::{DiskLimit, LimitHit, Limits};
 use pretty_assertions::assert_eq;
 
 use super::support::{Fixture, fixture_with, host_processes_with, run, spec, spec_timeout};
 
 /// Small limits so each attack hits its limit quickly.
 async fn tight() -> Fixture {
+    tight_with(DiskLimit::Auto).await
+}
+
+async fn tight_with(disk_limit: DiskLimit) -> Fixture {
     fixture_with(|config| {
+        config.disk_limit = disk_limit;
         config.limits = Limits {
             cpu_millis: 1000,
             memory_bytes: 96 << 20,
@@ -88,8 +93,8 @@ async fn memory_hog_is_killed_at_the_memory_limit() {
 }
 
 #[tokio::test]
-async fn disk_filler_stops_at_the_disk_limit() {
-    let fx = tight().await;
+async fn disk_filler_stops_at_the_file_size_limit_in_poll_mode() {
+    let fx = tight_with(DiskLimit::Poll).await;
     let id = fx.session().await;
     // One huge file in the workspace: the file-size limit stops it (SIGXFSZ, 128 + 25).
     let ran = run(
@@ -116,8 +121,8 @@ async fn disk_filler_stops_at_the_disk_limit() {
 }
 
 #[tokio::test]
-async fn many_files_filling_the_workspace_are_stopped_at_the_disk_limit() {
-    let fx = tight().await;
+async fn many_files_filling_the_workspace_are_killed_at_the_disk_limit_in_poll_mode() {
+    let fx = tight_with(DiskLimit::Poll).await;
     let id = fx.session().await;
     // Each file under the per-file cap, together far over the disk limit.
     let ran = run(

@@ -1,5 +1,6 @@
 mod attacks;
 mod changes;
+mod disk;
 mod egress;
 mod exec;
 mod files;

@@ -33,9 +33,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// Fields drop in order: the sandbox (unmounting its workspace filesystems) before the
+/// directory holding them.
 pub struct Fixture {
-    pub dir: tempfile::TempDir,
     pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
     pub bare: PathBuf,
     pub commit: String,
     /// A first commit whose tree differs from `commit`.
@@ -137,8 +139,8 @@ pub async fn fixture_with(configure: impl FnOnce(&mut SandboxConfig)) -> Fixture
     configure(&mut config);
     let sandbox = Sandbox::new(config).await.unwrap();
     Fixture {
-        dir,
         sandbox,
+        dir,
         bare,
         commit,
         first_commit,
@@ -199,7 +201,7 @@ pub fn session_entries(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != ".cache" && !name.starts_with(".seccomp-"))
+        .filter(|name| name != ".cache" && name != ".volumes" && !name.starts_with(".seccomp-"))
         .collect();
     names.sort();
     names

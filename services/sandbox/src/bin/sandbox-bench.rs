@@ -48,7 +48,7 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
     let router = cap_sandbox_service::router(sandbox.clone(), &tls).await?;
     let listener = cap_runtime::bind("127.0.0.1:0".parse()?, None).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(cap_runtime::serve(router, listener));
+    let server = tokio::spawn(cap_runtime::serve(router, listener));
     let client_tls = pki.service("supervisor")?;
     let client = SandboxClient::new(client_tls.channel(&cap_runtime::https_url(addr))?);
 
@@ -178,6 +178,18 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
         verdict(life_grpc.p50 < Duration::from_millis(20)),
         verdict(life_grpc.p99 < Duration::from_millis(50)),
     );
+    // The sandbox unmounts its workspace filesystems when its last handle goes (the
+    // server's, and the background removals'): wait for that before the directory goes.
+    server.abort();
+    let _ = server.await;
+    drop((client, sandbox));
+    let mounts_under = |dir: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|mounts| mounts.contains(&*dir.to_string_lossy()))
+    };
+    while mounts_under(dir) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
 }
 
