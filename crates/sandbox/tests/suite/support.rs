@@ -1,37 +1,13 @@
 //! A tiny repository in a bare remote, and a sandbox over a temporary root.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use cap_sandbox::{ExecEvent, ExecSpec, ExitInfo, Sandbox, SandboxConfig};
 use futures::StreamExt;
 
-/// Runs git for the test's own repositories, isolated from the machine's configuration.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+pub use cap_testkit::git::git;
 
 /// Fields drop in order: the sandbox (unmounting its workspace filesystems) before the
 /// directory holding them.

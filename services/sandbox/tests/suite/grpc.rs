@@ -1,11 +1,9 @@
-use std::path::Path;
-use std::process::Command;
-
 use cap_mtls::Pki;
 use cap_proto::common::v1::{FileChange, file_change::Change};
 use cap_proto::sandbox::v1::exec_output::Output;
 use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::*;
+use cap_testkit::git::BareRepo;
 use pretty_assertions::assert_eq;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -21,7 +19,14 @@ struct Harness {
 impl Harness {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (repo_url, commit) = make_repo(dir.path());
+        let repo = BareRepo::new(
+            dir.path(),
+            &[
+                ("app.py", "def add(a, b):\n    return a + b\n"),
+                ("requirements.txt", ""),
+            ],
+        );
+        let (repo_url, commit) = (repo.url(), repo.commit);
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
             cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
@@ -55,54 +60,6 @@ impl Harness {
         assert_eq!(created.image, "coding-assistant/python");
         created.session_id
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-/// A one-commit Python repository, cloned bare; returns its path and the commit.
-fn make_repo(dir: &Path) -> (String, String) {
-    let work = dir.join("work");
-    std::fs::create_dir(&work).unwrap();
-    git(&work, &["init", "--quiet"]);
-    std::fs::write(work.join("app.py"), "def add(a, b):\n    return a + b\n").unwrap();
-    std::fs::write(work.join("requirements.txt"), "").unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "--quiet", "-m", "init"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let bare = dir.join("remote.git");
-    git(
-        dir,
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    (bare.display().to_string(), commit)
 }
 
 fn exec_request(session_id: &str, command: &str, timeout_seconds: u32) -> ExecRequest {
