@@ -18,8 +18,8 @@ use cap_proto::sandbox::v1 as pb;
 use cap_proto::sandbox::v1::sandbox_server::{Sandbox as SandboxRpc, SandboxServer};
 use cap_runtime::CommonArgs;
 use cap_sandbox::{
-    Changes, DiskLimit, EgressConfig, EgressPolicy, ErrorKind, ExecEvent, ExecSpec, FileChange,
-    Limits, Listing, Sandbox, SandboxConfig, SearchResult, SessionInfo,
+    Changes, DiskLimit, EgressConfig, EgressPolicy, ExecEvent, ExecSpec, FileChange, Limits,
+    Listing, Sandbox, SandboxConfig, SearchResult, SessionInfo,
 };
 use cap_sandbox_kube::{KubeConfig, KubeSandbox};
 use futures::{Stream, StreamExt};
@@ -507,51 +507,13 @@ impl SandboxService {
     }
 }
 
-/// An error of either backend.
-#[derive(Debug)]
-pub enum BackendError {
-    /// Of the local backend.
-    Local(cap_sandbox::Error),
-    /// Of the Kubernetes backend.
-    Kubernetes(cap_sandbox_kube::Error),
-}
-
-impl From<cap_sandbox::Error> for BackendError {
-    fn from(error: cap_sandbox::Error) -> Self {
-        Self::Local(error)
-    }
-}
-
-impl From<cap_sandbox_kube::Error> for BackendError {
-    fn from(error: cap_sandbox_kube::Error) -> Self {
-        Self::Kubernetes(error)
-    }
-}
-
-/// The one mapping from backend errors to gRPC statuses. Errors about the request carry the
-/// whole explanation (it names what the caller got wrong); internal ones a short message,
-/// with the details logged.
-pub fn status(error: impl Into<BackendError>) -> Status {
-    let error = match error.into() {
-        BackendError::Local(error) => error,
-        BackendError::Kubernetes(error) => return kube_status(error),
-    };
-    match error.kind() {
-        ErrorKind::InvalidArgument => Status::invalid_argument(error.chain()),
-        ErrorKind::NotFound => Status::not_found(error.chain()),
-        ErrorKind::FailedPrecondition => {
-            tracing::warn!(error = %error.chain(), "sandbox request cannot be served");
-            Status::failed_precondition(error.chain())
-        }
-        ErrorKind::Internal => {
-            tracing::error!(error = %error.chain(), "sandbox failure");
-            Status::internal("internal sandbox error (details are in the sandbox service log)")
-        }
-    }
-}
-
-fn kube_status(error: cap_sandbox_kube::Error) -> Status {
+/// The one mapping from backend errors to gRPC statuses. A local backend error is a
+/// [`cap_sandbox_kube::Error::Local`] here, whose kind follows its own, so one mapping serves
+/// both backends. Errors about the request carry the whole explanation (it names what the
+/// caller got wrong); internal ones a short message, with the details logged.
+pub fn status(error: impl Into<cap_sandbox_kube::Error>) -> Status {
     use cap_sandbox_kube::ErrorKind;
+    let error = error.into();
     match error.kind() {
         ErrorKind::InvalidArgument => Status::invalid_argument(error.chain()),
         ErrorKind::NotFound => Status::not_found(error.chain()),
