@@ -53,7 +53,7 @@ async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
 
     let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
     let (sandbox_url, _sandbox_server) =
-        cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+        cap_sandbox_server::spawn_local(dir.path().join("sessions"), &pki)
             .await
             .unwrap();
 

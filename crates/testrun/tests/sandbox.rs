@@ -34,7 +34,7 @@ impl Harness {
         let (repo_url, commit_sha) = (repo.url(), repo.commit);
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
-            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+            cap_sandbox_server::spawn_local(dir.path().join("sessions"), &pki)
                 .await
                 .unwrap();
         let client_tls = pki.service("coding-agent").unwrap();

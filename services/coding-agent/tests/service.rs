@@ -36,7 +36,7 @@ impl Fleet {
 
         let pki = Pki::ensure_dev(dir.path().join("pki")).unwrap();
         let (sandbox_url, _sandbox_server) =
-            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+            cap_sandbox_server::spawn_local(dir.path().join("sessions"), &pki)
                 .await
                 .unwrap();
         Self {

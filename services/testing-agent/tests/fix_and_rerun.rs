@@ -62,7 +62,7 @@ impl Fleet {
         let pki_dir = dir.path().join("pki");
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
         let (sandbox_url, _sandbox_server) =
-            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+            cap_sandbox_server::spawn_local(dir.path().join("sessions"), &pki)
                 .await
                 .unwrap();
 

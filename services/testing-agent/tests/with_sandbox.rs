@@ -50,7 +50,7 @@ impl Fleet {
         let pki = Pki::ensure_dev(&pki_dir).unwrap();
 
         let (sandbox_url, sandbox_server) =
-            cap_sandbox_service::spawn_local(dir.path().join("sessions"), &pki)
+            cap_sandbox_server::spawn_local(dir.path().join("sessions"), &pki)
                 .await
                 .unwrap();
 

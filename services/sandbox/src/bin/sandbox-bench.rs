@@ -44,8 +44,8 @@ async fn bench(dir: &Path, runs: usize) -> anyhow::Result<()> {
     let sandbox = Sandbox::new(config).await?;
 
     let pki = Pki::ensure_dev(dir.join("pki"))?;
-    let tls = pki.service(cap_sandbox_service::SERVICE_NAME)?;
-    let router = cap_sandbox_service::router(sandbox.clone(), &tls).await?;
+    let tls = pki.service(cap_sandbox_server::SERVICE_NAME)?;
+    let router = cap_sandbox_server::router(sandbox.clone(), &tls).await?;
     let listener = cap_runtime::bind("127.0.0.1:0".parse()?, None).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(cap_runtime::serve(router, listener));
