@@ -2,10 +2,9 @@
 
 use cap_llm::{ChatClient, Message, ToolSpec};
 use cap_proto::agent::v1::{TaskEvent, TaskRequest};
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox_client::Sandbox;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::events::Emitter;
 use crate::overlay::Overlay;
@@ -23,12 +22,12 @@ steps: call one tool at a time, or give the final summary.";
 pub struct CodingAgent {
     config: AgentConfig,
     chat: ChatClient,
-    sandbox: SandboxClient<Channel>,
+    sandbox: Sandbox,
 }
 
 impl CodingAgent {
-    /// An agent using `config`'s model and the sandbox service behind `sandbox`.
-    pub fn new(config: AgentConfig, sandbox: SandboxClient<Channel>) -> Result<Self> {
+    /// An agent using `config`'s model and `sandbox` (the sandbox service, in production).
+    pub fn new(config: AgentConfig, sandbox: Sandbox) -> Result<Self> {
         if config.max_steps == 0 {
             return Err(Error::Config {
                 reason: "max_steps must be at least 1".to_owned(),

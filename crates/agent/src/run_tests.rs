@@ -7,7 +7,7 @@ use cap_llm::{ModelConfig, RetryPolicy};
 use cap_proto::agent::v1::{
     RepositoryContext, TaskEvent, TaskRequest, Tool, observation, task_event,
 };
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox_client::GrpcSandbox;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ fn agent(model: &ScriptedModel, max_steps: u32) -> CodingAgent {
     };
     // Never dialled: the tests bring their own workspace.
     let channel = Channel::from_static("http://127.0.0.1:9").connect_lazy();
-    CodingAgent::new(config, SandboxClient::new(channel)).unwrap()
+    CodingAgent::new(config, GrpcSandbox::shared(channel, 1 << 20)).unwrap()
 }
 
 fn request() -> TaskRequest {
@@ -904,7 +904,12 @@ fn bad_configuration_is_refused() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let client = || SandboxClient::new(Channel::from_static("http://127.0.0.1:9").connect_lazy());
+    let client = || {
+        GrpcSandbox::shared(
+            Channel::from_static("http://127.0.0.1:9").connect_lazy(),
+            1 << 20,
+        )
+    };
     let err = CodingAgent::new(config(0), client()).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cap_proto::common::v1::{FileChange, file_change};
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{
     ExecRequest, ListDirectoryRequest, ReadFileRequest, SearchFilesRequest, WriteFilesRequest,
     exec_output,
 };
+use cap_sandbox_client::Sandbox;
 use cap_testrun::lint::{self, LintRun, LintTool};
 use cap_testrun::{TestPlan, TestRun};
 use tokio::sync::OnceCell;
-use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use tokio_stream::StreamExt as _;
 
 use crate::{Error, Result};
 
@@ -135,17 +134,17 @@ pub trait Workspace: Send + Sync {
 /// The product workspace: a session of the sandbox service.
 #[derive(Debug, Clone)]
 pub struct SandboxWorkspace {
-    client: SandboxClient<Channel>,
+    sandbox: Sandbox,
     session_id: String,
     /// The repository's formatters, detected at the first edit.
     formatters: Arc<OnceCell<Vec<LintTool>>>,
 }
 
 impl SandboxWorkspace {
-    /// The workspace of `session_id`, reached through `client`.
-    pub fn new(client: SandboxClient<Channel>, session_id: impl Into<String>) -> Self {
+    /// The workspace of `session_id`, reached through `sandbox`.
+    pub fn new(sandbox: Sandbox, session_id: impl Into<String>) -> Self {
         Self {
-            client,
+            sandbox,
             session_id: session_id.into(),
             formatters: Arc::default(),
         }
@@ -168,12 +167,11 @@ impl Workspace for SandboxWorkspace {
             path: path.to_owned(),
         };
         let response = self
-            .client
-            .clone()
+            .sandbox
             .read_file(request)
             .await
             .map_err(sandbox("ReadFile"))?;
-        Ok(response.into_inner().content)
+        Ok(response.content)
     }
 
     async fn write_files(&self, changes: Vec<WriteChange>) -> Result<()> {
@@ -191,8 +189,7 @@ impl Workspace for SandboxWorkspace {
             session_id: self.session_id.clone(),
             changes,
         };
-        self.client
-            .clone()
+        self.sandbox
             .write_files(request)
             .await
             .map_err(sandbox("WriteFiles"))?;
@@ -206,12 +203,10 @@ impl Workspace for SandboxWorkspace {
             recursive,
         };
         let response = self
-            .client
-            .clone()
+            .sandbox
             .list_directory(request)
             .await
             .map_err(sandbox("ListDirectory"))?;
-        let response = response.into_inner();
         let mut entries: Vec<Entry> = response
             .entries
             .into_iter()
@@ -235,12 +230,10 @@ impl Workspace for SandboxWorkspace {
             glob: glob.unwrap_or_default().to_owned(),
         };
         let response = self
-            .client
-            .clone()
+            .sandbox
             .search_files(request)
             .await
             .map_err(sandbox("SearchFiles"))?;
-        let response = response.into_inner();
         let hits = response
             .matches
             .into_iter()
@@ -264,13 +257,7 @@ impl Workspace for SandboxWorkspace {
             timeout_seconds: u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX),
             env: Default::default(),
         };
-        let mut stream = self
-            .client
-            .clone()
-            .exec(request)
-            .await
-            .map_err(sandbox("Exec"))?
-            .into_inner();
+        let mut stream = self.sandbox.exec(request).await.map_err(sandbox("Exec"))?;
         let mut tail = Tail::new(OUTPUT_TAIL_BYTES);
         while let Some(item) = stream.next().await {
             match item.map_err(sandbox("Exec"))?.output {
@@ -299,10 +286,9 @@ impl Workspace for SandboxWorkspace {
         pattern: Option<&str>,
         timeout: Duration,
     ) -> Result<Option<TestRun>> {
-        let mut client = self.client.clone();
         let plan = match test_command {
             Some(command) => TestPlan::custom(command),
-            None => match cap_testrun::detect(&mut client, &self.session_id)
+            None => match cap_testrun::detect(&*self.sandbox, &self.session_id)
                 .await
                 .map_err(|source| Error::TestRun { source })?
             {
@@ -310,7 +296,7 @@ impl Workspace for SandboxWorkspace {
                 None => return Ok(None),
             },
         };
-        let run = cap_testrun::run(&mut client, &self.session_id, &plan, pattern, timeout)
+        let run = cap_testrun::run(&*self.sandbox, &self.session_id, &plan, pattern, timeout)
             .await
             .map_err(|source| Error::TestRun { source })?;
         Ok(Some(run))
@@ -320,8 +306,7 @@ impl Workspace for SandboxWorkspace {
         let tools = self
             .formatters
             .get_or_try_init(|| async {
-                let mut client = self.client.clone();
-                let tools = lint::detect_linters_in(&mut client, &self.session_id)
+                let tools = lint::detect_linters_in(&*self.sandbox, &self.session_id)
                     .await
                     .map_err(|source| Error::Format { source })?;
                 Ok::<_, Error>(tools.into_iter().filter(|t| t.is_formatter()).collect())
@@ -336,8 +321,7 @@ impl Workspace for SandboxWorkspace {
         files: &[String],
         timeout: Duration,
     ) -> Result<Vec<LintRun>> {
-        let mut client = self.client.clone();
-        lint::format_files(&mut client, &self.session_id, tools, files, timeout)
+        lint::format_files(&*self.sandbox, &self.session_id, tools, files, timeout)
             .await
             .map_err(|source| Error::Format { source })
     }

@@ -10,19 +10,18 @@ use cap_llm::{ModelConfig, RetryPolicy};
 use cap_mtls::Pki;
 use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, observation, task_event};
 use cap_proto::common::v1::file_change;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, SandboxApi as _};
 use cap_testkit::git::BareRepo;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    client: SandboxClient<Channel>,
+    sandbox: GrpcSandbox,
     session_id: String,
 }
 
@@ -58,8 +57,8 @@ async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
             .unwrap();
 
     let client_tls = pki.service("coding-agent").unwrap();
-    let mut client = SandboxClient::new(client_tls.channel(&sandbox_url).unwrap());
-    let session_id = client
+    let sandbox = GrpcSandbox::new(client_tls.channel(&sandbox_url).unwrap(), MAX_MESSAGE_BYTES);
+    let session_id = sandbox
         .create_session(CreateSessionRequest {
             image: String::new(),
             repo_url: repo.url(),
@@ -67,16 +66,15 @@ async fn fixture_with(extra: &[(&str, &str)]) -> Fixture {
         })
         .await
         .unwrap()
-        .into_inner()
         .session_id;
     Fixture {
         _dir: dir,
-        client,
+        sandbox,
         session_id,
     }
 }
 
-fn agent(model: &ScriptedModel, client: SandboxClient<Channel>) -> CodingAgent {
+fn agent(model: &ScriptedModel, sandbox: GrpcSandbox) -> CodingAgent {
     let mut config = AgentConfig::new(
         ModelConfig {
             base_url: model.base_url(),
@@ -92,7 +90,7 @@ fn agent(model: &ScriptedModel, client: SandboxClient<Channel>) -> CodingAgent {
         max_backoff: Duration::from_millis(1),
     };
     config.test_timeout = Duration::from_secs(120);
-    CodingAgent::new(config, client).unwrap()
+    CodingAgent::new(config, std::sync::Arc::new(sandbox)).unwrap()
 }
 
 fn request(session_id: &str) -> TaskRequest {
@@ -173,7 +171,7 @@ async fn fixes_a_bug_in_a_real_sandbox() {
     ])
     .await
     .unwrap();
-    let agent = agent(&model, fx.client.clone());
+    let agent = agent(&model, fx.sandbox.clone());
     let (tx, mut rx) = mpsc::channel(1000);
     let outcome = agent
         .run(request(&fx.session_id), tx, CancellationToken::new())
@@ -294,14 +292,13 @@ async fn fixes_a_bug_in_a_real_sandbox() {
 
     // The workspace holds exactly the agent's changes.
     let changes = fx
-        .client
+        .sandbox
         .clone()
         .get_changes(GetChangesRequest {
             session_id: fx.session_id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let summary: Vec<(String, Option<String>)> = changes
         .changes
         .iter()
@@ -341,7 +338,7 @@ async fn an_unknown_session_is_refused_before_the_model_is_asked() {
     let model = ScriptedModel::start(vec![ScriptStep::text("never")])
         .await
         .unwrap();
-    let agent = agent(&model, fx.client.clone());
+    let agent = agent(&model, fx.sandbox.clone());
     let (tx, mut rx) = mpsc::channel(10);
     let missing = "00000000-0000-4000-8000-000000000000";
     let err = agent
@@ -387,7 +384,7 @@ async fn edits_are_formatted_by_the_repositorys_formatter() {
     ])
     .await
     .unwrap();
-    let agent = agent(&model, fx.client.clone());
+    let agent = agent(&model, fx.sandbox.clone());
     let (tx, mut rx) = mpsc::channel(1000);
     let outcome = agent
         .run(request(&fx.session_id), tx, CancellationToken::new())
@@ -429,7 +426,7 @@ async fn edits_are_formatted_by_the_repositorys_formatter() {
         contents[3]
     );
     let read = |path: &str| {
-        let mut client = fx.client.clone();
+        let client = fx.sandbox.clone();
         let session_id = fx.session_id.clone();
         let path = path.to_owned();
         async move {
@@ -437,7 +434,6 @@ async fn edits_are_formatted_by_the_repositorys_formatter() {
                 .read_file(cap_proto::sandbox::v1::ReadFileRequest { session_id, path })
                 .await
                 .unwrap()
-                .into_inner()
                 .content;
             String::from_utf8(content).unwrap()
         }

@@ -45,8 +45,7 @@ pub trait SandboxApi: Send + Sync + fmt::Debug + 'static {
     /// The content of one file.
     async fn read_file(&self, request: pb::ReadFileRequest) -> Result<pb::ReadFileResponse>;
     /// Writes and deletes files, all or none.
-    async fn write_files(&self, request: pb::WriteFilesRequest)
-    -> Result<pb::WriteFilesResponse>;
+    async fn write_files(&self, request: pb::WriteFilesRequest) -> Result<pb::WriteFilesResponse>;
     /// Lists a directory, recursively when asked.
     async fn list_directory(
         &self,
@@ -58,8 +57,7 @@ pub trait SandboxApi: Send + Sync + fmt::Debug + 'static {
         request: pb::SearchFilesRequest,
     ) -> Result<pb::SearchFilesResponse>;
     /// The workspace's changes against the checkout it was made from.
-    async fn get_changes(&self, request: pb::GetChangesRequest)
-    -> Result<pb::GetChangesResponse>;
+    async fn get_changes(&self, request: pb::GetChangesRequest) -> Result<pb::GetChangesResponse>;
     /// Destroys the session and its workspace.
     async fn destroy_session(
         &self,
@@ -90,6 +88,13 @@ impl GrpcSandbox {
     }
 }
 
+impl From<SandboxClient<Channel>> for GrpcSandbox {
+    /// A client already set up (its message limits as they are).
+    fn from(client: SandboxClient<Channel>) -> Self {
+        Self { client }
+    }
+}
+
 /// Largest message the sandbox's RPCs carry, for `WriteFiles` and `GetChanges` with whole
 /// files (gRPC's default is 4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -109,17 +114,20 @@ impl SandboxApi for GrpcSandbox {
     }
 
     async fn exec(&self, request: pb::ExecRequest) -> Result<ExecStream> {
-        Ok(self.client.clone().exec(request).await?.into_inner().boxed())
+        Ok(self
+            .client
+            .clone()
+            .exec(request)
+            .await?
+            .into_inner()
+            .boxed())
     }
 
     async fn read_file(&self, request: pb::ReadFileRequest) -> Result<pb::ReadFileResponse> {
         Ok(self.client.clone().read_file(request).await?.into_inner())
     }
 
-    async fn write_files(
-        &self,
-        request: pb::WriteFilesRequest,
-    ) -> Result<pb::WriteFilesResponse> {
+    async fn write_files(&self, request: pb::WriteFilesRequest) -> Result<pb::WriteFilesResponse> {
         Ok(self.client.clone().write_files(request).await?.into_inner())
     }
 
@@ -139,13 +147,15 @@ impl SandboxApi for GrpcSandbox {
         &self,
         request: pb::SearchFilesRequest,
     ) -> Result<pb::SearchFilesResponse> {
-        Ok(self.client.clone().search_files(request).await?.into_inner())
+        Ok(self
+            .client
+            .clone()
+            .search_files(request)
+            .await?
+            .into_inner())
     }
 
-    async fn get_changes(
-        &self,
-        request: pb::GetChangesRequest,
-    ) -> Result<pb::GetChangesResponse> {
+    async fn get_changes(&self, request: pb::GetChangesRequest) -> Result<pb::GetChangesResponse> {
         Ok(self.client.clone().get_changes(request).await?.into_inner())
     }
 

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use cap_proto::sandbox::v1::exec_output::Output;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ExecRequest, ExitStatus, ReadFileRequest};
+use cap_sandbox_client::SandboxApi;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::plan::{Framework, TestPlan, shell_quote};
 use crate::run::runner_env;
@@ -503,10 +503,7 @@ pub const THRESHOLD_FILES: [&str; 10] = [
 
 /// The repository's coverage threshold, from the workspace's root files (see
 /// [`threshold_from_files`]); files that are not there are skipped.
-pub async fn threshold(
-    sandbox: &mut SandboxClient<Channel>,
-    session_id: &str,
-) -> Result<Option<f64>> {
+pub async fn threshold(sandbox: &dyn SandboxApi, session_id: &str) -> Result<Option<f64>> {
     if session_id.is_empty() {
         return Err(Error::EmptySessionId);
     }
@@ -518,7 +515,7 @@ pub async fn threshold(
         };
         match sandbox.read_file(request).await {
             Ok(response) => {
-                let text = String::from_utf8_lossy(&response.into_inner().content).into_owned();
+                let text = String::from_utf8_lossy(&response.content).into_owned();
                 contents.insert(name.to_owned(), text);
             }
             Err(status)
@@ -603,7 +600,7 @@ const JACOCO_REPORT_JAVA: &str = include_str!("CapJacocoReport.java");
 /// to measure coverage for that runner; an error when the measurement left no readable
 /// report (the tool is not installed, the tests could not run).
 pub async fn measure(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     plan: &TestPlan,
     tree: Tree,
@@ -697,20 +694,16 @@ pub async fn measure(
 
 /// Runs one `Exec` to its end; stdout and how it exited.
 async fn exec_collect(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     request: ExecRequest,
 ) -> Result<(ExitStatus, Vec<u8>)> {
     let sandbox_error = |source| Error::Sandbox {
         operation: "Exec",
         source,
     };
-    let mut stream = sandbox
-        .exec(request)
-        .await
-        .map_err(sandbox_error)?
-        .into_inner();
+    let mut stream = sandbox.exec(request).await.map_err(sandbox_error)?;
     let mut stdout = Vec::new();
-    while let Some(message) = stream.message().await.map_err(sandbox_error)? {
+    while let Some(message) = stream.next().await.transpose().map_err(sandbox_error)? {
         match message.output {
             Some(Output::Stdout(bytes)) => stdout.extend_from_slice(&bytes),
             Some(Output::Stderr(_)) | None => {}

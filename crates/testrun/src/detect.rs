@@ -13,9 +13,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ListDirectoryRequest, ReadFileRequest};
-use tonic::transport::Channel;
+use cap_sandbox_client::SandboxApi;
 
 use crate::plan::{Framework, TestPlan};
 use crate::{Error, Result};
@@ -46,10 +45,7 @@ const IGNORED_DIRS: [&str; 14] = [
 
 /// Detects how the repository in the session's workspace is tested; `None` when it shows
 /// no test runner this crate knows.
-pub async fn detect(
-    sandbox: &mut SandboxClient<Channel>,
-    session_id: &str,
-) -> Result<Option<TestPlan>> {
+pub async fn detect(sandbox: &dyn SandboxApi, session_id: &str) -> Result<Option<TestPlan>> {
     if session_id.is_empty() {
         return Err(Error::EmptySessionId);
     }
@@ -67,8 +63,7 @@ pub async fn detect(
             .map_err(|source| Error::Sandbox {
                 operation: "ListDirectory",
                 source,
-            })?
-            .into_inner();
+            })?;
         if response.truncated {
             tracing::debug!(
                 recursive,
@@ -92,7 +87,7 @@ pub async fn detect(
         };
         match sandbox.read_file(request).await {
             Ok(response) => {
-                let text = String::from_utf8_lossy(&response.into_inner().content).into_owned();
+                let text = String::from_utf8_lossy(&response.content).into_owned();
                 contents.insert(path, text);
             }
             // Listed but gone (or unreadable as a file): detect without it.

@@ -12,10 +12,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use cap_proto::sandbox::v1::exec_output::Output;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ExecRequest, ListDirectoryRequest, ReadFileRequest};
+use cap_sandbox_client::SandboxApi;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::gotest::tail_chars;
 use crate::junit::{MESSAGE_CAP, cap_chars};
@@ -198,7 +198,7 @@ pub const LINT_CONFIG_FILES: [&str; 5] = [
 
 /// [`detect_linters`] on the session's workspace: its root listing and configuration files.
 pub async fn detect_linters_in(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
 ) -> Result<Vec<LintTool>> {
     if session_id.is_empty() {
@@ -214,8 +214,7 @@ pub async fn detect_linters_in(
         .map_err(|source| Error::Sandbox {
             operation: "ListDirectory",
             source,
-        })?
-        .into_inner();
+        })?;
     let paths: Vec<String> = listing
         .entries
         .into_iter()
@@ -233,7 +232,7 @@ pub async fn detect_linters_in(
         };
         match sandbox.read_file(request).await {
             Ok(response) => {
-                let text = String::from_utf8_lossy(&response.into_inner().content).into_owned();
+                let text = String::from_utf8_lossy(&response.content).into_owned();
                 contents.insert(name.to_owned(), text);
             }
             Err(status)
@@ -383,7 +382,7 @@ fn quoted_files(tool: LintTool, files: &[String]) -> Result<Option<String>> {
 /// Runs each of `tools` on the changed `files` they apply to (tools with no such file are
 /// skipped) and collects their violations.
 pub async fn run_linters(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     tools: &[LintTool],
     files: &[String],
@@ -407,7 +406,7 @@ pub async fn run_linters(
 /// Applies the formatters among `tools` to the changed `files` (FR-005: after each
 /// modification); returns what each did. Failures are reported in the runs, not errors.
 pub async fn format_files(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     tools: &[LintTool],
     files: &[String],
@@ -437,7 +436,7 @@ pub async fn format_files(
 }
 
 async fn exec(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     command: &str,
     timeout: Duration,
@@ -462,13 +461,9 @@ async fn exec(
         timeout_seconds: u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX),
         env,
     };
-    let mut stream = sandbox
-        .exec(request)
-        .await
-        .map_err(sandbox_error)?
-        .into_inner();
+    let mut stream = sandbox.exec(request).await.map_err(sandbox_error)?;
     let (mut stdout, mut combined) = (Vec::new(), Vec::new());
-    while let Some(message) = stream.message().await.map_err(sandbox_error)? {
+    while let Some(message) = stream.next().await.transpose().map_err(sandbox_error)? {
         match message.output {
             Some(Output::Stdout(bytes)) => {
                 stdout.extend_from_slice(&bytes);

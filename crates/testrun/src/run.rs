@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cap_proto::sandbox::v1::exec_output::Output;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ExecRequest, ExitStatus};
-use tonic::transport::Channel;
+use cap_sandbox_client::SandboxApi;
+use futures::StreamExt as _;
 
 use crate::gotest::{parse_go_test_json, render_console, tail_chars};
 use crate::jestjson::parse_jest_json;
@@ -38,7 +38,7 @@ const CLIENT_GRACE: Duration = Duration::from_secs(30);
 /// reported in the [`TestRun`]. Dropping the returned future drops the `Exec` stream.
 /// [`run_detailed`] says also what went wrong, when something did.
 pub async fn run(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     plan: &TestPlan,
     pattern: Option<&str>,
@@ -51,7 +51,7 @@ pub async fn run(
 
 /// [`run`], with the category of what went wrong when the run did not simply pass or fail.
 pub async fn run_detailed(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     plan: &TestPlan,
     pattern: Option<&str>,
@@ -79,7 +79,7 @@ pub struct RegressionProof {
 /// changed regression tests) are copied, then in the workspace itself. The proof holds when
 /// they fail before and pass after.
 pub async fn prove_regression(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     plan: &TestPlan,
     test_files: &[String],
@@ -125,7 +125,7 @@ pub async fn prove_regression(
 
 /// [`run_detailed`] with `prelude` run first in the same shell (e.g. to change directory).
 async fn run_with_prelude(
-    sandbox: &mut SandboxClient<Channel>,
+    sandbox: &dyn SandboxApi,
     session_id: &str,
     plan: &TestPlan,
     pattern: Option<&str>,
@@ -166,12 +166,11 @@ async fn run_with_prelude(
         .map_err(|source| Error::Sandbox {
             operation: "Exec",
             source,
-        })?
-        .into_inner();
+        })?;
     let mut captured = Captured::default();
     let exit = loop {
-        let message = match tokio::time::timeout_at(deadline, stream.message()).await {
-            Ok(message) => message.map_err(|source| Error::Sandbox {
+        let message = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(message) => message.transpose().map_err(|source| Error::Sandbox {
                 operation: "Exec",
                 source,
             })?,

@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use cap_mtls::Pki;
 use cap_proto::sandbox::v1::CreateSessionRequest;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, SandboxApi as _};
 use cap_testkit::git::BareRepo;
 use cap_testrun::coverage::{self, Coverage, FileCoverage, Tree};
 use cap_testrun::lint::{self, LintTool};
 use cap_testrun::{Framework, Outcome, Problem, RunReport, TestCase, TestPlan};
 use pretty_assertions::assert_eq;
-use tonic::transport::Channel;
 
 /// Where `scripts/deps.d/20-testing.sh` installs Vitest.
 const NODE_CACHE: &str = "/var/cache/cap-testing/node/node_modules";
@@ -34,7 +33,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 
 struct Harness {
     _dir: tempfile::TempDir,
-    client: SandboxClient<Channel>,
+    sandbox: GrpcSandbox,
     session_id: String,
 }
 
@@ -76,8 +75,9 @@ impl Harness {
                 .await
                 .unwrap();
         let client_tls = pki.service("testing-agent").unwrap();
-        let mut client = SandboxClient::new(client_tls.channel(&sandbox_url).unwrap());
-        let session_id = client
+        let sandbox =
+            GrpcSandbox::new(client_tls.channel(&sandbox_url).unwrap(), MAX_MESSAGE_BYTES);
+        let session_id = sandbox
             .create_session(CreateSessionRequest {
                 image: String::new(),
                 repo_url,
@@ -85,17 +85,16 @@ impl Harness {
             })
             .await
             .unwrap()
-            .into_inner()
             .session_id;
         Self {
             _dir: dir,
-            client,
+            sandbox,
             session_id,
         }
     }
 
     async fn detect(&mut self) -> TestPlan {
-        cap_testrun::detect(&mut self.client, &self.session_id)
+        cap_testrun::detect(&self.sandbox, &self.session_id)
             .await
             .unwrap()
             .expect("a test runner is detected")
@@ -111,7 +110,7 @@ impl Harness {
         pattern: Option<&str>,
         timeout: Duration,
     ) -> RunReport {
-        cap_testrun::run_detailed(&mut self.client, &self.session_id, plan, pattern, timeout)
+        cap_testrun::run_detailed(&self.sandbox, &self.session_id, plan, pattern, timeout)
             .await
             .unwrap()
     }
@@ -468,7 +467,7 @@ impl Harness {
     async fn write(&mut self, path: &str, content: &str) {
         use cap_proto::common::v1::FileChange;
         use cap_proto::common::v1::file_change::Change;
-        self.client
+        self.sandbox
             .write_files(cap_proto::sandbox::v1::WriteFilesRequest {
                 session_id: self.session_id.clone(),
                 changes: vec![FileChange {
@@ -481,7 +480,7 @@ impl Harness {
     }
 
     async fn coverage(&mut self, plan: &TestPlan, tree: Tree) -> Coverage {
-        coverage::measure(&mut self.client, &self.session_id, plan, tree, TIMEOUT)
+        coverage::measure(&self.sandbox, &self.session_id, plan, tree, TIMEOUT)
             .await
             .unwrap()
             .expect("coverage is measured for this runner")
@@ -494,7 +493,7 @@ impl Harness {
 async fn python_coverage_drop_below_the_threshold_fails_with_the_numbers() {
     let mut h = Harness::start("python-calculator", &[], None).await;
     let plan = h.detect().await;
-    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+    let threshold = coverage::threshold(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(threshold, Some(80.0));
@@ -546,7 +545,7 @@ async fn python_coverage_drop_below_the_threshold_fails_with_the_numbers() {
 async fn go_coverage_before_and_after() {
     let mut h = Harness::start("go-calculator", &[], None).await;
     let plan = h.detect().await;
-    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+    let threshold = coverage::threshold(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(threshold, Some(75.0));
@@ -575,31 +574,19 @@ async fn go_coverage_before_and_after() {
 /// A runner whose coverage cannot be measured is a categorised error, not a panic.
 #[tokio::test]
 async fn coverage_without_its_tool_is_a_clear_error() {
-    let mut h = Harness::start("python-calculator", &[], None).await;
+    let h = Harness::start("python-calculator", &[], None).await;
     let plan = TestPlan::standard(Framework::GoTest);
-    let error = coverage::measure(
-        &mut h.client,
-        &h.session_id,
-        &plan,
-        Tree::Workspace,
-        TIMEOUT,
-    )
-    .await
-    .unwrap_err();
+    let error = coverage::measure(&h.sandbox, &h.session_id, &plan, Tree::Workspace, TIMEOUT)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, cap_testrun::Error::CoverageUnavailable { .. }),
         "{error:?}"
     );
     let custom = TestPlan::custom("make check");
-    let none = coverage::measure(
-        &mut h.client,
-        &h.session_id,
-        &custom,
-        Tree::Workspace,
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
+    let none = coverage::measure(&h.sandbox, &h.session_id, &custom, Tree::Workspace, TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(none, None);
 }
 
@@ -608,7 +595,7 @@ async fn coverage_without_its_tool_is_a_clear_error() {
 #[tokio::test]
 async fn python_linters_and_formatter_on_the_changed_files() {
     let mut h = Harness::start("python-calculator", &[], None).await;
-    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+    let tools = lint::detect_linters_in(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(
@@ -627,7 +614,7 @@ async fn python_linters_and_formatter_on_the_changed_files() {
     )
     .await;
     let files = vec!["calc.py".to_owned(), "README.md".to_owned()];
-    let runs = lint::run_linters(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+    let runs = lint::run_linters(&h.sandbox, &h.session_id, &tools, &files, TIMEOUT)
         .await
         .unwrap();
     type Found<'a> = Vec<(&'a str, u32, &'a str)>;
@@ -667,7 +654,7 @@ async fn python_linters_and_formatter_on_the_changed_files() {
         .run(&TestPlan::custom("test ! -e .mypy_cache"), None)
         .await;
     assert_eq!(listing.run.outcome, Outcome::Passed, "{:#?}", listing.run);
-    let formatted = lint::format_files(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+    let formatted = lint::format_files(&h.sandbox, &h.session_id, &tools, &files, TIMEOUT)
         .await
         .unwrap();
     assert_eq!(
@@ -679,7 +666,7 @@ async fn python_linters_and_formatter_on_the_changed_files() {
         "{formatted:#?}"
     );
     let again = lint::run_linters(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &[LintTool::Black],
         &files,
@@ -690,7 +677,7 @@ async fn python_linters_and_formatter_on_the_changed_files() {
     assert!(again[0].clean(), "{again:#?}");
     // A path that leaves the workspace is refused before anything runs.
     let error = lint::run_linters(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &tools,
         &["../outside.py".to_owned()],
@@ -708,7 +695,7 @@ async fn python_linters_and_formatter_on_the_changed_files() {
 #[tokio::test]
 async fn go_linters_on_the_changed_files() {
     let mut h = Harness::start("go-calculator", &[], None).await;
-    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+    let tools = lint::detect_linters_in(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(tools, [LintTool::Gofmt, LintTool::GoVet]);
@@ -719,7 +706,7 @@ async fn go_linters_on_the_changed_files() {
     )
     .await;
     let runs = lint::run_linters(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &tools,
         &["show.go".to_owned()],
@@ -768,7 +755,7 @@ async fn regression_tests_are_proven_to_fail_before_and_pass_after_the_fix() {
     h.write("calc.py", &fixed).await;
     let files = ["tests/test_regression.py".to_owned()];
     let proof = cap_testrun::prove_regression(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &plan,
         &files,
@@ -787,7 +774,7 @@ async fn regression_tests_are_proven_to_fail_before_and_pass_after_the_fix() {
 
     // A test that passes without the fix proves nothing.
     let proof = cap_testrun::prove_regression(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &plan,
         &files,
@@ -801,7 +788,7 @@ async fn regression_tests_are_proven_to_fail_before_and_pass_after_the_fix() {
 
     // Paths outside the workspace are refused.
     let error = cap_testrun::prove_regression(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &plan,
         &["../../etc/passwd".to_owned()],
@@ -835,7 +822,7 @@ async fn go_regression_proof() {
         );
     h.write("calc.go", &fixed).await;
     let proof = cap_testrun::prove_regression(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &plan,
         &["regression_test.go".to_owned()],
@@ -859,7 +846,7 @@ async fn typescript_coverage_before_and_after() {
         .await;
     assert_eq!(moved.run.outcome, Outcome::Passed, "{:#?}", moved.run);
     let plan = h.detect().await;
-    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+    let threshold = coverage::threshold(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(threshold, Some(80.0));
@@ -882,7 +869,7 @@ async fn typescript_coverage_before_and_after() {
 #[tokio::test]
 async fn java_checkstyle_on_the_changed_files() {
     let mut h = Harness::start("java-calculator", &[], None).await;
-    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+    let tools = lint::detect_linters_in(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(tools, [LintTool::Checkstyle]);
@@ -894,7 +881,7 @@ async fn java_checkstyle_on_the_changed_files() {
     )
     .await;
     let runs = lint::run_linters(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &tools,
         &[path.to_owned()],
@@ -923,7 +910,7 @@ async fn java_checkstyle_on_the_changed_files() {
 async fn java_coverage_with_jacoco_before_and_after() {
     let mut h = Harness::start("java-calculator", &[], None).await;
     let plan = h.detect().await;
-    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+    let threshold = coverage::threshold(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(threshold, Some(80.0));
@@ -982,15 +969,9 @@ async fn java_coverage_with_jacoco_before_and_after() {
     // Code that does not compile leaves nothing to measure: a categorised error.
     h.write(path, "package calc;\n\npublic final class Calculator {\n")
         .await;
-    let error = coverage::measure(
-        &mut h.client,
-        &h.session_id,
-        &plan,
-        Tree::Workspace,
-        TIMEOUT,
-    )
-    .await
-    .unwrap_err();
+    let error = coverage::measure(&h.sandbox, &h.session_id, &plan, Tree::Workspace, TIMEOUT)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, cap_testrun::Error::CoverageUnavailable { .. }),
         "{error:?}"
@@ -1002,7 +983,7 @@ async fn java_coverage_with_jacoco_before_and_after() {
 #[tokio::test]
 async fn typescript_linters_on_the_changed_files() {
     let mut h = Harness::start_with("ts-calculator", &[], Some((LINT_CACHE, "node_modules"))).await;
-    let tools = lint::detect_linters_in(&mut h.client, &h.session_id)
+    let tools = lint::detect_linters_in(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(tools, [LintTool::Eslint, LintTool::Prettier, LintTool::Tsc]);
@@ -1016,7 +997,7 @@ async fn typescript_linters_on_the_changed_files() {
     )
     .await;
     let files = ["src/calc.ts".to_owned(), "README.md".to_owned()];
-    let runs = lint::run_linters(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+    let runs = lint::run_linters(&h.sandbox, &h.session_id, &tools, &files, TIMEOUT)
         .await
         .unwrap();
     type Found<'a> = Vec<(&'a str, u32, u32, &'a str)>;
@@ -1057,7 +1038,7 @@ async fn typescript_linters_on_the_changed_files() {
         runs[2].violations[0].message,
         "Type 'boolean' is not assignable to type 'string'."
     );
-    let formatted = lint::format_files(&mut h.client, &h.session_id, &tools, &files, TIMEOUT)
+    let formatted = lint::format_files(&h.sandbox, &h.session_id, &tools, &files, TIMEOUT)
         .await
         .unwrap();
     assert!(
@@ -1065,7 +1046,7 @@ async fn typescript_linters_on_the_changed_files() {
         "{formatted:#?}"
     );
     let again = lint::run_linters(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &[LintTool::Prettier],
         &files,
@@ -1121,7 +1102,7 @@ async fn javascript_fixture_with_jest() {
         report.run
     );
 
-    let threshold = coverage::threshold(&mut h.client, &h.session_id)
+    let threshold = coverage::threshold(&h.sandbox, &h.session_id)
         .await
         .unwrap();
     assert_eq!(threshold, Some(80.0));

@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use cap_mtls::Pki;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest};
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, SandboxApi as _};
 use cap_testkit::git::BareRepo;
 use cap_testrun::{Framework, Outcome, TestPlan};
 use pretty_assertions::assert_eq;
-use tonic::transport::Channel;
 
 const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
 
@@ -22,7 +21,7 @@ const CALC_TESTS: &str = "from calc import add, sub\n\n\n\
 
 struct Harness {
     _dir: tempfile::TempDir,
-    client: SandboxClient<Channel>,
+    sandbox: GrpcSandbox,
     session_id: String,
 }
 
@@ -38,8 +37,9 @@ impl Harness {
                 .await
                 .unwrap();
         let client_tls = pki.service("coding-agent").unwrap();
-        let mut client = SandboxClient::new(client_tls.channel(&sandbox_url).unwrap());
-        let session_id = client
+        let sandbox =
+            GrpcSandbox::new(client_tls.channel(&sandbox_url).unwrap(), MAX_MESSAGE_BYTES);
+        let session_id = sandbox
             .create_session(CreateSessionRequest {
                 image: String::new(),
                 repo_url,
@@ -47,11 +47,10 @@ impl Harness {
             })
             .await
             .unwrap()
-            .into_inner()
             .session_id;
         Self {
             _dir: dir,
-            client,
+            sandbox,
             session_id,
         }
     }
@@ -61,8 +60,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn detects_and_runs_a_real_pytest_suite() {
-    let mut h = Harness::start(&[("calc.py", CALC), ("tests/test_calc.py", CALC_TESTS)]).await;
-    let plan = cap_testrun::detect(&mut h.client, &h.session_id)
+    let h = Harness::start(&[("calc.py", CALC), ("tests/test_calc.py", CALC_TESTS)]).await;
+    let plan = cap_testrun::detect(&h.sandbox, &h.session_id)
         .await
         .unwrap()
         .unwrap();
@@ -74,7 +73,7 @@ async fn detects_and_runs_a_real_pytest_suite() {
         }
     );
 
-    let run = cap_testrun::run(&mut h.client, &h.session_id, &plan, None, TIMEOUT)
+    let run = cap_testrun::run(&h.sandbox, &h.session_id, &plan, None, TIMEOUT)
         .await
         .unwrap();
     assert_eq!(run.outcome, Outcome::Failed, "{run:#?}");
@@ -113,21 +112,20 @@ async fn detects_and_runs_a_real_pytest_suite() {
 
     // The run leaves nothing behind in the workspace (no cache, bytecode or report).
     let changes = h
-        .client
+        .sandbox
         .get_changes(GetChangesRequest {
             session_id: h.session_id.clone(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(changes.changes, vec![], "{}", changes.diff);
 }
 
 #[tokio::test]
 async fn a_pattern_limits_the_run() {
-    let mut h = Harness::start(&[("calc.py", CALC), ("tests/test_calc.py", CALC_TESTS)]).await;
+    let h = Harness::start(&[("calc.py", CALC), ("tests/test_calc.py", CALC_TESTS)]).await;
     let plan = TestPlan::standard(Framework::Pytest);
-    let run = cap_testrun::run(&mut h.client, &h.session_id, &plan, Some("add"), TIMEOUT)
+    let run = cap_testrun::run(&h.sandbox, &h.session_id, &plan, Some("add"), TIMEOUT)
         .await
         .unwrap();
     assert_eq!(run.command, "python3 -m pytest -k add");
@@ -137,7 +135,7 @@ async fn a_pattern_limits_the_run() {
     );
 
     let run = cap_testrun::run(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &plan,
         Some("no_such_test"),
@@ -147,7 +145,7 @@ async fn a_pattern_limits_the_run() {
     .unwrap();
     assert_eq!((run.outcome, run.exit_code), (Outcome::NoTests, 5));
 
-    let err = cap_testrun::run(&mut h.client, &h.session_id, &plan, Some("a\nb"), TIMEOUT)
+    let err = cap_testrun::run(&h.sandbox, &h.session_id, &plan, Some("a\nb"), TIMEOUT)
         .await
         .unwrap_err();
     assert_eq!(
@@ -158,9 +156,9 @@ async fn a_pattern_limits_the_run() {
 
 #[tokio::test]
 async fn timeouts_missing_runners_and_unknown_sessions() {
-    let mut h = Harness::start(&[("README.md", "nothing to test\n")]).await;
+    let h = Harness::start(&[("README.md", "nothing to test\n")]).await;
     assert_eq!(
-        cap_testrun::detect(&mut h.client, &h.session_id)
+        cap_testrun::detect(&h.sandbox, &h.session_id)
             .await
             .unwrap(),
         None
@@ -168,7 +166,7 @@ async fn timeouts_missing_runners_and_unknown_sessions() {
 
     let slow = TestPlan::custom("echo started; sleep 30");
     let run = cap_testrun::run(
-        &mut h.client,
+        &h.sandbox,
         &h.session_id,
         &slow,
         None,
@@ -187,7 +185,7 @@ async fn timeouts_missing_runners_and_unknown_sessions() {
     );
 
     let missing = TestPlan::custom("no-such-test-runner --all");
-    let run = cap_testrun::run(&mut h.client, &h.session_id, &missing, None, TIMEOUT)
+    let run = cap_testrun::run(&h.sandbox, &h.session_id, &missing, None, TIMEOUT)
         .await
         .unwrap();
     assert_eq!((run.outcome, run.exit_code), (Outcome::Error, 127));
@@ -197,16 +195,16 @@ async fn timeouts_missing_runners_and_unknown_sessions() {
         run.output_tail
     );
 
-    let err = cap_testrun::detect(&mut h.client, "00000000-0000-0000-0000-000000000000")
+    let err = cap_testrun::detect(&h.sandbox, "00000000-0000-0000-0000-000000000000")
         .await
         .unwrap_err();
     assert_eq!(err.sandbox_code(), Some(tonic::Code::NotFound), "{err:?}");
     let plan = TestPlan::standard(Framework::Pytest);
-    let err = cap_testrun::run(&mut h.client, "not-a-session", &plan, None, TIMEOUT)
+    let err = cap_testrun::run(&h.sandbox, "not-a-session", &plan, None, TIMEOUT)
         .await
         .unwrap_err();
     assert!(err.sandbox_code().is_some(), "{err:?}");
-    let err = cap_testrun::run(&mut h.client, "", &plan, None, TIMEOUT)
+    let err = cap_testrun::run(&h.sandbox, "", &plan, None, TIMEOUT)
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "sandbox session id is empty");

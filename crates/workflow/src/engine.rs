@@ -10,7 +10,7 @@ use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{Checkpoint, ErrorReport, StatusChange, TaskEvent};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::DestroySessionRequest;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox_client::Sandbox;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -25,7 +25,7 @@ pub struct Clients {
     /// The GitHub service (local forge by default).
     pub github: GitHubClient<Channel>,
     /// The sandbox service.
-    pub sandbox: SandboxClient<Channel>,
+    pub sandbox: Sandbox,
     /// The coding agent.
     pub coding: AgentOrchestratorClient<Channel>,
     /// The testing agent.
@@ -519,14 +519,7 @@ impl Run {
         let request = DestroySessionRequest {
             session_id: self.state.session_id.clone(),
         };
-        match self
-            .inner
-            .clients
-            .sandbox
-            .clone()
-            .destroy_session(request)
-            .await
-        {
+        match self.inner.clients.sandbox.destroy_session(request).await {
             Ok(_) => self.state.session_id.clear(),
             Err(status) => tracing::warn!(
                 task_id = %self.task.task_id,

@@ -159,30 +159,26 @@ impl Run {
                 .inner
                 .clients
                 .sandbox
-                .clone()
                 .create_session(CreateSessionRequest {
                     image: String::new(),
                     repo_url: self.state.clone_url.clone(),
                     commit_sha: self.state.base_sha.clone(),
                 })
                 .await
-                .map_err(|status| Error::upstream("sandbox", status))?
-                .into_inner();
+                .map_err(|status| Error::upstream("sandbox", status))?;
             self.state.session_id = session.session_id;
         }
         let listing = self
             .inner
             .clients
             .sandbox
-            .clone()
             .list_directory(ListDirectoryRequest {
                 session_id: self.state.session_id.clone(),
                 path: String::new(),
                 recursive: true,
             })
             .await
-            .map_err(|status| Error::upstream("sandbox", status))?
-            .into_inner();
+            .map_err(|status| Error::upstream("sandbox", status))?;
         let files: Vec<&str> = listing
             .entries
             .iter()
@@ -362,13 +358,11 @@ impl Run {
                 .inner
                 .clients
                 .sandbox
-                .clone()
                 .get_changes(GetChangesRequest {
                     session_id: self.state.session_id.clone(),
                 })
                 .await
                 .map_err(|status| Error::upstream("sandbox", status))?
-                .into_inner()
                 .changes;
             let commit = github
                 .commit_changes(CommitChangesRequest {
@@ -450,13 +444,11 @@ impl Run {
             .inner
             .clients
             .sandbox
-            .clone()
             .get_changes(GetChangesRequest {
                 session_id: self.state.session_id.clone(),
             })
             .await
-            .map_err(|status| Error::upstream("sandbox", status))?
-            .into_inner();
+            .map_err(|status| Error::upstream("sandbox", status))?;
         Ok(changes
             .changes
             .into_iter()

@@ -17,8 +17,8 @@ use cap_llm::ModelConfig;
 use cap_mtls::ServiceTls;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_runtime::tasks::{RunningGuard, RunningTasks};
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -30,9 +30,6 @@ pub const SERVICE_NAME: &str = "coding-agent";
 
 /// The name this agent signs its events with and answers to in `GetAgentStatus`.
 pub const AGENT_NAME: &str = cap_agent::AGENT_NAME;
-
-/// Largest gRPC message accepted from the sandbox (whole files travel in `ReadFile`).
-const MAX_SANDBOX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The coding agent's configuration.
 #[derive(Clone, clap::Parser)]
@@ -124,9 +121,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> 
 /// The gRPC router: the agent and the health service over mutual TLS with `tls`, the
 /// sandbox dialled with the same identity.
 pub async fn router(config: &Config, tls: &ServiceTls) -> anyhow::Result<Router> {
-    let sandbox = SandboxClient::new(tls.channel(&config.sandbox_url)?)
-        .max_decoding_message_size(MAX_SANDBOX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_SANDBOX_MESSAGE_BYTES);
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
     let agent = CodingAgent::new(config.agent_config(), sandbox)?;
     let service = CodingAgentService::new(agent);
     let health = cap_runtime::health_service::<AgentOrchestratorServer<CodingAgentService>>().await;

@@ -12,7 +12,7 @@ use cap_proto::agent::v1::{
     AgentId, RepositoryContext, TaskEvent, TaskId, TaskRequest, task_event,
 };
 use cap_proto::sandbox::v1::CreateSessionRequest;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, SandboxApi as _};
 use cap_testkit::git::BareRepo;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use clap::Parser;
@@ -50,7 +50,7 @@ impl Fleet {
 
     async fn session(&self) -> String {
         let tls = self.pki.service("supervisor").unwrap();
-        let mut client = SandboxClient::new(tls.channel(&self.sandbox_url).unwrap());
+        let client = GrpcSandbox::new(tls.channel(&self.sandbox_url).unwrap(), MAX_MESSAGE_BYTES);
         client
             .create_session(CreateSessionRequest {
                 image: String::new(),
@@ -59,7 +59,6 @@ impl Fleet {
             })
             .await
             .unwrap()
-            .into_inner()
             .session_id
     }
 

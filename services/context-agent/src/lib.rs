@@ -31,14 +31,13 @@ use cap_proto::agent::v1::{
     TaskRequest, Thought,
 };
 use cap_proto::context::v1::context_service_server::ContextServiceServer;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::sandbox::v1::{ListDirectoryRequest, ReadFileRequest};
 use cap_runtime::tasks::RunningTasks;
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, Sandbox};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// The name this agent signs its events with and answers to in `GetAgentStatus`.
@@ -165,7 +164,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Serves the context agent on an already bound listener (tests bind port 0 themselves).
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
     let tls = config.common.tls(SERVICE_NAME)?;
-    let sandbox = SandboxClient::new(tls.channel(&config.sandbox_url)?);
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
     let limits = Limits {
         max_file_bytes: config.max_file_bytes,
         max_files: config.max_files,
@@ -301,7 +300,7 @@ pub struct ContextAgent {
 }
 
 struct Inner {
-    sandbox: SandboxClient<Channel>,
+    sandbox: Sandbox,
     /// Indexed workspaces served by the `ContextService` RPCs, by session.
     workspaces: rpc::Workspaces,
     /// Where the per-repository full-text indexes are kept.
@@ -317,7 +316,7 @@ impl ContextAgent {
     /// An agent reading workspaces through `sandbox`, keeping its full-text indexes under
     /// `store`, ranking hybrid with `embeddings` when given.
     pub fn new(
-        sandbox: SandboxClient<Channel>,
+        sandbox: Sandbox,
         store: PathBuf,
         limits: Limits,
         embeddings: Option<cap_index::EmbeddingsConfig>,
@@ -616,7 +615,7 @@ impl Inner {
         to: &Path,
         cancel: &AtomicBool,
     ) -> Result<BTreeSet<String>> {
-        let mut sandbox = self.sandbox.clone();
+        let sandbox = &self.sandbox;
         let listing = sandbox
             .list_directory(ListDirectoryRequest {
                 session_id: session_id.to_owned(),
@@ -627,8 +626,7 @@ impl Inner {
             .map_err(|source| Error::Sandbox {
                 action: "list the workspace",
                 source,
-            })?
-            .into_inner();
+            })?;
         if listing.truncated {
             tracing::warn!(
                 session_id,
@@ -662,7 +660,6 @@ impl Inner {
                     action: "read a workspace file",
                     source,
                 })?
-                .into_inner()
                 .content;
             let target = to.join(rel);
             if let Some(parent) = target.parent() {

@@ -8,12 +8,12 @@ use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
     GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
     SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{Clients, Engine, EngineConfig, Error, Store, TaskRecord, TaskSpec};
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -65,7 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&database_url).await?;
     let clients = Clients {
         github: GitHubClient::new(tls.channel(&config.github_url)?),
-        sandbox: SandboxClient::new(tls.channel(&config.sandbox_url)?),
+        sandbox: GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES),
         coding: AgentOrchestratorClient::new(tls.channel(&config.coding_agent_url)?),
         testing: AgentOrchestratorClient::new(tls.channel(&config.testing_agent_url)?),
         context: match &config.context_agent_url {

@@ -37,8 +37,8 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::common::v1::file_change;
 use cap_proto::sandbox::v1::GetChangesRequest;
-use cap_proto::sandbox::v1::sandbox_client::SandboxClient;
 use cap_runtime::tasks::{RunningGuard, RunningTasks};
+use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES, Sandbox, SandboxApi};
 use cap_testrun::coverage::{self, CoverageDelta, Tree};
 use cap_testrun::lint::{self, LintRun};
 use cap_testrun::{Framework, Outcome, Problem, RegressionProof, RunReport, TestPlan, TestRun};
@@ -46,7 +46,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// The name this agent signs its events with and answers to in `GetAgentStatus`.
@@ -101,7 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Serves the testing agent on an already bound listener (tests bind port 0 themselves).
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
     let tls = config.common.tls(SERVICE_NAME)?;
-    let sandbox = SandboxClient::new(tls.channel(&config.sandbox_url)?);
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
     let agent = TestingAgent::new(sandbox, Duration::from_secs(config.test_timeout_seconds));
     let router = cap_runtime::grpc_server(&tls)?
         .add_service(cap_runtime::health_service::<AgentOrchestratorServer<TestingAgent>>().await)
@@ -206,7 +205,7 @@ pub struct TestingAgent {
 }
 
 struct Inner {
-    sandbox: SandboxClient<Channel>,
+    sandbox: Sandbox,
     timeout: Duration,
     /// Running tasks and the token that interrupts each.
     tasks: RunningTasks,
@@ -214,7 +213,7 @@ struct Inner {
 
 impl TestingAgent {
     /// An agent running tests through `sandbox`, each run limited to `timeout`.
-    pub fn new(sandbox: SandboxClient<Channel>, timeout: Duration) -> Self {
+    pub fn new(sandbox: Sandbox, timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 sandbox,
@@ -367,9 +366,9 @@ impl Inner {
 
     /// The task's steps; dropping this future stops them (and the sandbox `Exec` stream).
     async fn work(&self, job: &Job, events: &Events) -> std::result::Result<(), Stop> {
-        let mut sandbox = self.sandbox.clone();
+        let sandbox = &*self.sandbox;
         let (plan, why) = if job.test_command.is_empty() {
-            match cap_testrun::detect(&mut sandbox, &job.session_id).await {
+            match cap_testrun::detect(sandbox, &job.session_id).await {
                 Ok(Some(plan)) => {
                     let why = format!(
                         "it is the {} runner detected from the repository's files",
@@ -409,21 +408,16 @@ impl Inner {
                 arguments_json: arguments.to_string(),
             }))
             .await?;
-        let report = match cap_testrun::run_detailed(
-            &mut sandbox,
-            &job.session_id,
-            &plan,
-            pattern,
-            self.timeout,
-        )
-        .await
-        {
-            Ok(report) => report,
-            Err(error) => {
-                events.fail(Error::Tests(error)).await;
-                return Ok(());
-            }
-        };
+        let report =
+            match cap_testrun::run_detailed(sandbox, &job.session_id, &plan, pattern, self.timeout)
+                .await
+            {
+                Ok(report) => report,
+                Err(error) => {
+                    events.fail(Error::Tests(error)).await;
+                    return Ok(());
+                }
+            };
         let run = &report.run;
         tracing::info!(task_id = %job.task_id, outcome = %run.outcome, passed = run.passed,
             failed = run.failed, errors = run.errors, "tests ran");
@@ -455,7 +449,7 @@ impl Inner {
         let mut description = summary;
         // Coverage of the whole suite, once it passes.
         let coverage = if run.outcome == Outcome::Passed && pattern.is_none() {
-            self.coverage(&mut sandbox, job, &plan, events).await?
+            self.coverage(sandbox, job, &plan, events).await?
         } else {
             None
         };
@@ -469,7 +463,7 @@ impl Inner {
         }
         // UC-03: the regression test fails without the fix and passes with it.
         let regression = if run.outcome == Outcome::Passed && !job.regression_files.is_empty() {
-            Some(self.regression(&mut sandbox, job, &plan, events).await?)
+            Some(self.regression(sandbox, job, &plan, events).await?)
         } else {
             None
         };
@@ -491,7 +485,7 @@ impl Inner {
         }
         // The repository's formatters and linters on the changed files.
         let lint = if pattern.is_none() {
-            self.lint(&mut sandbox, job, events).await?
+            self.lint(sandbox, job, events).await?
         } else {
             None
         };
@@ -550,7 +544,7 @@ impl Inner {
     /// Runs the UC-03 proof of the job's regression tests.
     async fn regression(
         &self,
-        sandbox: &mut SandboxClient<Channel>,
+        sandbox: &dyn SandboxApi,
         job: &Job,
         plan: &TestPlan,
         events: &Events,
@@ -604,7 +598,7 @@ impl Inner {
     /// them. `None` when the repository configures none or nothing changed.
     async fn lint(
         &self,
-        sandbox: &mut SandboxClient<Channel>,
+        sandbox: &dyn SandboxApi,
         job: &Job,
         events: &Events,
     ) -> std::result::Result<Option<std::result::Result<LintReport, String>>, Stop> {
@@ -619,7 +613,7 @@ impl Inner {
             })
             .await
         {
-            Ok(response) => response.into_inner().changes,
+            Ok(response) => response.changes,
             Err(status) => {
                 return Ok(Some(Err(format!(
                     "the changed files could not be listed: {}",
@@ -693,7 +687,7 @@ impl Inner {
     /// measured; `Some(Err)` with the reason when it could not be.
     async fn coverage(
         &self,
-        sandbox: &mut SandboxClient<Channel>,
+        sandbox: &dyn SandboxApi,
         job: &Job,
         plan: &TestPlan,
         events: &Events,

@@ -8,9 +8,9 @@ use super::*;
 
 /// A sandbox client for `addr`, connecting on first use (plain HTTP/2: these tests are about
 /// what the agent does when the sandbox is not there or does not answer).
-fn sandbox_at(addr: std::net::SocketAddr) -> SandboxClient<Channel> {
+fn sandbox_at(addr: std::net::SocketAddr) -> Sandbox {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-    SandboxClient::new(endpoint.connect_lazy())
+    GrpcSandbox::shared(endpoint.connect_lazy(), MAX_MESSAGE_BYTES)
 }
 
 /// An address nothing listens on.
@@ -21,7 +21,7 @@ async fn closed_port() -> std::net::SocketAddr {
     addr
 }
 
-fn agent(sandbox: SandboxClient<Channel>) -> TestingAgent {
+fn agent(sandbox: Sandbox) -> TestingAgent {
     TestingAgent::new(sandbox, Duration::from_secs(60))
 }
 

@@ -152,7 +152,11 @@ impl Fleet {
             max_backoff: Duration::from_millis(1),
         };
         config.test_timeout = Duration::from_secs(300);
-        let agent = CodingAgent::new(config, self.sandbox.clone()).unwrap();
+        let agent = CodingAgent::new(
+            config,
+            std::sync::Arc::new(cap_sandbox_client::GrpcSandbox::from(self.sandbox.clone())),
+        )
+        .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let outcome = agent
