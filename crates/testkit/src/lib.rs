@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 mod embeddings;
 pub use embeddings::HASHED_DIMENSIONS;
 pub mod git;
+pub mod sandbox;
 
 /// One answer of the script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
