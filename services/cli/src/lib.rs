@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
-use cap_testkit::{ScriptStep, ScriptedModel};
+use cap_scripted_model::{ScriptStep, ScriptedModel};
 
 /// The sample repository's files (the end-to-end tests use the same ones).
 const SAMPLE_FILES: [(&str, &str); 3] = [
