@@ -4,8 +4,7 @@
 //! re-exported here so tests find every fixture in one crate. [`git`] makes test repositories.
 
 pub use cap_scripted_model::{
-    Error, HASHED_DIMENSIONS, Result, ScriptStep, ScriptToolCall, ScriptedModel, load_script,
-    serve_script,
+    HASHED_DIMENSIONS, ScriptStep, ScriptToolCall, ScriptedModel, load_script, serve_script,
 };
 
 pub mod git;
