@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# Installs the system tools the platform and its tests need on this machine (Debian), only
-# those missing: bubblewrap for the local sandbox, and Python with pytest inside it for the
-# sample repository. Each area may add its own needs as scripts/deps.d/*.sh, run in order.
+# Installs the system tools this machine lacks (Debian), only those missing. Each area keeps
+# its needs in scripts/deps.d/NN-*.sh, run in order, and the number says who needs it:
+#
+#   install-deps.sh run    00-19: what running the platform needs (`make run`): git, the
+#                          sandbox's bubblewrap, cgroups and disk-limit tools, pytest for the
+#                          sample repository;
+#   install-deps.sh test   all of them (`make test`): the above, and 20-99, what only the tests
+#                          use (the testing agent's toolchains, the index's baselines, Chromium
+#                          for the dashboard's test, the sandbox attack suite's tools).
+#
+# Idempotent, and quick when everything is present.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-missing=()
-command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing+=(python3-pytest)
-command -v git >/dev/null 2>&1 || missing+=(git)
+usage() {
+  echo "usage: $0 run|test" >&2
+  exit 2
+}
+[ $# -eq 1 ] || usage
+case "$1" in
+  run) pattern='deps.d/[01][0-9]-*.sh' ;;
+  test) pattern='deps.d/[0-9][0-9]-*.sh' ;;
+  *) usage ;;
+esac
 
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "missing system packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-for script in deps.d/*.sh; do
+for script in $pattern; do
   [ -e "$script" ] || continue
   bash "$script"
 done

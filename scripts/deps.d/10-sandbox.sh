@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# What the sandbox (issue 8) and its attack suite need, only those missing: bubblewrap 0.8+
-# (for --disable-userns and --size), bash (the launcher), curl and getent (network attacks
-# tried from inside), python3 (attacks written in Python), util-linux's unshare, and cgroups
-# mounted (v1 controllers or a v2 tree) for the CPU, memory and process limits; e2fsprogs'
-# mkfs.ext4 and util-linux's mount/losetup for the workspace filesystems of the hard disk limit.
-# Idempotent and quick when everything is present.
+# What the local sandbox (issue 8) needs to run, only those missing: bubblewrap 0.8+ (for
+# --disable-userns and --size), bash (the launcher), and cgroups mounted (v1 controllers or a
+# v2 tree) for the CPU, memory and process limits; e2fsprogs' mkfs.ext4 and util-linux's
+# mount/losetup for the workspace filesystems of the hard disk limit. Its attack suite's tools
+# are in 50-sandbox-attacks.sh. Idempotent and quick when everything is present.
 set -euo pipefail
 
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 [ -x /bin/bash ] || missing+=(bash)
-[ -x /usr/bin/curl ] || missing+=(curl)
-[ -x /usr/bin/getent ] || missing+=(libc-bin)
-[ -x /usr/bin/python3 ] || missing+=(python3)
-[ -x /usr/bin/unshare ] && [ -x /usr/sbin/losetup ] || missing+=(util-linux)
+[ -x /usr/sbin/losetup ] || missing+=(util-linux)
 [ -x /usr/bin/mount ] || missing+=(mount)
 [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use sqlx::migrate::Migrator;
 
 mod git;
+mod import;
+pub use import::{ImportFile, Imported};
 mod pulls;
 mod repos;
 pub use repos::import_directory;

@@ -1,9 +1,10 @@
 //! Client for OpenAI-compatible chat-completions endpoints, tool calls included.
 //!
 //! Any server speaking `POST {base_url}/chat/completions` works: vLLM, Ollama, llama.cpp server,
-//! OpenAI itself, or the scripted model server of `cap-testkit`. Requests are non-streaming; a
-//! reply carries the assistant's text and its tool calls with their arguments as the raw JSON
-//! text the model produced (possibly invalid, which the caller reports back to the model).
+//! OpenAI itself, or the scripted model server of `cap-scripted-model`. Requests are
+//! non-streaming; a reply carries the assistant's text and its tool calls with their arguments
+//! as the raw JSON text the model produced (possibly invalid, which the caller reports back to
+//! the model).
 //!
 //! Failures are classified by [`Error::is_retryable`]; [`retry`] retries the retryable ones with
 //! bounded exponential backoff.

@@ -4,12 +4,14 @@
 //! edits, tests in the sandbox, pull request, review.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
-use cap_testkit::{ScriptStep, ScriptedModel};
+use cap_proto::github::v1::git_hub_client::GitHubClient;
+use cap_proto::github::v1::{ImportRepositoryRequest, ImportedFile};
+use cap_scripted_model::{ScriptStep, ScriptedModel};
 
 /// The sample repository's files (the end-to-end tests use the same ones).
 const SAMPLE_FILES: [(&str, &str); 3] = [
@@ -30,6 +32,8 @@ const SAMPLE_FILES: [(&str, &str); 3] = [
 const SAMPLE_SCRIPT: &str = include_str!("../../../tests/fixtures/python-calculator.script.json");
 /// The sample repository's name in the local forge.
 pub const SAMPLE_REPOSITORY: &str = "demo/calculator";
+/// The identity the command presents to the fleet's services (a certificate of the dev CA).
+const CLIENT_IDENTITY: &str = "cli";
 /// The sample task.
 pub const SAMPLE_PROMPT: &str = "Fix the bug that makes test_add fail: add(2, 3) should return 5.";
 
@@ -168,8 +172,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 /// Puts the sample repository in the forge, submits the sample task through the gateway's
 /// API and follows it to its pull request.
 async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
-    let forge_root = fleet.config().forge_root();
-    seed_sample_repository(&forge_root).await?;
+    import_sample_repository(fleet).await?;
     let base = fleet.gateway_url();
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
@@ -223,14 +226,40 @@ async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates `demo/calculator` in the forge unless it exists.
-async fn seed_sample_repository(forge_root: &Path) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    for (name, content) in SAMPLE_FILES {
-        std::fs::write(dir.path().join(name), content)?;
-    }
-    match cap_forge::import_directory(forge_root, SAMPLE_REPOSITORY, dir.path(), "main").await {
-        Ok(_) | Err(cap_forge::Error::RepositoryExists(_)) => Ok(()),
-        Err(other) => Err(other.into()),
+/// Creates `demo/calculator` through the GitHub service, which owns the forge. The import is
+/// idempotent, so a restart finds the repository it made the first time; a repository of that
+/// name holding other files (a user's own) is left alone and used as it is.
+async fn import_sample_repository(fleet: &Fleet) -> anyhow::Result<()> {
+    let tls = fleet.pki().service(CLIENT_IDENTITY)?;
+    let url = format!("https://{}", fleet.grpc_addr("github")?);
+    let mut github = GitHubClient::new(tls.channel(&url)?);
+    let request = ImportRepositoryRequest {
+        repository_id: SAMPLE_REPOSITORY.to_owned(),
+        default_branch: "main".to_owned(),
+        // The forge's default: `Import demo/calculator`.
+        message: String::new(),
+        files: SAMPLE_FILES
+            .iter()
+            .map(|(path, content)| ImportedFile {
+                path: (*path).to_owned(),
+                content: content.as_bytes().to_vec(),
+                executable: false,
+            })
+            .collect(),
+    };
+    match github.import_repository(request).await {
+        Ok(reply) if reply.get_ref().created => {
+            println!("Sample repository {SAMPLE_REPOSITORY} imported into the forge.");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {
+            println!(
+                "A repository {SAMPLE_REPOSITORY} with other files is in the forge; the sample task runs on it."
+            );
+            Ok(())
+        }
+        Err(status) => Err(anyhow::anyhow!(status))
+            .with_context(|| format!("importing {SAMPLE_REPOSITORY} through the GitHub service")),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Serves `cap.github.v1.GitHub` and the gRPC health service over mutual TLS (service name
 //! `github`). The embedded default backend is [`cap_forge::Forge`]: bare repositories under
-//! `--forge-root`, pull requests and reviews in the SQL store at `--database-url`.
+//! `--forge-root`, pull requests and reviews in the SQL store at `--database-url`. The service
+//! owns the forge: repositories come into it through `ImportRepository` (or by being placed
+//! there by an operator), never by another process writing under its root.
 
 use std::path::PathBuf;
 
@@ -98,11 +100,43 @@ impl GitHub for GitHubService {
             .get_repository(&request.repository_id)
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::Repository {
-            repository_id: repository.repository_id,
-            clone_url: repository.clone_url,
-            default_branch: repository.default_branch,
-            head_sha: repository.head_sha,
+        Ok(Response::new(repository_message(repository)))
+    }
+
+    async fn import_repository(
+        &self,
+        request: Request<pb::ImportRepositoryRequest>,
+    ) -> Result<Response<pb::ImportRepositoryResponse>, Status> {
+        let request = request.into_inner();
+        let default_branch = match request.default_branch.as_str() {
+            "" => "main",
+            branch => branch,
+        };
+        let message = match request.message.as_str() {
+            "" => format!("Import {}", request.repository_id),
+            message => message.to_owned(),
+        };
+        let files = request
+            .files
+            .into_iter()
+            .map(|file| cap_forge::ImportFile {
+                path: file.path,
+                content: file.content,
+                executable: file.executable,
+            })
+            .collect();
+        let imported = self
+            .forge
+            .import_files(&request.repository_id, default_branch, &message, files)
+            .await
+            .map_err(status)?;
+        let (repository, created) = match imported {
+            cap_forge::Imported::Created(repository) => (repository, true),
+            cap_forge::Imported::Unchanged(repository) => (repository, false),
+        };
+        Ok(Response::new(pb::ImportRepositoryResponse {
+            repository: Some(repository_message(repository)),
+            created,
         }))
     }
 
@@ -250,6 +284,15 @@ impl GitHub for GitHubService {
         let id = request.into_inner().pull_request_id;
         let pr = self.forge.merge(&id).await.map_err(status)?;
         Ok(Response::new(pull_request(pr)))
+    }
+}
+
+fn repository_message(repository: cap_forge::Repository) -> pb::Repository {
+    pb::Repository {
+        repository_id: repository.repository_id,
+        clone_url: repository.clone_url,
+        default_branch: repository.default_branch,
+        head_sha: repository.head_sha,
     }
 }
 

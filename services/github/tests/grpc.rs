@@ -6,8 +6,8 @@ use cap_proto::common::v1::file_change::Change;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetPullRequestRequest, GetRepositoryRequest,
-    ListPullRequestsRequest, MergePullRequestRequest, OpenPullRequestRequest, ReviewAction,
-    ReviewComment, ReviewPullRequestRequest,
+    ImportRepositoryRequest, ImportedFile, ListPullRequestsRequest, MergePullRequestRequest,
+    OpenPullRequestRequest, ReviewAction, ReviewComment, ReviewPullRequestRequest,
 };
 use pretty_assertions::assert_eq;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -346,6 +346,214 @@ async fn maps_bad_requests_to_status_codes() -> anyhow::Result<()> {
     assert_eq!(
         code(client.review_pull_request(review).await),
         Code::InvalidArgument
+    );
+    Ok(())
+}
+
+fn imported(path: &str, content: &str) -> ImportedFile {
+    ImportedFile {
+        path: path.into(),
+        content: content.as_bytes().to_vec(),
+        executable: false,
+    }
+}
+
+fn import(repository_id: &str, files: Vec<ImportedFile>) -> ImportRepositoryRequest {
+    ImportRepositoryRequest {
+        repository_id: repository_id.into(),
+        default_branch: String::new(),
+        message: String::new(),
+        files,
+    }
+}
+
+#[tokio::test]
+async fn imports_a_repository_once_and_answers_a_repeat_with_it() -> anyhow::Result<()> {
+    let served = serve().await?;
+    let mut client = GitHubClient::new(served.channel.clone());
+    let files = vec![
+        imported("calc.py", "def add(a, b):\n    return a - b\n"),
+        ImportedFile {
+            executable: true,
+            ..imported("scripts/check.sh", "#!/bin/sh\npytest -q\n")
+        },
+    ];
+    let first = client
+        .import_repository(import("demo/calculator", files.clone()))
+        .await?
+        .into_inner();
+    assert!(first.created);
+    let repository = first.repository.expect("the import answers its repository");
+    assert_eq!(repository.repository_id, "demo/calculator");
+    assert_eq!(repository.default_branch, "main");
+    assert_eq!(repository.head_sha.len(), 40, "{}", repository.head_sha);
+    let fetched = client
+        .get_repository(GetRepositoryRequest {
+            repository_id: "demo/calculator".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(fetched, repository);
+    // The first commit is the forge's, with the default message, and holds the files as sent.
+    let bare = std::path::Path::new(&repository.clone_url);
+    let git = |args: &[&str]| -> anyhow::Result<String> {
+        let output = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(bare)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()?;
+        anyhow::ensure!(output.status.success(), "git {args:?} failed");
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    assert_eq!(
+        git(&["log", "--format=%s <%ae>", "main"])?,
+        format!("Import demo/calculator <{}>\n", cap_forge::BOT_EMAIL)
+    );
+    assert_eq!(
+        git(&["show", "main:calc.py"])?,
+        "def add(a, b):\n    return a - b\n"
+    );
+    assert!(
+        git(&["ls-tree", "main", "scripts/check.sh"])?.starts_with("100755 "),
+        "the executable bit is kept"
+    );
+
+    // The same files again (as `cap up` sends them on every start): the same repository.
+    let again = client
+        .import_repository(import("demo/calculator", files.clone()))
+        .await?
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.repository, Some(repository.clone()));
+
+    // Other files under the same name: ALREADY_EXISTS, and the repository is left as it was.
+    let status = client
+        .import_repository(import(
+            "demo/calculator",
+            vec![imported("calc.py", "other\n")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert!(
+        status.message().contains("demo/calculator already exists"),
+        "{}",
+        status.message()
+    );
+    // So does another default branch.
+    let status = client
+        .import_repository(ImportRepositoryRequest {
+            default_branch: "trunk".into(),
+            ..import("demo/calculator", files.clone())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(
+        client
+            .get_repository(GetRepositoryRequest {
+                repository_id: "demo/calculator".into(),
+            })
+            .await?
+            .into_inner(),
+        repository
+    );
+
+    // A branch and message of the caller's choosing.
+    let custom = client
+        .import_repository(ImportRepositoryRequest {
+            default_branch: "trunk".into(),
+            message: "Seed the demo".into(),
+            ..import("demo/other", files)
+        })
+        .await?
+        .into_inner();
+    assert!(custom.created);
+    let custom = custom
+        .repository
+        .expect("the import answers its repository");
+    assert_eq!(custom.default_branch, "trunk");
+    let bare = std::path::Path::new(&custom.clone_url);
+    let output = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(["log", "--format=%s", "trunk"])
+        .output()?;
+    assert_eq!(String::from_utf8(output.stdout)?, "Seed the demo\n");
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_bad_imports_naming_what_is_wrong() -> anyhow::Result<()> {
+    let served = serve().await?;
+    let mut client = GitHubClient::new(served.channel.clone());
+    let one = || vec![imported("a.txt", "a\n")];
+    let cases = [
+        (import("", one()), "invalid repository id \"\""),
+        (
+            import("no-slash", one()),
+            "invalid repository id \"no-slash\"",
+        ),
+        (import("../etc", one()), "invalid repository id"),
+        (
+            ImportRepositoryRequest {
+                default_branch: "a..b".into(),
+                ..import("acme/new", one())
+            },
+            "invalid branch name \"a..b\"",
+        ),
+        (
+            ImportRepositoryRequest {
+                message: "bad\0message".into(),
+                ..import("acme/new", one())
+            },
+            "invalid commit message",
+        ),
+        (
+            import("acme/new", vec![]),
+            "invalid files: an import needs at least one file",
+        ),
+        (
+            import("acme/new", vec![imported("../escape", "x")]),
+            "invalid path \"../escape\"",
+        ),
+        (
+            import("acme/new", vec![imported(".git/hooks/post-update", "x")]),
+            "invalid path \".git/hooks/post-update\"",
+        ),
+        (
+            import("acme/new", vec![imported("/etc/passwd", "x")]),
+            "invalid path \"/etc/passwd\"",
+        ),
+        (
+            import("acme/new", vec![imported("a", "1"), imported("a", "2")]),
+            "invalid path \"a\": listed more than once",
+        ),
+        (
+            import("acme/new", vec![imported("a", "1"), imported("a/b", "2")]),
+            "invalid path \"a/b\"",
+        ),
+    ];
+    for (request, expected) in cases {
+        let status = client.import_repository(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        assert!(
+            status.message().contains(expected),
+            "{:?} does not contain {expected:?}",
+            status.message()
+        );
+    }
+    assert_eq!(
+        code(
+            client
+                .get_repository(GetRepositoryRequest {
+                    repository_id: "acme/new".into()
+                })
+                .await
+        ),
+        Code::NotFound
     );
     Ok(())
 }

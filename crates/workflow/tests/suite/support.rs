@@ -285,6 +285,13 @@ impl GitHub for StubGitHub {
         Err(Status::unimplemented("not used by the workflow"))
     }
 
+    async fn import_repository(
+        &self,
+        _request: Request<gh::ImportRepositoryRequest>,
+    ) -> Result<Response<gh::ImportRepositoryResponse>, Status> {
+        Err(Status::unimplemented("not used by the workflow"))
+    }
+
     async fn merge_pull_request(
         &self,
         _request: Request<gh::MergePullRequestRequest>,

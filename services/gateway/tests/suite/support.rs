@@ -14,8 +14,9 @@ use cap_proto::agent::v1::{TaskEvent, task_event::Payload};
 use cap_proto::github::v1::git_hub_server::{GitHub, GitHubServer};
 use cap_proto::github::v1::{
     CommitChangesRequest, CommitChangesResponse, CreateBranchRequest, CreateBranchResponse,
-    GetPullRequestRequest, GetRepositoryRequest, ListPullRequestsRequest, ListPullRequestsResponse,
-    MergePullRequestRequest, OpenPullRequestRequest, PullRequest, Repository, Review, ReviewAction,
+    GetPullRequestRequest, GetRepositoryRequest, ImportRepositoryRequest, ImportRepositoryResponse,
+    ListPullRequestsRequest, ListPullRequestsResponse, MergePullRequestRequest,
+    OpenPullRequestRequest, PullRequest, Repository, Review, ReviewAction,
     ReviewPullRequestRequest,
 };
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
@@ -344,6 +345,13 @@ impl GitHub for FakeGitHub {
         &self,
         _: GrpcRequest<GetRepositoryRequest>,
     ) -> Result<GrpcResponse<Repository>, Status> {
+        unimplemented()
+    }
+
+    async fn import_repository(
+        &self,
+        _: GrpcRequest<ImportRepositoryRequest>,
+    ) -> Result<GrpcResponse<ImportRepositoryResponse>, Status> {
         unimplemented()
     }
 

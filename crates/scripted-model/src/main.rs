@@ -24,7 +24,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let script = cap_testkit::load_script(&args.script)?;
+    let script = cap_scripted_model::load_script(&args.script)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let bound = listener.local_addr()?;
     if let Some(path) = &args.addr_file {
@@ -36,5 +36,6 @@ async fn main() -> anyhow::Result<()> {
         "scripted model serving {} steps on http://{bound}/v1",
         script.len()
     );
-    cap_testkit::serve_script(listener, script).await
+    cap_scripted_model::serve_script(listener, script).await?;
+    Ok(())
 }
