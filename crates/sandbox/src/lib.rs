@@ -39,7 +39,6 @@ mod disk;
 mod egress;
 mod error;
 mod exec;
-mod git;
 mod image;
 mod launcher;
 mod paths;
