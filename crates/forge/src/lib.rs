@@ -4,8 +4,9 @@
 //! `<root>/<owner>/<name>.git`; branches and commits are written with git plumbing only
 //! (`hash-object --no-filters`, a temporary index, `write-tree`, `commit-tree`, `update-ref`
 //! with the old value), so nothing a repository controls (hooks, filters, fsmonitor, external
-//! diff drivers) ever runs on the host. Every git process goes through one helper with
-//! hooks and fsmonitor switched off and the system/global configuration ignored.
+//! diff drivers) ever runs on the host. Every git process goes through [`cap_git`]'s hardened
+//! runner (no hooks, fsmonitor, system/global configuration or attributes, a timeout) with no
+//! transport allowed: the forge only ever works on repositories on its own disk.
 //!
 //! Pull requests and reviews live in the SQL store (`github_*` tables, migrations 2001+), and
 //! nothing is merged without an approval.
@@ -14,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use sqlx::migrate::Migrator;
 
-mod git;
 mod import;
 pub use import::{ImportFile, Imported};
 mod pulls;
@@ -188,15 +188,10 @@ pub enum Error {
         /// The output.
         output: String,
     },
-    /// git could not be started.
-    #[error("cannot run `git {command}`")]
-    Spawn {
-        /// The command line after `git`.
-        command: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// git could not be run to completion: it could not be started, or it ran past its
+    /// timeout and was killed.
+    #[error("cannot run git")]
+    GitProcess(#[source] cap_git::Error),
     /// A file or directory could not be read or written.
     #[error("I/O error on {path}")]
     Io {
@@ -225,6 +220,25 @@ pub enum Error {
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<cap_git::Error> for Error {
+    /// A non-zero exit stays [`Error::Git`], with its command and stderr; the rest is
+    /// [`Error::GitProcess`].
+    fn from(error: cap_git::Error) -> Self {
+        match error {
+            cap_git::Error::Failed {
+                command,
+                status,
+                stderr,
+            } => Error::Git {
+                command,
+                status,
+                stderr,
+            },
+            other => Error::GitProcess(other),
+        }
+    }
+}
+
 /// Where the forge keeps its repositories and records.
 #[derive(Debug, Clone)]
 pub struct ForgeConfig {
@@ -251,9 +265,13 @@ impl Forge {
             path: config.root.clone(),
             source,
         };
-        std::fs::create_dir_all(&config.root).map_err(io_err)?;
+        tokio::fs::create_dir_all(&config.root)
+            .await
+            .map_err(io_err)?;
         // Clone URLs are absolute paths, so the sandbox can clone from any working directory.
-        let root = std::fs::canonicalize(&config.root).map_err(io_err)?;
+        let root = tokio::fs::canonicalize(&config.root)
+            .await
+            .map_err(io_err)?;
         let pool = cap_storage::open(&config.database_url, &MIGRATOR).await?;
         let public_url = config.public_url.trim_end_matches('/').to_owned();
         tracing::info!(root = %root.display(), "forge ready");

@@ -7,12 +7,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::git::git;
 use crate::repos::{branch_head, commit_tree, is_ancestor, resolve, update_ref};
 use crate::{
     Error, Forge, PullRequest, PullRequestState, Result, Review, ReviewAction, ReviewComment,
     validate,
 };
+use cap_git::Git;
 
 /// How often a write that lost a race is retried before giving up.
 const ATTEMPTS: usize = 5;
@@ -366,7 +366,7 @@ impl Forge {
     async fn full(&self, mut pr: PullRequest) -> Result<PullRequest> {
         pr.reviews = self.reviews(&pr.pull_request_id).await?;
         let dir = self.existing_repository(&pr.repository_id)?;
-        let diff = git(Some(&dir))
+        let diff = Git::with_git_dir(&dir)
             .args([
                 "diff",
                 "--no-ext-diff",
@@ -443,7 +443,7 @@ impl Forge {
 
 /// Writes the merged tree of `base` and the pull request's head, or reports the conflicts.
 async fn merge_tree(dir: &std::path::Path, pr: &PullRequest, base: &str) -> Result<String> {
-    let output = git(Some(dir))
+    let output = Git::with_git_dir(dir)
         .args([
             "merge-tree",
             "--write-tree",
@@ -456,7 +456,7 @@ async fn merge_tree(dir: &std::path::Path, pr: &PullRequest, base: &str) -> Resu
         .await?;
     let text = output.text();
     let mut lines = text.lines();
-    match (output.code, lines.next()) {
+    match (output.code(), lines.next()) {
         (Some(0), Some(tree)) if !tree.is_empty() => Ok(tree.to_owned()),
         (Some(1), Some(_)) => {
             let mut files: Vec<String> = lines
@@ -470,7 +470,7 @@ async fn merge_tree(dir: &std::path::Path, pr: &PullRequest, base: &str) -> Resu
                 files,
             })
         }
-        _ => Err(output.error()),
+        _ => Err(output.error().into()),
     }
 }
 

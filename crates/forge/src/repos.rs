@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::git::git;
 use crate::{BOT_EMAIL, BOT_NAME, Error, FileChange, Forge, Repository, Result, validate};
+use cap_git::Git;
 
 const REGULAR: &str = "100644";
 const EXECUTABLE: &str = "100755";
@@ -49,10 +49,12 @@ pub async fn import_directory(
         return Err(Error::RepositoryExists(repository_id.to_owned()));
     }
     let parent = target.parent().unwrap_or(root).to_owned();
-    std::fs::create_dir_all(&parent).map_err(|source| Error::Io {
-        path: parent.clone(),
-        source,
-    })?;
+    tokio::fs::create_dir_all(&parent)
+        .await
+        .map_err(|source| Error::Io {
+            path: parent.clone(),
+            source,
+        })?;
     // Built in a scratch directory and renamed into place, so a failed import leaves
     // nothing behind and readers never see half a repository.
     let scratch = tempfile::Builder::new()
@@ -63,7 +65,7 @@ pub async fn import_directory(
             source,
         })?;
     let staging = scratch.path().join("repo.git");
-    git(None)
+    Git::new()
         .args(["init", "--quiet", "--bare", "--template="])
         .arg_pair("--initial-branch", default_branch)
         .args([staging.as_os_str()])
@@ -95,7 +97,7 @@ pub async fn import_directory(
     }
     for entry in &entries {
         if let ImportKind::Symlink { target } = &entry.kind {
-            let sha = git(Some(&staging))
+            let sha = Git::with_git_dir(&staging)
                 .args(["hash-object", "-w", "--no-filters", "--stdin"])
                 .stdin(target.clone())
                 .text()
@@ -103,19 +105,19 @@ pub async fn import_directory(
             push_index_info(&mut index_info, SYMLINK, &sha, &entry.path);
         }
     }
-    git(Some(&staging))
+    Git::with_git_dir(&staging)
         .env("GIT_INDEX_FILE", &index)
         .args(["update-index", "--add", "-z", "--index-info"])
         .stdin(index_info)
         .run()
         .await?;
-    let tree = git(Some(&staging))
+    let tree = Git::with_git_dir(&staging)
         .env("GIT_INDEX_FILE", &index)
         .args(["write-tree"])
         .text()
         .await?;
     let commit = commit_tree(&staging, &tree, &[], &format!("Import {repository_id}\n")).await?;
-    git(Some(&staging))
+    Git::with_git_dir(&staging)
         .args([
             "update-ref",
             &format!("refs/heads/{default_branch}"),
@@ -124,16 +126,18 @@ pub async fn import_directory(
         ])
         .run()
         .await?;
-    std::fs::rename(&staging, &target).map_err(|source| {
-        if target.exists() {
-            Error::RepositoryExists(repository_id.to_owned())
-        } else {
-            Error::Io {
-                path: target.clone(),
-                source,
+    tokio::fs::rename(&staging, &target)
+        .await
+        .map_err(|source| {
+            if target.exists() {
+                Error::RepositoryExists(repository_id.to_owned())
+            } else {
+                Error::Io {
+                    path: target.clone(),
+                    source,
+                }
             }
-        }
-    })?;
+        })?;
     tracing::info!(%repository_id, files = entries.len(), %commit, "imported repository");
     Ok(commit)
 }
@@ -154,7 +158,7 @@ impl Forge {
     /// The repository `repository_id`.
     pub async fn get_repository(&self, repository_id: &str) -> Result<Repository> {
         let dir = self.existing_repository(repository_id)?;
-        let head = git(Some(&dir))
+        let head = Git::with_git_dir(&dir)
             .args(["symbolic-ref", "--quiet", "HEAD"])
             .text()
             .await?;
@@ -214,16 +218,16 @@ impl Forge {
             return Err(exists());
         }
         // The empty old value makes git refuse if the branch appeared in the meantime.
-        let output = git(Some(&dir))
+        let output = Git::with_git_dir(&dir)
             .args(["update-ref", &reference, &start, ""])
             .output()
             .await?;
-        if !output.success {
+        if !output.success() {
             if resolve(&dir, &reference).await?.is_some() {
                 return Err(exists());
             }
             // E.g. `a/b` while a branch `a` exists: git's message says so.
-            return Err(output.error());
+            return Err(output.error().into());
         }
         tracing::info!(%repository_id, %branch, %start, "created branch");
         Ok(start)
@@ -260,7 +264,7 @@ impl Forge {
         }
         let reference = format!("refs/heads/{branch}");
         let old = branch_head(&dir, repository_id, branch).await?;
-        let old_tree = git(Some(&dir))
+        let old_tree = Git::with_git_dir(&dir)
             .args(["rev-parse", &format!("{old}^{{tree}}")])
             .text()
             .await?;
@@ -273,12 +277,12 @@ impl Forge {
                 source,
             })?;
         let index = scratch.path().join("index");
-        git(Some(&dir))
+        Git::with_git_dir(&dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["read-tree", &old])
             .run()
             .await?;
-        let listing = git(Some(&dir))
+        let listing = Git::with_git_dir(&dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["ls-files", "--stage", "-z"])
             .run()
@@ -335,10 +339,12 @@ impl Forge {
             check_no_file_directory_clash(&entries, &change.path)?;
             entries.insert(change.path.clone(), mode.to_owned());
             let blob = scratch.path().join(format!("blob-{i}"));
-            std::fs::write(&blob, content).map_err(|source| Error::Io {
-                path: blob.clone(),
-                source,
-            })?;
+            tokio::fs::write(&blob, content)
+                .await
+                .map_err(|source| Error::Io {
+                    path: blob.clone(),
+                    source,
+                })?;
             blobs.push((change, blob));
             modes.push(mode);
         }
@@ -346,13 +352,13 @@ impl Forge {
         for (((change, _), mode), sha) in blobs.iter().zip(&modes).zip(&shas) {
             push_index_info(&mut index_info, mode, sha, &change.path);
         }
-        git(Some(&dir))
+        Git::with_git_dir(&dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["update-index", "--add", "-z", "--index-info"])
             .stdin(index_info)
             .run()
             .await?;
-        let tree = git(Some(&dir))
+        let tree = Git::with_git_dir(&dir)
             .env("GIT_INDEX_FILE", &index)
             .args(["write-tree"])
             .text()
@@ -381,14 +387,14 @@ impl Forge {
 
 /// Resolves `rev` to an object name, `None` when it names nothing.
 pub(crate) async fn resolve(dir: &Path, rev: &str) -> Result<Option<String>> {
-    let output = git(Some(dir))
+    let output = Git::with_git_dir(dir)
         .args(["rev-parse", "--verify", "--quiet", rev])
         .output()
         .await?;
-    match output.code {
+    match output.code() {
         Some(0) => Ok(Some(output.text())),
         Some(1) if output.stdout.is_empty() => Ok(None),
-        _ => Err(output.error()),
+        _ => Err(output.error().into()),
     }
 }
 
@@ -414,7 +420,7 @@ pub(crate) async fn commit_tree(
         args.push("-p".to_owned());
         args.push((*parent).to_owned());
     }
-    git(Some(dir))
+    Git::with_git_dir(dir)
         .env("GIT_AUTHOR_NAME", BOT_NAME)
         .env("GIT_AUTHOR_EMAIL", BOT_EMAIL)
         .env("GIT_COMMITTER_NAME", BOT_NAME)
@@ -427,20 +433,21 @@ pub(crate) async fn commit_tree(
         })
         .text()
         .await
+        .map_err(Error::from)
 }
 
 /// Moves `reference` from `old` to `new`, failing with [`Error::RefMoved`] if it no longer
 /// points at `old`.
 pub(crate) async fn update_ref(dir: &Path, reference: &str, new: &str, old: &str) -> Result<()> {
-    let output = git(Some(dir))
+    let output = Git::with_git_dir(dir)
         .args(["update-ref", reference, new, old])
         .output()
         .await?;
-    if output.success {
+    if output.success() {
         return Ok(());
     }
     match resolve(dir, reference).await? {
-        Some(current) if current == old => Err(output.error()),
+        Some(current) if current == old => Err(output.error().into()),
         _ => Err(Error::RefMoved {
             reference: reference.to_owned(),
         }),
@@ -449,14 +456,14 @@ pub(crate) async fn update_ref(dir: &Path, reference: &str, new: &str, old: &str
 
 /// Whether `ancestor` is an ancestor of (or equal to) `descendant`.
 pub(crate) async fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool> {
-    let output = git(Some(dir))
+    let output = Git::with_git_dir(dir)
         .args(["merge-base", "--is-ancestor", ancestor, descendant])
         .output()
         .await?;
-    match output.code {
+    match output.code() {
         Some(0) => Ok(true),
         Some(1) => Ok(false),
-        _ => Err(output.error()),
+        _ => Err(output.error().into()),
     }
 }
 
@@ -479,7 +486,7 @@ async fn hash_paths<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> Re
     if count == 0 {
         return Ok(Vec::new());
     }
-    let output = git(Some(dir))
+    let output = Git::with_git_dir(dir)
         .args(["hash-object", "-w", "--no-filters", "--stdin-paths"])
         .stdin(input)
         .run()

@@ -192,13 +192,6 @@ impl Error {
 
     /// The message and all its causes, `: `-separated.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        cap_errors::chain(self)
     }
 }

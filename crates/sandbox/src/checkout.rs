@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::session::{STAGING_PREFIX, remove_tree, remove_tree_blocking};
-use crate::{Error, Result, git};
+use cap_git::{Git, Protocol};
+
+use crate::{Error, Result};
 
 /// Directory, under the session root, of the cache.
 pub(crate) const CACHE_DIR: &str = ".cache";
@@ -173,51 +175,63 @@ fn linked_checkouts(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Transports a checkout may clone over. The repository URL is the caller's: a local path
+/// (the local forge's bare repositories, test fixtures) needs `file`, a hosted repository
+/// `https`, `http`, `ssh` or `git`. `ext::` and remote helpers stay refused by cap-git.
+const CLONE_PROTOCOLS: [Protocol; 5] = Protocol::ALL;
+
+/// Lines of git's stderr an error message keeps.
+const DETAIL_LINES: usize = 3;
+
 /// Clones `repo_url` into `staging/source` and checks out `sha` there; returns its full sha.
 async fn clone(repo_url: &str, sha: &str, staging: &Path) -> Result<String> {
     fs::create_dir(staging).map_err(Error::io("create", staging))?;
     let source = staging.join("source");
-    let clone = git::run(
-        None,
-        [
-            "clone".as_ref(),
-            "--no-checkout".as_ref(),
-            "--no-hardlinks".as_ref(),
-            "--quiet".as_ref(),
-            "--".as_ref(),
-            repo_url.as_ref(),
-            source.as_os_str(),
-        ],
-    )
-    .await?;
-    if !clone.status.success() {
+    let clone = Git::new()
+        .allow_protocols(&CLONE_PROTOCOLS)
+        .args([
+            "clone",
+            "--no-checkout",
+            "--no-hardlinks",
+            "--quiet",
+            "--",
+            repo_url,
+        ])
+        .args([&source])
+        .output()
+        .await
+        .map_err(Error::GitProcess)?;
+    if !clone.success() {
         return Err(Error::Clone {
             url: repo_url.to_owned(),
-            detail: git::detail(&clone),
+            detail: clone.stderr_tail(DETAIL_LINES),
         });
     }
     let spec = format!("{sha}^{{commit}}");
-    let resolved = git::run(
-        Some(&source),
-        ["rev-parse", "--verify", "--quiet", spec.as_str()],
-    )
-    .await?;
-    if !resolved.status.success() {
+    // The clone is local from here on: no transport (a partial clone would fetch lazily).
+    let resolved = Git::new()
+        .current_dir(&source)
+        .args(["rev-parse", "--verify", "--quiet", spec.as_str()])
+        .output()
+        .await
+        .map_err(Error::GitProcess)?;
+    if !resolved.success() {
         return Err(Error::CommitNotFound {
             url: repo_url.to_owned(),
             sha: sha.to_owned(),
         });
     }
-    let full_sha = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
-    let checkout = git::run(
-        Some(&source),
-        ["checkout", "--quiet", "--detach", full_sha.as_str()],
-    )
-    .await?;
-    if !checkout.status.success() {
+    let full_sha = resolved.text().trim().to_owned();
+    let checkout = Git::new()
+        .current_dir(&source)
+        .args(["checkout", "--quiet", "--detach", full_sha.as_str()])
+        .output()
+        .await
+        .map_err(Error::GitProcess)?;
+    if !checkout.success() {
         return Err(Error::Git {
             action: "checkout",
-            detail: git::detail(&checkout),
+            detail: checkout.stderr_tail(DETAIL_LINES),
         });
     }
     Ok(full_sha)

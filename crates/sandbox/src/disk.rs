@@ -95,18 +95,41 @@ impl Tools {
     }
 }
 
-/// Runs a tool with a clean environment; its stderr becomes the error.
+/// Runs a tool with a clean environment; its stderr becomes the error. Blocks.
 fn run(program: &Path, args: &[&std::ffi::OsStr]) -> Result<()> {
     let output = Command::new(program)
         .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("PATH", TOOL_PATH)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| Error::Spawn {
-            program: program.display().to_string(),
-            source,
-        })?;
+        .map_err(spawn_error(program))?;
+    check(program, &output)
+}
+
+/// [`run`] for async code: the process is waited for without holding a worker thread.
+async fn run_async(program: &Path, args: &[&std::ffi::OsStr]) -> Result<()> {
+    let output = tokio::process::Command::new(program)
+        .env_clear()
+        .env("PATH", TOOL_PATH)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(spawn_error(program))?;
+    check(program, &output)
+}
+
+/// `PATH` of the tools (they are named by absolute path; this is for what they run).
+const TOOL_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn spawn_error(program: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let program = program.display().to_string();
+    move |source| Error::Spawn { program, source }
+}
+
+fn check(program: &Path, output: &std::process::Output) -> Result<()> {
     if output.status.success() {
         return Ok(());
     }
@@ -207,7 +230,8 @@ pub(crate) struct Volumes {
     /// Mounted filesystems given to sessions by this instance.
     given: Mutex<HashSet<String>>,
     /// Serialises mounting a session's filesystem again: an image mounted twice is corrupted.
-    remount: Mutex<()>,
+    /// An async lock: it is held while `mount` runs, which must not pin a worker thread.
+    remount: tokio::sync::Mutex<()>,
     /// Filesystems being made in the background; dropping waits for them to be done.
     making: Arc<(Mutex<usize>, Condvar)>,
     weak: Weak<Volumes>,
@@ -251,7 +275,7 @@ impl Volumes {
             size,
             pool: Mutex::default(),
             given: Mutex::default(),
-            remount: Mutex::default(),
+            remount: tokio::sync::Mutex::default(),
             making: Arc::default(),
             weak: weak.clone(),
         }))
@@ -352,17 +376,19 @@ impl Maker {
 
     fn mount(&self, name: &str) -> Result<()> {
         let (image, mount_point) = (self.image(name), self.dir.join(name));
-        run(
-            &self.tools.mount,
-            &[
-                "-t".as_ref(),
-                "ext4".as_ref(),
-                "-o".as_ref(),
-                "loop,nosuid,nodev,noatime".as_ref(),
-                image.as_os_str(),
-                mount_point.as_os_str(),
-            ],
-        )
+        run(&self.tools.mount, &Self::mount_args(&image, &mount_point))
+    }
+
+    /// `mount`'s arguments for `image` at `mount_point`.
+    fn mount_args<'a>(image: &'a Path, mount_point: &'a Path) -> [&'a std::ffi::OsStr; 6] {
+        [
+            "-t".as_ref(),
+            "ext4".as_ref(),
+            "-o".as_ref(),
+            "loop,nosuid,nodev,noatime".as_ref(),
+            image.as_os_str(),
+            mount_point.as_os_str(),
+        ]
     }
 
     /// Unmounts (which detaches the loop device) and deletes a filesystem. Blocks.
@@ -479,21 +505,32 @@ impl Volumes {
         }
     }
 
-    /// Mounts a session's filesystem again when it is not mounted (after a restart).
-    pub(crate) fn ensure_mounted(&self, workspace_link: &Path) -> Result<()> {
-        let Some(name) = self.name_of(workspace_link) else {
-            return Ok(());
-        };
+    /// The name of a session's filesystem when it is not mounted (after a restart), for
+    /// [`Volumes::mount_again`]. Blocks (a `readlink` and two `stat`s).
+    pub(crate) fn unmounted(&self, workspace_link: &Path) -> Option<String> {
+        let name = self.name_of(workspace_link)?;
+        (!is_mount_point(&self.maker.dir.join(&name))).then_some(name)
+    }
+
+    /// Mounts the filesystem `name` (from [`Volumes::unmounted`]) again, unless someone else
+    /// did meanwhile. Does not block: `mount` runs as an async process, under an async lock.
+    pub(crate) async fn mount_again(&self, name: String) -> Result<()> {
         let mount_point = self.maker.dir.join(&name);
-        let _one_at_a_time = self
-            .remount
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if is_mount_point(&mount_point) {
+        let _one_at_a_time = self.remount.lock().await;
+        let check = mount_point.clone();
+        let mounted = tokio::task::spawn_blocking(move || is_mount_point(&check))
+            .await
+            .map_err(Error::Task)?;
+        if mounted {
             return Ok(());
         }
         tracing::info!(volume = %name, "mounting a session's workspace filesystem again");
-        self.maker.mount(&name)?;
+        let image = self.maker.image(&name);
+        run_async(
+            &self.maker.tools.mount,
+            &Maker::mount_args(&image, &mount_point),
+        )
+        .await?;
         self.given().insert(name);
         Ok(())
     }

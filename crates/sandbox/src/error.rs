@@ -85,6 +85,10 @@ pub enum Error {
         /// git's own message.
         detail: String,
     },
+    /// git could not be run to completion: it could not be started, or it ran past its
+    /// timeout and was killed.
+    #[error("cannot run git")]
+    GitProcess(#[source] cap_git::Error),
     /// A timeout of zero or above the maximum.
     #[error("invalid timeout {requested:?}: must be more than zero and at most {max:?}")]
     InvalidTimeout {
@@ -238,6 +242,7 @@ impl Error {
             | Error::CgroupsUnavailable { .. } => ErrorKind::FailedPrecondition,
             Error::InvalidConfig(_)
             | Error::Git { .. }
+            | Error::GitProcess(_)
             | Error::Spawn { .. }
             | Error::Volume { .. }
             | Error::Io { .. }
@@ -248,14 +253,7 @@ impl Error {
 
     /// The message and all its causes, `: `-separated; for logs and for errors the caller made.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        cap_errors::chain(self)
     }
 
     pub(crate) fn io(

@@ -39,7 +39,6 @@ mod disk;
 mod egress;
 mod error;
 mod exec;
-mod git;
 mod image;
 mod launcher;
 mod paths;
@@ -383,7 +382,7 @@ impl Sandbox {
     pub async fn exec(&self, session_id: &str, spec: ExecSpec) -> Result<ExecStream> {
         let timeout = self.timeout(spec.timeout)?;
         exec::validate(&spec)?;
-        let (meta, dirs) = self.lookup(session_id)?;
+        let (meta, dirs) = self.lookup(session_id).await?;
         let cwd_rel = RelPath::parse(&spec.cwd, /*allow_root*/ true)?;
         let workspace = dirs.workspace.clone();
         // Resolve the working directory on the host (confined to the workspace) and hand
@@ -428,14 +427,14 @@ impl Sandbox {
     /// Reads a file of the workspace (at most [`MAX_READ_BYTES`]).
     pub async fn read_file(&self, session_id: &str, path: &str) -> Result<Vec<u8>> {
         let rel = RelPath::parse(path, /*allow_root*/ false)?;
-        let ws = self.workspace(session_id)?;
+        let ws = self.workspace(session_id).await?;
         blocking(move || Workspace::open(&ws)?.read_file(&rel, MAX_READ_BYTES)).await
     }
 
     /// Writes and deletes files, all or none: every path is validated and every new content
     /// written to a temporary file before any file is replaced. Returns the number of changes.
     pub async fn write_files(&self, session_id: &str, changes: Vec<FileChange>) -> Result<usize> {
-        let ws = self.workspace(session_id)?;
+        let ws = self.workspace(session_id).await?;
         let parsed = changes
             .into_iter()
             .map(|change| {
@@ -456,7 +455,7 @@ impl Sandbox {
         recursive: bool,
     ) -> Result<Listing> {
         let rel = RelPath::parse(path, /*allow_root*/ true)?;
-        let ws = self.workspace(session_id)?;
+        let ws = self.workspace(session_id).await?;
         let (entries, truncated) =
             blocking(move || Workspace::open(&ws)?.list(&rel, recursive, MAX_LIST_ENTRIES)).await?;
         Ok(Listing { entries, truncated })
@@ -470,7 +469,7 @@ impl Sandbox {
         pattern: &str,
         glob: Option<&str>,
     ) -> Result<SearchResult> {
-        let ws = self.workspace(session_id)?;
+        let ws = self.workspace(session_id).await?;
         let (pattern, glob) = (pattern.to_owned(), glob.map(str::to_owned));
         let (matches, truncated) = blocking(move || {
             search::search(
@@ -486,7 +485,7 @@ impl Sandbox {
 
     /// The workspace's created, modified and deleted files against its checkout, with a diff.
     pub async fn get_changes(&self, session_id: &str) -> Result<Changes> {
-        let (_, dirs) = self.lookup(session_id)?;
+        let (_, dirs) = self.lookup(session_id).await?;
         blocking(move || changes::changes(&dirs.source, &Workspace::open(&dirs.workspace)?)).await
     }
 
@@ -514,15 +513,32 @@ impl Sandbox {
         }
     }
 
-    fn workspace(&self, session_id: &str) -> Result<PathBuf> {
-        Ok(self.lookup(session_id)?.1.workspace)
+    async fn workspace(&self, session_id: &str) -> Result<PathBuf> {
+        Ok(self.lookup(session_id).await?.1.workspace)
     }
 
     /// Finds a session, its workspace filesystem mounted (again, after a restart).
-    fn lookup(&self, session_id: &str) -> Result<(session::SessionMeta, session::SessionDirs)> {
-        let found = session::lookup(&self.inner.root, session_id)?;
-        if let disk::Disk::Loop(volumes) = &self.inner.disk {
-            volumes.ensure_mounted(&found.1.workspace)?;
+    ///
+    /// The metadata is read on a blocking thread; mounting again (rare: the first use after a
+    /// restart) runs `mount` as an async process under an async lock, so no worker thread
+    /// waits on a process or on a thread that does.
+    async fn lookup(
+        &self,
+        session_id: &str,
+    ) -> Result<(session::SessionMeta, session::SessionDirs)> {
+        let (root, id) = (self.inner.root.clone(), session_id.to_owned());
+        let volumes = match &self.inner.disk {
+            disk::Disk::Loop(volumes) => Some(Arc::clone(volumes)),
+            disk::Disk::Poll => None,
+        };
+        let (found, unmounted) = blocking(move || {
+            let found = session::lookup(&root, &id)?;
+            let unmounted = volumes.and_then(|volumes| volumes.unmounted(&found.1.workspace));
+            Ok((found, unmounted))
+        })
+        .await?;
+        if let (Some(name), disk::Disk::Loop(volumes)) = (unmounted, &self.inner.disk) {
+            volumes.mount_again(name).await?;
         }
         Ok(found)
     }

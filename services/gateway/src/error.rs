@@ -274,7 +274,7 @@ impl IntoResponse for Error {
                 );
             }
             Self::UpstreamProtocol { .. } | Self::UpstreamUrl { .. } | Self::Channel { .. } => {
-                tracing::error!(error = %error_chain(&self), "request failed");
+                tracing::error!(error = %cap_errors::Chain(&self), "request failed");
             }
             Self::Invalid { .. }
             | Self::UnsupportedMediaType { .. }
@@ -293,18 +293,6 @@ impl IntoResponse for Error {
         };
         (status, axum::Json(body)).into_response()
     }
-}
-
-/// The error and all its causes, `: `-separated, for the log.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

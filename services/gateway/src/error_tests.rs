@@ -118,7 +118,7 @@ async fn errors_render_the_json_envelope() {
 fn upstream_error_keeps_the_status_as_source() {
     let error = Error::upstream("github", "MergePullRequest", Status::internal("disk full"));
     assert_eq!(error.to_string(), "github MergePullRequest failed");
-    let chain = error_chain(&error);
+    let chain = cap_errors::chain(&error);
     assert!(
         chain.starts_with("github MergePullRequest failed: "),
         "{chain}"

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use cap_proto::supervisor::v1::{TaskEventRecord, WatchTaskRequest};
 use tonic::codec::Streaming;
 
-use crate::error::{Error, Result, error_chain};
+use crate::error::{Error, Result};
 use crate::events::ws_event;
 use crate::input::{self, PathParam, QueryParams};
 use crate::state::AppState;
@@ -69,7 +69,7 @@ async fn pump(
                 Ok(None) => break close(close_code::NORMAL, "task finished"),
                 Err(status) => {
                     let error = Error::upstream("supervisor", "WatchTask", status);
-                    tracing::warn!(task_id, error = %error_chain(&error), "event stream broke");
+                    tracing::warn!(task_id, error = %cap_errors::Chain(&error), "event stream broke");
                     break close(close_code::ERROR, "upstream event stream failed");
                 }
             },

@@ -371,18 +371,12 @@ pub fn status(error: cap_forge::Error) -> Status {
         | E::RefMoved { .. } => Status::failed_precondition(message),
         E::Git { .. }
         | E::GitOutput { .. }
-        | E::Spawn { .. }
+        | E::GitProcess(_)
         | E::Io { .. }
         | E::Storage(_)
         | E::Database(_)
         | E::CorruptRecord { .. } => {
-            let mut chain = message;
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                chain.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            tracing::error!(error = %chain, "github service internal error");
+            tracing::error!(error = %cap_errors::Chain(&error), "github service internal error");
             Status::internal("internal error in the github service (details in its log)")
         }
     }
