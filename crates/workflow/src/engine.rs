@@ -255,7 +255,7 @@ impl Engine {
             if let Err(error) = run.drive().await {
                 // Only the store failing lands here; the task stays unfinished and is resumed
                 // by the next supervisor start.
-                tracing::error!(%task_id, error = %error_chain(&error), "task runner stopped");
+                tracing::error!(%task_id, error = %cap_errors::chain(&error), "task runner stopped");
             }
             drop(permit);
             engine.lock_running().remove(&task_id);
@@ -332,18 +332,6 @@ fn validate(spec: &mut TaskSpec) -> Result<()> {
     Ok(())
 }
 
-/// The whole error chain on one line, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// One task's run through the graph.
 pub(crate) struct Run {
     pub(crate) inner: Arc<Inner>,
@@ -396,7 +384,7 @@ impl Run {
                             message: format!(
                                 "{} failed ({}); retry {retries} in {} ms",
                                 node.name(),
-                                error_chain(&error),
+                                cap_errors::chain(&error),
                                 wait.as_millis()
                             ),
                             recoverable: true,
@@ -437,9 +425,9 @@ impl Run {
         let message = match error {
             Error::Sql(_) | Error::Storage(_) | Error::Json(_) | Error::Corrupt(_) => {
                 // The store itself failing: keep the task unfinished so it is resumed.
-                return Err(Error::Corrupt(error_chain(error)));
+                return Err(Error::Corrupt(cap_errors::chain(error)));
             }
-            other => error_chain(other),
+            other => cap_errors::chain(other),
         };
         tracing::warn!(task_id = %self.task.task_id, %message, "task failed");
         self.emit(

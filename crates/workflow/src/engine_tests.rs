@@ -35,5 +35,5 @@ fn error_chain_joins_causes() {
     let status = tonic::Status::unavailable("connection refused");
     let error = Error::upstream("sandbox", status);
     assert!(error.is_retryable());
-    assert!(error_chain(&error).starts_with("sandbox service: connection refused"));
+    assert!(cap_errors::chain(&error).starts_with("sandbox service: connection refused"));
 }

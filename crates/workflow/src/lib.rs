@@ -8,6 +8,7 @@
 //! and the agents (`AgentOrchestrator`).
 
 mod engine;
+mod history;
 mod naming;
 mod nodes;
 pub mod store;

@@ -214,7 +214,7 @@ impl Run {
             Err(error @ Error::Upstream { .. }) => {
                 let message = format!(
                     "planning without repository analysis: {}",
-                    crate::engine::error_chain(&error)
+                    cap_errors::chain(&error)
                 );
                 self.emit(
                     "supervisor",

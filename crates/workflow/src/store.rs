@@ -304,7 +304,7 @@ impl Store {
         )
         .bind(task_id)
         .bind(seq)
-        .bind(serde_json::to_string(event)?)
+        .bind(crate::history::encode(event)?)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -354,7 +354,7 @@ impl Store {
                 let json: String = row.try_get("event_json")?;
                 Ok(EventRecord {
                     seq: row.try_get("seq")?,
-                    event: serde_json::from_str(&json)?,
+                    event: crate::history::decode(&json)?,
                 })
             })
             .collect()

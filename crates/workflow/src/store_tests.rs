@@ -127,3 +127,34 @@ async fn sqlite_store_round_trips() {
 async fn postgres_store_round_trips() {
     exercise(Store::open(POSTGRES_URL).await.unwrap()).await;
 }
+
+/// A log that a supervisor before the versioned schema began: its rows read alongside new ones.
+#[tokio::test]
+async fn a_log_begun_by_the_previous_schema_reads_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cap_storage::sqlite_url(&dir.path().join("supervisor.db")))
+        .await
+        .unwrap();
+    let task = store.create_task(spec()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO task_events (task_id, seq, event_json, created_at_ms) VALUES ($1, 1, $2, 1)",
+    )
+    .bind(&task.task_id)
+    .bind(r#"{"agent":"coding","created_at_ms":1,"payload":{"Thought":{"reasoning":"old row"}}}"#)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let seq = store
+        .record_event(&task.task_id, &thought("new row"), "plan", "event", "{}")
+        .await
+        .unwrap();
+    assert_eq!(seq, 2);
+    let events: Vec<TaskEvent> = store
+        .events_after(&task.task_id, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.event)
+        .collect();
+    assert_eq!(events, [thought("old row"), thought("new row")]);
+}
