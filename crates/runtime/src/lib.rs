@@ -2,8 +2,6 @@
 //! listener (port 0 included, with the bound address written to a file for the launcher),
 //! serving gRPC over mutual TLS with the standard health service, and graceful shutdown.
 
-pub mod tasks;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
