@@ -272,7 +272,11 @@ impl<R: Role> AgentOrchestrator for AgentServer<R> {
             .map(|repo| repo.sandbox_session_id.clone())
             .unwrap_or_default();
         let job = self.inner.role.accept(request).map_err(|e| to_status(&e))?;
-        let (cancel, guard) = self.inner.tasks.register(&task_id).map_err(|e| to_status(&e))?;
+        let (cancel, guard) = self
+            .inner
+            .tasks
+            .register(&task_id)
+            .map_err(|e| to_status(&e))?;
         tracing::info!(agent = R::AGENT, %task_id, %session_id, "task accepted");
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let inner = self.inner.clone();

@@ -59,7 +59,10 @@ impl Role for Toy {
         match job.as_str() {
             "fail" => Err(ToyError::Failed(Status::unavailable("down"))),
             "report" => {
-                events.error("error", "own".into(), false).await.map_err(closed)?;
+                events
+                    .error("error", "own".into(), false)
+                    .await
+                    .map_err(closed)?;
                 Err(ToyError::Reported)
             }
             "wait" => {
@@ -119,20 +122,31 @@ async fn a_failure_streams_a_report_then_the_status() {
 async fn refusals_have_their_codes() {
     let server = AgentServer::new(Toy);
     let err = server.execute_task(task("t", "")).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "bad request"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::InvalidArgument, "bad request")
+    );
     let (_token, _guard) = server.tasks().register("t").unwrap();
     let err = server.execute_task(task("t", "x")).await.unwrap_err();
     assert_eq!(
         (err.code(), err.message()),
-        (Code::AlreadyExists, "task t is already running on the toy agent")
+        (
+            Code::AlreadyExists,
+            "task t is already running on the toy agent"
+        )
     );
     let err = server
-        .get_agent_status(Request::new(AgentId { agent: "coding".into() }))
+        .get_agent_status(Request::new(AgentId {
+            agent: "coding".into(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(
         (err.code(), err.message()),
-        (Code::NotFound, "agent \"coding\" is not served here; this is the toy agent")
+        (
+            Code::NotFound,
+            "agent \"coding\" is not served here; this is the toy agent"
+        )
     );
     let err = server
         .interrupt_task(Request::new(TaskId::default()))
@@ -144,9 +158,15 @@ async fn refusals_have_their_codes() {
 #[tokio::test]
 async fn interrupts_reach_the_role_and_the_status_follows() {
     let server = AgentServer::new(Toy);
-    let mut stream = server.execute_task(task("t", "wait")).await.unwrap().into_inner();
+    let mut stream = server
+        .execute_task(task("t", "wait"))
+        .await
+        .unwrap()
+        .into_inner();
     let status = server
-        .get_agent_status(Request::new(AgentId { agent: "toy".into() }))
+        .get_agent_status(Request::new(AgentId {
+            agent: "toy".into(),
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -155,11 +175,19 @@ async fn interrupts_reach_the_role_and_the_status_follows() {
         ("busy", vec!["t".to_owned()])
     );
     let ack = server
-        .interrupt_task(Request::new(TaskId { task_id: "t".into() }))
+        .interrupt_task(Request::new(TaskId {
+            task_id: "t".into(),
+        }))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(ack, Ack { accepted: true, message: "interrupting task t".into() });
+    assert_eq!(
+        ack,
+        Ack {
+            accepted: true,
+            message: "interrupting task t".into()
+        }
+    );
     let event = stream.next().await.unwrap().unwrap();
     assert!(matches!(
         event.payload,
@@ -173,7 +201,9 @@ async fn interrupts_reach_the_role_and_the_status_follows() {
         .into_inner();
     assert_eq!((status.state.as_str(), status.tasks_completed), ("idle", 1));
     let ack = server
-        .interrupt_task(Request::new(TaskId { task_id: "nope".into() }))
+        .interrupt_task(Request::new(TaskId {
+            task_id: "nope".into(),
+        }))
         .await
         .unwrap()
         .into_inner();

@@ -318,7 +318,13 @@ fn state_json(outcome: &Outcome) -> String {
 async fn observe(emitter: &Emitter, call_id: &str, tool: &str, output: &ToolOutput) -> Result<()> {
     let content = output.content.clone();
     Ok(emitter
-        .observation(call_id, tool, output.is_error, content, output.detail.clone())
+        .observation(
+            call_id,
+            tool,
+            output.is_error,
+            content,
+            output.detail.clone(),
+        )
         .await?)
 }
 

@@ -119,7 +119,8 @@ pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> 
 pub async fn router(config: &Config, tls: &ServiceTls) -> anyhow::Result<Router> {
     let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
     let agent = AgentServer::new(CodingAgent::new(config.agent_config(), sandbox)?);
-    let health = cap_runtime::health_service::<AgentOrchestratorServer<AgentServer<CodingAgent>>>().await;
+    let health =
+        cap_runtime::health_service::<AgentOrchestratorServer<AgentServer<CodingAgent>>>().await;
     Ok(cap_runtime::grpc_server(tls)?
         .add_service(health)
         .add_service(agent.into_service()))

@@ -68,4 +68,3 @@ fn debug_redacts_the_api_key() {
     assert!(!shown.contains("sk-very-secret"), "{shown}");
     assert!(shown.contains("<redacted>"));
 }
-
