@@ -59,6 +59,17 @@ pub struct CommonArgs {
     pub data_dir: PathBuf,
 }
 
+/// Flags every agent service takes: the common ones and the sandbox it works through.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The sandbox service (`https://host:port`).
+    #[arg(long, env = "CAP_SANDBOX_URL")]
+    pub sandbox_url: String,
+}
+
 impl CommonArgs {
     /// Loads (or, in development, creates) the TLS identity of `service`.
     pub fn tls(&self, service: &str) -> Result<ServiceTls> {

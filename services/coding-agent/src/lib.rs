@@ -24,9 +24,6 @@ use tonic::transport::server::Router;
 /// The service's name in the fleet (its TLS identity).
 pub const SERVICE_NAME: &str = "coding-agent";
 
-/// The name this agent signs its events with and answers to in `GetAgentStatus`.
-pub const AGENT_NAME: &str = cap_agent::AGENT_NAME;
-
 /// The coding agent's configuration.
 #[derive(Clone, clap::Parser)]
 #[command(
@@ -34,12 +31,9 @@ pub const AGENT_NAME: &str = cap_agent::AGENT_NAME;
     about = "Changes a repository with a model and tools, in the sandbox"
 )]
 pub struct Config {
-    /// Flags every service takes.
+    /// Flags every agent service takes.
     #[command(flatten)]
-    pub common: cap_runtime::CommonArgs,
-    /// The sandbox service (`https://host:port`).
-    #[arg(long, env = "CAP_SANDBOX_URL")]
-    pub sandbox_url: String,
+    pub agent: cap_runtime::AgentArgs,
     /// Base URL of the OpenAI-compatible model endpoint, e.g. `http://127.0.0.1:1234/v1`.
     #[arg(long, env = "CAP_MODEL_BASE_URL")]
     pub model_base_url: String,
@@ -70,8 +64,7 @@ pub struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("common", &self.common)
-            .field("sandbox_url", &self.sandbox_url)
+            .field("agent", &self.agent)
             .field("model_base_url", &self.model_base_url)
             .field(
                 "model_api_key",
@@ -101,13 +94,13 @@ impl Config {
 
 /// Serves the coding agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = config.common.bind().await?;
+    let listener = config.agent.common.bind().await?;
     serve(config, listener).await
 }
 
 /// Serves the coding agent on an already bound listener (tests bind port 0 themselves).
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
-    let tls = config.common.tls(SERVICE_NAME)?;
+    let tls = config.agent.common.tls(SERVICE_NAME)?;
     let router = router(&config, &tls).await?;
     tracing::info!(model = %config.model, base_url = %config.model_base_url, "coding agent ready");
     cap_runtime::serve(router, listener).await?;
@@ -117,7 +110,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> 
 /// The gRPC router: the agent and the health service over mutual TLS with `tls`, the
 /// sandbox dialled with the same identity.
 pub async fn router(config: &Config, tls: &ServiceTls) -> anyhow::Result<Router> {
-    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.agent.sandbox_url)?, MAX_MESSAGE_BYTES);
     let agent = AgentServer::new(CodingAgent::new(config.agent_config(), sandbox)?);
     let health =
         cap_runtime::health_service::<AgentOrchestratorServer<AgentServer<CodingAgent>>>().await;

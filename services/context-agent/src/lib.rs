@@ -15,9 +15,6 @@ use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-/// The name this agent signs its events with and answers to in `GetAgentStatus`.
-pub const AGENT_NAME: &str = cap_context::AGENT_NAME;
-
 /// The service's name in the fleet (its TLS identity).
 pub const SERVICE_NAME: &str = "context-agent";
 
@@ -28,12 +25,9 @@ pub const SERVICE_NAME: &str = "context-agent";
     about = "Indexes a workspace and reports its context"
 )]
 pub struct Config {
-    /// Flags every service takes.
+    /// Flags every agent service takes.
     #[command(flatten)]
-    pub common: cap_runtime::CommonArgs,
-    /// The sandbox service (`https://host:port`).
-    #[arg(long, env = "CAP_SANDBOX_URL")]
-    pub sandbox_url: String,
+    pub agent: cap_runtime::AgentArgs,
     /// Files larger than this are not copied or indexed, in bytes.
     #[arg(long, env = "CAP_CONTEXT_MAX_FILE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_file_bytes: u64,
@@ -75,19 +69,19 @@ impl Config {
 
 /// Serves the context agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = config.common.bind().await?;
+    let listener = config.agent.common.bind().await?;
     serve(config, listener).await
 }
 
 /// Serves the context agent on an already bound listener (tests bind port 0 themselves).
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
-    let tls = config.common.tls(SERVICE_NAME)?;
-    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
+    let tls = config.agent.common.tls(SERVICE_NAME)?;
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.agent.sandbox_url)?, MAX_MESSAGE_BYTES);
     let limits = Limits {
         max_file_bytes: config.max_file_bytes,
         max_files: config.max_files,
     };
-    let store = config.common.data_dir.join("context-index");
+    let store = config.agent.common.data_dir.join("context-index");
     let agent = ContextAgent::new(sandbox, store, limits, config.embeddings()?);
     // One health service reporting both gRPC services (the runtime's helper names one).
     let (reporter, health) = tonic_health::server::health_reporter();

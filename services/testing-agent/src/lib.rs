@@ -12,9 +12,6 @@ use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_testing::TestingAgent;
 use tokio::net::TcpListener;
 
-/// The name this agent signs its events with and answers to in `GetAgentStatus`.
-pub const AGENT_NAME: &str = cap_testing::AGENT_NAME;
-
 /// The service's name in the fleet (its TLS identity).
 pub const SERVICE_NAME: &str = "testing-agent";
 
@@ -25,12 +22,9 @@ pub const SERVICE_NAME: &str = "testing-agent";
     about = "Runs a repository's own tests in the sandbox"
 )]
 pub struct Config {
-    /// Flags every service takes.
+    /// Flags every agent service takes.
     #[command(flatten)]
-    pub common: cap_runtime::CommonArgs,
-    /// The sandbox service (`https://host:port`).
-    #[arg(long, env = "CAP_SANDBOX_URL")]
-    pub sandbox_url: String,
+    pub agent: cap_runtime::AgentArgs,
     /// How long one test run may take before the sandbox kills it, in seconds.
     #[arg(
         long,
@@ -43,14 +37,14 @@ pub struct Config {
 
 /// Serves the testing agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = config.common.bind().await?;
+    let listener = config.agent.common.bind().await?;
     serve(config, listener).await
 }
 
 /// Serves the testing agent on an already bound listener (tests bind port 0 themselves).
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
-    let tls = config.common.tls(SERVICE_NAME)?;
-    let sandbox = GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES);
+    let tls = config.agent.common.tls(SERVICE_NAME)?;
+    let sandbox = GrpcSandbox::shared(tls.channel(&config.agent.sandbox_url)?, MAX_MESSAGE_BYTES);
     let agent = AgentServer::new(TestingAgent::new(
         sandbox,
         Duration::from_secs(config.test_timeout_seconds),
