@@ -24,11 +24,12 @@ use std::time::Duration;
 use cap_llm::{ModelConfig, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+pub mod contract;
 mod diff;
-mod events;
 mod overlay;
 mod paths;
 mod prompt;
+mod role;
 mod run;
 mod tools;
 mod workspace;
@@ -46,7 +47,7 @@ pub use workspace::{
 };
 
 /// The name the coding agent signs its events with.
-pub const AGENT_NAME: &str = "coding";
+pub const AGENT_NAME: &str = contract::AGENT_NAME;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -138,18 +139,13 @@ impl Error {
 
     /// The message and its causes, `: `-separated.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            // A status's Display is its debug form; its message is what the peer said.
-            match cause.downcast_ref::<tonic::Status>() {
-                Some(status) => text.push_str(status.message()),
-                None => text.push_str(&cause.to_string()),
-            }
-            source = cause.source();
-        }
-        text
+        cap_agent_server::error_chain(self)
+    }
+}
+
+impl From<cap_agent_server::EventsClosed> for Error {
+    fn from(_: cap_agent_server::EventsClosed) -> Self {
+        Error::EventsClosed
     }
 }
 

@@ -1,17 +1,18 @@
 //! The tool-calling loop.
 
+use cap_agent_server::Events as Emitter;
 use cap_llm::{ChatClient, Message, ToolSpec};
 use cap_proto::agent::v1::{TaskEvent, TaskRequest};
 use cap_sandbox_client::Sandbox;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::Emitter;
+use crate::contract::checkpoint;
 use crate::overlay::Overlay;
 use crate::prompt::{SYSTEM_PROMPT, task_prompt};
 use crate::tools::{TOOL_NAMES, ToolOutput, Toolbox, spec};
 use crate::workspace::{SandboxWorkspace, Workspace};
-use crate::{AgentConfig, Error, Finish, Outcome, Result};
+use crate::{AGENT_NAME, AgentConfig, Error, Finish, Outcome, Result};
 
 /// Told to the model when its reply was cut off at the token limit.
 const CUT_OFF: &str = "Your reply was cut off at the output limit. Continue, with shorter \
@@ -114,7 +115,7 @@ impl CodingAgent {
     ) -> Result<Outcome> {
         Self::validate(&request)?;
         tracing::info!(task_id = %request.task_id, "coding task started");
-        let emitter = Emitter::new(events);
+        let emitter = Emitter::new(AGENT_NAME, events);
         let mut overlay = Overlay::default();
         let result = self
             .drive(ws, &request, &emitter, &mut overlay, &cancel)
@@ -238,7 +239,7 @@ impl CodingAgent {
                         Some(Err(error)) => {
                             let output =
                                 ToolOutput::error(format!("the sandbox failed: {}", error.chain()));
-                            emitter.observation(&call.id, &call.name, &output).await?;
+                            observe(emitter, &call.id, &call.name, &output).await?;
                             emitter.error("error", error.chain(), true).await?;
                             return Err(error);
                         }
@@ -251,7 +252,7 @@ impl CodingAgent {
                         names.join(", ")
                     ))
                 };
-                emitter.observation(&call.id, &call.name, &output).await?;
+                observe(emitter, &call.id, &call.name, &output).await?;
                 messages.push(Message::tool(&call.id, &output.content));
             }
         }
@@ -283,7 +284,7 @@ impl CodingAgent {
         };
         emitter
             .checkpoint(
-                "step_limit_reached",
+                checkpoint::STEP_LIMIT_REACHED,
                 format!("coding agent stopped at the step limit after {steps} steps"),
                 state_json(&outcome),
             )
@@ -311,6 +312,20 @@ fn state_json(outcome: &Outcome) -> String {
         "files_changed": outcome.files_changed,
     })
     .to_string()
+}
+
+/// Streams what a tool call returned.
+async fn observe(emitter: &Emitter, call_id: &str, tool: &str, output: &ToolOutput) -> Result<()> {
+    let content = output.content.clone();
+    Ok(emitter
+        .observation(
+            call_id,
+            tool,
+            output.is_error,
+            content,
+            output.detail.clone(),
+        )
+        .await?)
 }
 
 /// Writes the staged edits; a failure is reported and ends the task.
@@ -347,7 +362,7 @@ async fn finished<W: Workspace>(
     };
     emitter
         .checkpoint(
-            "agent_finished",
+            checkpoint::AGENT_FINISHED,
             format!("coding agent finished after {steps} steps"),
             state_json(&outcome),
         )
@@ -373,7 +388,7 @@ async fn interrupted<W: Workspace>(
     };
     emitter
         .checkpoint(
-            "interrupted",
+            checkpoint::INTERRUPTED,
             format!("coding agent interrupted after {steps} steps"),
             state_json(&outcome),
         )

@@ -2,8 +2,6 @@
 //! listener (port 0 included, with the bound address written to a file for the launcher),
 //! serving gRPC over mutual TLS with the standard health service, and graceful shutdown.
 
-pub mod tasks;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +57,17 @@ pub struct CommonArgs {
     /// Directory for this service's data (databases, repositories, workspaces).
     #[arg(long, env = "CAP_DATA_DIR", default_value = ".cap-data")]
     pub data_dir: PathBuf,
+}
+
+/// Flags every agent service takes: the common ones and the sandbox it works through.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// Flags every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The sandbox service (`https://host:port`).
+    #[arg(long, env = "CAP_SANDBOX_URL")]
+    pub sandbox_url: String,
 }
 
 impl CommonArgs {

@@ -1,6 +1,5 @@
 use clap::Parser;
 use pretty_assertions::assert_eq;
-use tonic::Code;
 
 use super::*;
 
@@ -68,62 +67,4 @@ fn debug_redacts_the_api_key() {
     let shown = format!("{config:?}");
     assert!(!shown.contains("sk-very-secret"), "{shown}");
     assert!(shown.contains("<redacted>"));
-}
-
-#[test]
-fn errors_map_to_statuses() {
-    use cap_agent::Error as Agent;
-    let status = to_status(&Error::Agent(Agent::InvalidRequest {
-        reason: "objective is empty".into(),
-    }));
-    assert_eq!(
-        (status.code(), status.message()),
-        (
-            Code::InvalidArgument,
-            "invalid task request: objective is empty"
-        )
-    );
-    assert_eq!(
-        to_status(&Error::AlreadyRunning("t".into())).code(),
-        Code::AlreadyExists
-    );
-    assert_eq!(
-        to_status(&Error::UnknownAgent("testing".into())).code(),
-        Code::NotFound
-    );
-    assert_eq!(to_status(&Error::EmptyTaskId).code(), Code::InvalidArgument);
-    let model = Agent::Model {
-        source: cap_llm::Error::Status {
-            status: 503,
-            message: "busy".into(),
-        },
-    };
-    let status = to_status(&Error::Agent(model));
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(
-        status.message(),
-        "the model endpoint failed: model endpoint answered HTTP 503: busy"
-    );
-    let session = Agent::Session {
-        session_id: "s".into(),
-        source: Box::new(Agent::Sandbox {
-            operation: "ListDirectory",
-            source: Status::not_found("session s not found"),
-        }),
-    };
-    let status = to_status(&Error::Agent(session));
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(
-        status.message(),
-        "sandbox session s is not usable: sandbox ListDirectory failed: session s not found"
-    );
-    let down = Agent::Sandbox {
-        operation: "Exec",
-        source: Status::unavailable("connection refused"),
-    };
-    assert_eq!(to_status(&Error::Agent(down)).code(), Code::Unavailable);
-    assert_eq!(
-        to_status(&Error::Agent(Agent::EventsClosed)).code(),
-        Code::Cancelled
-    );
 }

@@ -8,19 +8,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cap_proto::agent::v1::{Ack, AgentStatus};
 use tokio_util::sync::CancellationToken;
 
-/// A task with this id is already running here.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("task {0} is already running")]
-pub struct AlreadyRunning(pub String);
+use crate::Error;
 
-/// The running tasks of one agent service. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// The running tasks of one agent. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct RunningTasks {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
+    agent: &'static str,
     running: Mutex<HashMap<String, CancellationToken>>,
     finished: AtomicU64,
 }
@@ -40,20 +38,26 @@ impl Drop for RunningGuard {
 }
 
 impl RunningTasks {
-    /// No tasks.
-    pub fn new() -> Self {
-        Self::default()
+    /// No tasks yet, of the agent named `agent`.
+    pub fn new(agent: &'static str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                agent,
+                running: Mutex::default(),
+                finished: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// Registers `task_id`; the token is cancelled by [`RunningTasks::interrupt`], the guard
-    /// unregisters the task when the work ends.
-    pub fn register(
-        &self,
-        task_id: &str,
-    ) -> Result<(CancellationToken, RunningGuard), AlreadyRunning> {
+    /// unregisters the task when the work ends. [`Error::AlreadyRunning`] when it runs.
+    pub fn register(&self, task_id: &str) -> Result<(CancellationToken, RunningGuard), Error> {
         let mut running = self.lock();
         if running.contains_key(task_id) {
-            return Err(AlreadyRunning(task_id.to_owned()));
+            return Err(Error::AlreadyRunning {
+                task_id: task_id.to_owned(),
+                agent: self.inner.agent,
+            });
         }
         let token = CancellationToken::new();
         running.insert(task_id.to_owned(), token.clone());
@@ -88,8 +92,8 @@ impl RunningTasks {
         self.inner.finished.load(Ordering::Relaxed)
     }
 
-    /// `GetAgentStatus`'s answer for the agent named `agent`.
-    pub fn status(&self, agent: &str) -> AgentStatus {
+    /// `GetAgentStatus`'s answer: `idle` or `busy`, the running tasks, the finished count.
+    pub fn status(&self) -> AgentStatus {
         let running_task_ids = self.ids();
         let state = if running_task_ids.is_empty() {
             "idle"
@@ -97,7 +101,7 @@ impl RunningTasks {
             "busy"
         };
         AgentStatus {
-            agent: agent.to_owned(),
+            agent: self.inner.agent.to_owned(),
             state: state.to_owned(),
             running_task_ids,
             tasks_completed: self.finished(),
@@ -105,8 +109,8 @@ impl RunningTasks {
         }
     }
 
-    /// Interrupts `task_id` and says so, as `InterruptTask` answers for the agent `agent`.
-    pub fn interrupt_ack(&self, task_id: &str, agent: &str) -> Ack {
+    /// Interrupts `task_id` and says so, as `InterruptTask` answers.
+    pub fn interrupt_ack(&self, task_id: &str) -> Ack {
         if self.interrupt(task_id) {
             Ack {
                 accepted: true,
@@ -115,7 +119,10 @@ impl RunningTasks {
         } else {
             Ack {
                 accepted: false,
-                message: format!("task {task_id} is not running on the {agent} agent"),
+                message: format!(
+                    "task {task_id} is not running on the {} agent",
+                    self.inner.agent
+                ),
             }
         }
     }
@@ -131,24 +138,5 @@ impl RunningTasks {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registers_interrupts_and_counts() {
-        let tasks = RunningTasks::new();
-        let (token, guard) = tasks.register("b").unwrap();
-        let (_other, other_guard) = tasks.register("a").unwrap();
-        assert_eq!(tasks.register("b").unwrap_err(), AlreadyRunning("b".into()));
-        assert_eq!(tasks.ids(), vec!["a".to_owned(), "b".to_owned()]);
-        assert!(tasks.interrupt("b"));
-        assert!(token.is_cancelled());
-        assert!(!tasks.interrupt("missing"));
-        drop(guard);
-        drop(other_guard);
-        assert!(tasks.ids().is_empty());
-        assert_eq!(tasks.finished(), 2);
-        // The id can run again once its first run ended.
-        tasks.register("b").unwrap();
-    }
-}
+#[path = "tasks_tests.rs"]
+mod tests;

@@ -1,15 +1,14 @@
-//! The `ContextService` RPCs: the model's analysis tools over indexed workspaces.
+//! The `ContextService` calls: the model's analysis tools over indexed workspaces. The
+//! service's gRPC doors call these and turn their errors into statuses.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cap_index::{Index, IndexOptions, SemanticIndex};
 use cap_proto::context::v1 as pb;
-use cap_proto::context::v1::context_service_server::ContextService;
 use tokio::sync::Mutex as AsyncMutex;
-use tonic::{Request, Response, Status};
 
-use crate::{ContextAgent, Error, store_name, to_status};
+use crate::{ContextAgent, Error, store_name};
 
 /// Workspaces kept indexed at once; the least recently indexed is forgotten first.
 const MAX_WORKSPACES: usize = 8;
@@ -83,9 +82,9 @@ fn drop_off_runtime(workspace: Option<Shared>) {
     }
 }
 
-fn session(id: &str) -> Result<&str, Status> {
+fn session(id: &str) -> Result<&str, Error> {
     match id.trim() {
-        "" => Err(to_status(&Error::InvalidRequest("session_id is empty"))),
+        "" => Err(Error::InvalidRequest("session_id is empty")),
         id => Ok(id),
     }
 }
@@ -123,41 +122,36 @@ impl ContextAgent {
         &self,
         id: &str,
         f: impl FnOnce(&mut Workspace) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Status> {
+    ) -> Result<T, Error> {
         let id = session(id)?.to_owned();
         let shared = self
             .inner
             .workspaces
             .get(&id)
-            .ok_or_else(|| to_status(&Error::NotIndexed(id.clone())))?;
+            .ok_or_else(|| Error::NotIndexed(id.clone()))?;
         let mut guard = shared.lock_owned().await;
         tokio::task::spawn_blocking(move || {
             let workspace = guard.as_mut().ok_or(Error::NotIndexed(id))?;
             f(workspace)
         })
         .await
-        .map_err(|e| to_status(&Error::Io(std::io::Error::other(e))))?
-        .map_err(|e| to_status(&e))
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 }
 
-#[tonic::async_trait]
-impl ContextService for ContextAgent {
-    async fn index_workspace(
+/// The `ContextService` calls, one per RPC.
+impl ContextAgent {
+    /// `index_workspace`.
+    pub async fn index_workspace(
         &self,
-        request: Request<pb::IndexWorkspaceRequest>,
-    ) -> Result<Response<pb::IndexWorkspaceResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::IndexWorkspaceRequest,
+    ) -> Result<pb::IndexWorkspaceResponse, Error> {
         let id = session(&request.session_id)?.to_owned();
         let shared = self.inner.workspaces.get_or_insert(&id);
         let mut guard = shared.clone().lock_owned().await;
-        let fail = |e: Error| {
-            // A session the sandbox does not know is not kept.
-            to_status(&e)
-        };
         let (copy, old) = match guard.take() {
             Some(w) => (w.copy, Some((w.copied, w.index, w.semantic))),
-            None => (tempfile::tempdir().map_err(|e| fail(Error::Io(e)))?, None),
+            None => (tempfile::tempdir().map_err(Error::Io)?, None),
         };
         // `IndexWorkspace` has no interrupt: its caller cancels by dropping the call.
         let never = std::sync::atomic::AtomicBool::new(false);
@@ -167,7 +161,8 @@ impl ContextService for ContextAgent {
                 self.inner.workspaces.remove(&id);
                 // The earlier index holds an embeddings client: not dropped on the runtime.
                 tokio::task::spawn_blocking(move || drop((copy, old)));
-                return Err(fail(e));
+                // A session the sandbox does not know is not kept.
+                return Err(e);
             }
         };
         let store = self.inner.store.join(store_name(&request.repository_id));
@@ -210,12 +205,12 @@ impl ContextService for ContextAgent {
             Ok(workspace)
         })
         .await
-        .map_err(|e| fail(Error::Io(std::io::Error::other(e))))?;
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let workspace = match result {
             Ok(w) => w,
             Err(e) => {
                 self.inner.workspaces.remove(&id);
-                return Err(fail(e));
+                return Err(e);
             }
         };
         let stats = workspace.index.stats();
@@ -236,14 +231,14 @@ impl ContextService for ContextAgent {
                 .collect(),
         };
         *guard = Some(workspace);
-        Ok(Response::new(response))
+        Ok(response)
     }
 
-    async fn get_file_summary(
+    /// `get_file_summary`.
+    pub async fn get_file_summary(
         &self,
-        request: Request<pb::GetFileSummaryRequest>,
-    ) -> Result<Response<pb::GetFileSummaryResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::GetFileSummaryRequest,
+    ) -> Result<pb::GetFileSummaryResponse, Error> {
         let summary = self
             .with_workspace(&request.session_id, move |w| {
                 let s = w.index.file_summary(&request.path).map_err(Error::Index)?;
@@ -276,32 +271,32 @@ impl ContextService for ContextAgent {
                 })
             })
             .await?;
-        Ok(Response::new(summary))
+        Ok(summary)
     }
 
-    async fn find_dependencies(
+    /// `find_dependencies`.
+    pub async fn find_dependencies(
         &self,
-        request: Request<pb::FindDependenciesRequest>,
-    ) -> Result<Response<pb::FindDependenciesResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::FindDependenciesRequest,
+    ) -> Result<pb::FindDependenciesResponse, Error> {
         let deps = self
             .with_workspace(&request.session_id, move |w| {
                 w.index.dependencies(&request.path).map_err(Error::Index)
             })
             .await?;
-        Ok(Response::new(pb::FindDependenciesResponse {
+        Ok(pb::FindDependenciesResponse {
             path: deps.path,
             uses: deps.uses.into_iter().map(edge).collect(),
             used_by: deps.used_by.into_iter().map(edge).collect(),
             external: deps.external,
-        }))
+        })
     }
 
-    async fn semantic_search(
+    /// `semantic_search`.
+    pub async fn semantic_search(
         &self,
-        request: Request<pb::SemanticSearchRequest>,
-    ) -> Result<Response<pb::SemanticSearchResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::SemanticSearchRequest,
+    ) -> Result<pb::SemanticSearchResponse, Error> {
         let limit = match request.limit {
             0 => DEFAULT_HITS,
             n => usize::try_from(n).unwrap_or(DEFAULT_HITS),
@@ -343,24 +338,24 @@ impl ContextService for ContextAgent {
                 }
             })
             .collect();
-        Ok(Response::new(pb::SemanticSearchResponse {
+        Ok(pb::SemanticSearchResponse {
             hits,
             ranking: ranking.to_owned(),
             fallback_reason,
-        }))
+        })
     }
 
-    async fn detect_patterns(
+    /// `detect_patterns`.
+    pub async fn detect_patterns(
         &self,
-        request: Request<pb::DetectPatternsRequest>,
-    ) -> Result<Response<pb::DetectPatternsResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::DetectPatternsRequest,
+    ) -> Result<pb::DetectPatternsResponse, Error> {
         let patterns = self
             .with_workspace(&request.session_id, move |w| {
                 Ok(cap_index::detect_patterns(w.copy.path(), Some(&w.index)))
             })
             .await?;
-        Ok(Response::new(pb::DetectPatternsResponse {
+        Ok(pb::DetectPatternsResponse {
             patterns: patterns
                 .into_iter()
                 .map(|p| pb::Pattern {
@@ -369,14 +364,14 @@ impl ContextService for ContextAgent {
                     evidence: p.evidence,
                 })
                 .collect(),
-        }))
+        })
     }
 
-    async fn get_repo_map(
+    /// `get_repo_map`.
+    pub async fn get_repo_map(
         &self,
-        request: Request<pb::GetRepoMapRequest>,
-    ) -> Result<Response<pb::GetRepoMapResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::GetRepoMapRequest,
+    ) -> Result<pb::GetRepoMapResponse, Error> {
         let tokens = match request.max_tokens {
             0 => DEFAULT_MAP_TOKENS,
             n => usize::try_from(n).unwrap_or(DEFAULT_MAP_TOKENS),
@@ -386,20 +381,20 @@ impl ContextService for ContextAgent {
                 Ok(cap_index::repo_map(&w.index, tokens))
             })
             .await?;
-        Ok(Response::new(pb::GetRepoMapResponse { map }))
+        Ok(pb::GetRepoMapResponse { map })
     }
 
-    async fn analyze_trace(
+    /// `analyze_trace`.
+    pub async fn analyze_trace(
         &self,
-        request: Request<pb::AnalyzeTraceRequest>,
-    ) -> Result<Response<pb::AnalyzeTraceResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::AnalyzeTraceRequest,
+    ) -> Result<pb::AnalyzeTraceResponse, Error> {
         let analysis = self
             .with_workspace(&request.session_id, move |w| {
                 Ok(cap_index::analyze_trace(&w.index, &request.trace))
             })
             .await?;
-        Ok(Response::new(pb::AnalyzeTraceResponse {
+        Ok(pb::AnalyzeTraceResponse {
             frames: analysis
                 .frames
                 .into_iter()
@@ -423,17 +418,17 @@ impl ContextService for ContextAgent {
                     symbols: r.symbols,
                 })
                 .collect(),
-        }))
+        })
     }
 
-    async fn release_workspace(
+    /// `release_workspace`.
+    pub async fn release_workspace(
         &self,
-        request: Request<pb::ReleaseWorkspaceRequest>,
-    ) -> Result<Response<pb::ReleaseWorkspaceResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::ReleaseWorkspaceRequest,
+    ) -> Result<pb::ReleaseWorkspaceResponse, Error> {
         let id = session(&request.session_id)?;
-        Ok(Response::new(pb::ReleaseWorkspaceResponse {
+        Ok(pb::ReleaseWorkspaceResponse {
             released: self.inner.workspaces.remove(id),
-        }))
+        })
     }
 }
