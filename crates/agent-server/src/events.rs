@@ -3,7 +3,9 @@
 
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{Action, Checkpoint, ErrorReport, Observation, TaskEvent, Thought};
+use cap_proto::agent::v1::{
+    Action, Checkpoint, CheckpointKind, ErrorReport, Observation, TaskEvent, Thought,
+};
 use tokio::sync::mpsc::Sender;
 
 /// The receiver of a task's events went away.
@@ -79,12 +81,12 @@ impl Events {
     /// A `Checkpoint` of `kind`.
     pub async fn checkpoint(
         &self,
-        kind: &str,
+        kind: CheckpointKind,
         description: String,
         state_json: String,
     ) -> Result<(), EventsClosed> {
         self.send(Payload::Checkpoint(Checkpoint {
-            kind: kind.to_owned(),
+            kind: kind.into(),
             description,
             state_json,
         }))

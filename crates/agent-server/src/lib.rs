@@ -37,9 +37,6 @@ mod tasks;
 pub use events::{Events, EventsClosed, now_ms};
 pub use tasks::{RunningGuard, RunningTasks};
 
-/// The Checkpoint kind every role ends an interrupted task with.
-pub const INTERRUPTED: &str = "interrupted";
-
 /// Events buffered between a role and its caller (each way).
 pub const EVENT_BUFFER: usize = 64;
 
@@ -135,19 +132,12 @@ pub fn to_status(error: &dyn RoleError) -> Status {
 
 /// `error: cause: cause`, with a gRPC status among the causes reduced to its message (a
 /// status's `Display` is its debug form; its message is what the peer said).
-// XXX: to be replaced by the `cap-errors` crate's error-chain function once it lands.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        match cause.downcast_ref::<Status>() {
-            Some(status) => text.push_str(status.message()),
-            None => text.push_str(&cause.to_string()),
-        }
-        source = cause.source();
-    }
-    text
+    cap_errors::chain_with(error, |cause| {
+        cause
+            .downcast_ref::<Status>()
+            .map(|status| status.message().to_owned())
+    })
 }
 
 /// `AgentOrchestrator` for the role `R`. Cheap to clone.

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use cap_proto::agent::v1::Checkpoint;
+use cap_proto::agent::v1::CheckpointKind;
 use pretty_assertions::assert_eq;
 use tokio_stream::StreamExt;
 
@@ -68,7 +68,7 @@ impl Role for Toy {
             "wait" => {
                 cancel.cancelled().await;
                 events
-                    .checkpoint(INTERRUPTED, "stopped".into(), "{}".into())
+                    .checkpoint(CheckpointKind::Interrupted, "stopped".into(), "{}".into())
                     .await
                     .map_err(closed)
             }
@@ -191,7 +191,7 @@ async fn interrupts_reach_the_role_and_the_status_follows() {
     let event = stream.next().await.unwrap().unwrap();
     assert!(matches!(
         event.payload,
-        Some(Payload::Checkpoint(Checkpoint { ref kind, .. })) if kind == INTERRUPTED
+        Some(Payload::Checkpoint(ref checkpoint)) if checkpoint.kind() == CheckpointKind::Interrupted
     ));
     assert!(stream.next().await.is_none());
     let status = server

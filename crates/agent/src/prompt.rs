@@ -1,6 +1,6 @@
 //! What the model is told.
 
-use cap_proto::agent::v1::TaskRequest;
+use cap_proto::agent::v1::{TaskContext, TaskRequest};
 
 /// The system prompt of the coding agent.
 pub const SYSTEM_PROMPT: &str = "\
@@ -45,13 +45,39 @@ pub fn task_prompt(request: &TaskRequest) -> String {
             text.push_str(&format!("\n# Repository\n{}\n", facts.join(", ")));
         }
     }
-    if !request.context.is_empty() {
-        let mut entries: Vec<(&String, &String)> = request.context.iter().collect();
-        entries.sort();
+    let entries = context_entries(&request.context.clone().unwrap_or_default());
+    if !entries.is_empty() {
         text.push_str("\n# Context\n");
         for (key, value) in entries {
             text.push_str(&format!("## {key}\n{}\n", value.trim()));
         }
     }
     text
+}
+
+/// The coding agent's part of the context, by field name in alphabetical order, the fields
+/// not given left out.
+fn context_entries(context: &TaskContext) -> Vec<(&'static str, String)> {
+    let entries = [
+        ("attempt", non_zero(context.attempt)),
+        ("avoid_files", context.avoid_files.join(", ")),
+        ("max_files_changed", non_zero(context.max_files_changed)),
+        ("plan", context.plan.clone()),
+        (
+            "previous_test_failure",
+            context.previous_test_failure.clone(),
+        ),
+    ];
+    entries
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .collect()
+}
+
+fn non_zero(value: u32) -> String {
+    if value == 0 {
+        String::new()
+    } else {
+        value.to_string()
+    }
 }

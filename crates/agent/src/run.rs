@@ -2,12 +2,11 @@
 
 use cap_agent_server::Events as Emitter;
 use cap_llm::{ChatClient, Message, ToolSpec};
-use cap_proto::agent::v1::{TaskEvent, TaskRequest};
+use cap_proto::agent::v1::{CheckpointKind, TaskEvent, TaskRequest};
 use cap_sandbox_client::Sandbox;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
-use crate::contract::checkpoint;
 use crate::overlay::Overlay;
 use crate::prompt::{SYSTEM_PROMPT, task_prompt};
 use crate::tools::{TOOL_NAMES, ToolOutput, Toolbox, spec};
@@ -284,7 +283,7 @@ impl CodingAgent {
         };
         emitter
             .checkpoint(
-                checkpoint::STEP_LIMIT_REACHED,
+                CheckpointKind::StepLimitReached,
                 format!("coding agent stopped at the step limit after {steps} steps"),
                 state_json(&outcome),
             )
@@ -362,7 +361,7 @@ async fn finished<W: Workspace>(
     };
     emitter
         .checkpoint(
-            checkpoint::AGENT_FINISHED,
+            CheckpointKind::AgentFinished,
             format!("coding agent finished after {steps} steps"),
             state_json(&outcome),
         )
@@ -388,7 +387,7 @@ async fn interrupted<W: Workspace>(
     };
     emitter
         .checkpoint(
-            checkpoint::INTERRUPTED,
+            CheckpointKind::Interrupted,
             format!("coding agent interrupted after {steps} steps"),
             state_json(&outcome),
         )

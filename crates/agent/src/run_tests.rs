@@ -1,19 +1,17 @@
 //! The loop against the scripted model server and an in-memory workspace.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use cap_llm::{ModelConfig, RetryPolicy};
 use cap_proto::agent::v1::{
-    RepositoryContext, TaskEvent, TaskRequest, Tool, observation, task_event,
+    RepositoryContext, TaskContext, TaskEvent, TaskRequest, Tool, observation, task_event,
 };
-use cap_sandbox_client::GrpcSandbox;
+use cap_testkit::sandbox::MemorySandbox;
 use cap_testkit::{ScriptStep, ScriptedModel};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::memory::MemoryWorkspace;
 use crate::{AgentConfig, Change, ChangedFile, CodingAgent, Error, Finish, Outcome};
@@ -36,8 +34,7 @@ fn agent(model: &ScriptedModel, max_steps: u32) -> CodingAgent {
         max_backoff: Duration::from_millis(2),
     };
     // Never dialled: the tests bring their own workspace.
-    let channel = Channel::from_static("http://127.0.0.1:9").connect_lazy();
-    CodingAgent::new(config, GrpcSandbox::shared(channel, 1 << 20)).unwrap()
+    CodingAgent::new(config, MemorySandbox::new()).unwrap()
 }
 
 fn request() -> TaskRequest {
@@ -52,7 +49,10 @@ fn request() -> TaskRequest {
         }),
         objective: "Make greet() say hi.".to_owned(),
         tools: vec![],
-        context: HashMap::from([("plan".to_owned(), "1. edit greet".to_owned())]),
+        context: Some(TaskContext {
+            plan: "1. edit greet".to_owned(),
+            ..TaskContext::default()
+        }),
     }
 }
 
@@ -99,7 +99,7 @@ fn describe(event: &TaskEvent) -> String {
             };
             format!("observation {} {status}{detail}", o.tool)
         }
-        task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind),
+        task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind().name()),
         task_event::Payload::Error(e) => {
             format!("error {} recoverable={}", e.severity, e.recoverable)
         }
@@ -899,17 +899,7 @@ fn bad_configuration_is_refused() {
             max_steps,
         )
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = rt.enter();
-    let client = || {
-        GrpcSandbox::shared(
-            Channel::from_static("http://127.0.0.1:9").connect_lazy(),
-            1 << 20,
-        )
-    };
+    let client = MemorySandbox::new;
     let err = CodingAgent::new(config(0), client()).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -2,7 +2,6 @@
 //! in-process over mutual TLS, the scripted model server over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use cap_agent::{AgentConfig, Change, ChangedFile, CodingAgent, Error, Finish};
@@ -103,7 +102,7 @@ fn request(session_id: &str) -> TaskRequest {
         }),
         objective: "add() subtracts; make it add.".to_owned(),
         tools: vec![],
-        context: HashMap::new(),
+        context: None,
     }
 }
 
@@ -288,7 +287,7 @@ async fn fixes_a_bug_in_a_real_sandbox() {
     let Some(task_event::Payload::Checkpoint(done)) = &events.last().unwrap().payload else {
         panic!()
     };
-    assert_eq!(done.kind, "agent_finished");
+    assert_eq!(done.kind().name(), "agent_finished");
 
     // The workspace holds exactly the agent's changes.
     let changes = fx

@@ -25,9 +25,11 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cap_agent_server::{Events, INTERRUPTED, Reported, Role, RoleError};
+use cap_agent_server::{Events, Reported, Role, RoleError};
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{Action, Checkpoint, Observation, TaskEvent, TaskRequest, Thought};
+use cap_proto::agent::v1::{
+    Action, Checkpoint, CheckpointKind, Observation, TaskEvent, TaskRequest, Thought,
+};
 use cap_proto::sandbox::v1::{ListDirectoryRequest, ReadFileRequest};
 use cap_sandbox_client::Sandbox;
 use tokio::sync::mpsc;
@@ -37,10 +39,11 @@ use tonic::{Code, Status};
 pub mod contract;
 mod rpc;
 
-use contract::{checkpoint, context_key};
-
 /// The name this agent signs its events with and answers to in `GetAgentStatus`.
 pub const AGENT_NAME: &str = contract::AGENT_NAME;
+
+/// The repository map's size in tokens when the request names none.
+const DEFAULT_MAP_TOKENS: usize = 1024;
 
 /// How many symbols matching the objective the checkpoint names.
 const RELEVANT_SYMBOLS: usize = 10;
@@ -235,18 +238,11 @@ impl Job {
         if repo.sandbox_session_id.trim().is_empty() {
             return Err(Error::InvalidRequest("repo.sandbox_session_id is empty"));
         }
-        let map_tokens = match request.context.get(context_key::REPO_MAP_TOKENS) {
-            None => 1024,
-            Some(text) => text
-                .trim()
-                .parse()
-                .map_err(|_| Error::InvalidRequest("repo_map_tokens is not a whole number"))?,
-        };
-        let stack_trace = request
-            .context
-            .get(context_key::STACK_TRACE)
-            .filter(|t| !t.trim().is_empty())
-            .cloned();
+        let context = request.context.unwrap_or_default();
+        let map_tokens = context
+            .repo_map_tokens
+            .map_or(DEFAULT_MAP_TOKENS, |tokens| tokens as usize);
+        let stack_trace = Some(context.stack_trace).filter(|t| !t.trim().is_empty());
         Ok(Self {
             task_id: request.task_id,
             repository_id: repo.repository_id,
@@ -336,7 +332,7 @@ impl Role for ContextAgent {
                 let state = serde_json::json!({ "task_id": job.task_id, "stopped_while": stage });
                 events
                     .checkpoint(
-                        INTERRUPTED,
+                        CheckpointKind::Interrupted,
                         format!(
                             "interrupted on request while {stage}; nothing half-written was kept"
                         ),
@@ -454,7 +450,7 @@ impl Inner {
             .await?;
         events
             .send(Payload::Checkpoint(Checkpoint {
-                kind: checkpoint::CONTEXT_READY.to_owned(),
+                kind: CheckpointKind::ContextReady.into(),
                 description: summary,
                 state_json: report.to_string(),
             }))

@@ -1,11 +1,9 @@
-use std::collections::HashMap;
-
-use cap_proto::agent::v1::{RepositoryContext, TaskRequest};
+use cap_proto::agent::v1::{RepositoryContext, TaskContext, TaskRequest};
 use pretty_assertions::assert_eq;
 
 use super::*;
 
-fn request(task_id: &str, session: &str, context: &[(&str, &str)]) -> TaskRequest {
+fn request(task_id: &str, session: &str, context: Option<TaskContext>) -> TaskRequest {
     TaskRequest {
         task_id: task_id.to_owned(),
         repo: Some(RepositoryContext {
@@ -14,10 +12,7 @@ fn request(task_id: &str, session: &str, context: &[(&str, &str)]) -> TaskReques
         }),
         objective: String::new(),
         tools: Vec::new(),
-        context: context
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<HashMap<_, _>>(),
+        context,
     }
 }
 
@@ -25,29 +20,31 @@ fn request(task_id: &str, session: &str, context: &[(&str, &str)]) -> TaskReques
 fn requests_are_validated_with_a_named_field() {
     let message = |r| Job::from_request(r).err().map(|e| e.to_string());
     assert_eq!(
-        message(request("", "s", &[])).as_deref(),
+        message(request("", "s", None)).as_deref(),
         Some("invalid task request: task_id is empty")
     );
     assert_eq!(
-        message(request("t", " ", &[])).as_deref(),
+        message(request("t", " ", None)).as_deref(),
         Some("invalid task request: repo.sandbox_session_id is empty")
     );
-    assert_eq!(
-        message(request("t", "s", &[(context_key::REPO_MAP_TOKENS, "many")])).as_deref(),
-        Some("invalid task request: repo_map_tokens is not a whole number")
-    );
-    let mut no_repo = request("t", "s", &[]);
+    let mut no_repo = request("t", "s", None);
     no_repo.repo = None;
     assert!(message(no_repo).is_some_and(|m| m.contains("repo is missing")));
     let job = Job::from_request(request(
         "t",
         "s",
-        &[
-            (context_key::REPO_MAP_TOKENS, "50"),
-            (context_key::STACK_TRACE, "x"),
-        ],
+        Some(TaskContext {
+            repo_map_tokens: Some(50),
+            stack_trace: "x".into(),
+            ..TaskContext::default()
+        }),
     ));
     let job = job.ok();
+    let defaults = Job::from_request(request("t", "s", None)).ok();
+    assert_eq!(
+        defaults.map(|j| (j.map_tokens, j.stack_trace)),
+        Some((DEFAULT_MAP_TOKENS, None))
+    );
     assert_eq!(
         job.as_ref()
             .map(|j| (j.map_tokens, j.stack_trace.as_deref())),

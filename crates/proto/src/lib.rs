@@ -50,3 +50,5 @@ pub mod context {
         tonic::include_proto!("cap.context.v1");
     }
 }
+
+mod names;

@@ -29,10 +29,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cap_agent_server::{Events, INTERRUPTED, Reported, Role, RoleError, error_chain};
+use cap_agent_server::{Events, Reported, Role, RoleError, error_chain};
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{Action, CommandExecuted, Observation, TaskEvent, TaskRequest, Thought};
+use cap_proto::agent::v1::{
+    Action, CheckpointKind, CommandExecuted, Observation, TaskEvent, TaskRequest, Thought,
+};
 use cap_proto::common::v1::file_change;
 use cap_proto::sandbox::v1::GetChangesRequest;
 use cap_sandbox_client::{Sandbox, SandboxApi};
@@ -44,8 +46,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 pub mod contract;
-
-use contract::{checkpoint, context_key};
 
 /// The name this agent signs its events with and answers to in `GetAgentStatus`.
 pub const AGENT_NAME: &str = contract::AGENT_NAME;
@@ -154,7 +154,7 @@ impl Role for TestingAgent {
                 let state = serde_json::json!({ "task_id": job.task_id });
                 events
                     .checkpoint(
-                        INTERRUPTED,
+                        CheckpointKind::Interrupted,
                         "interrupted on request; the test run was stopped".to_owned(),
                         state.to_string(),
                     )
@@ -191,37 +191,16 @@ impl Job {
         if repo.sandbox_session_id.trim().is_empty() {
             return Err(Error::InvalidRequest("repo.sandbox_session_id is empty"));
         }
-        let pattern = request
-            .context
-            .get(context_key::TEST_PATTERN)
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty());
-        let coverage = match request.context.get(context_key::COVERAGE).map(|v| v.trim()) {
-            None | Some("") => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                return Err(Error::InvalidRequest(
-                    "context.coverage must be \"true\" or \"false\"",
-                ));
-            }
-        };
-        let regression_files: Vec<String> = request
-            .context
-            .get(context_key::REGRESSION_TEST_FILES)
-            .map(|files| {
-                files
-                    .split(',')
-                    .map(|f| f.trim().to_owned())
-                    .filter(|f| !f.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let regression_pattern = request
-            .context
-            .get(context_key::REGRESSION_TEST_PATTERN)
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty());
+        let context = request.context.unwrap_or_default();
+        let non_empty = |text: String| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+        let pattern = non_empty(context.test_pattern);
+        let coverage = context.coverage;
+        let regression_files: Vec<String> = context
+            .regression_test_files
+            .into_iter()
+            .filter_map(non_empty)
+            .collect();
+        let regression_pattern = non_empty(context.regression_test_pattern);
         Ok(Self {
             coverage,
             regression_files,
@@ -268,7 +247,7 @@ impl TestingAgent {
             }))
             .await?;
         let call_id = format!("{}:run_tests", job.task_id);
-        let arguments = serde_json::json!({ context_key::TEST_PATTERN: pattern });
+        let arguments = serde_json::json!({ "test_pattern": pattern });
         events
             .send(Payload::Action(Action {
                 call_id: call_id.clone(),
@@ -311,10 +290,10 @@ impl TestingAgent {
             }))
             .await?;
         let mut kind = match run.outcome {
-            Outcome::Passed => checkpoint::TESTS_PASSED,
-            Outcome::NoTests => checkpoint::NO_TESTS,
+            Outcome::Passed => CheckpointKind::TestsPassed,
+            Outcome::NoTests => CheckpointKind::NoTests,
             // A runner that cannot run, or a suite that hangs, is not a passing suite.
-            Outcome::Failed | Outcome::TimedOut | Outcome::Error => checkpoint::TESTS_FAILED,
+            Outcome::Failed | Outcome::TimedOut | Outcome::Error => CheckpointKind::TestsFailed,
         };
         let mut description = summary;
         // Coverage of the whole suite, once it passes.
@@ -328,7 +307,7 @@ impl TestingAgent {
             description.push_str(&delta.summary());
             if delta.below_threshold {
                 // FR-006: a change that drops coverage below the threshold fails.
-                kind = checkpoint::TESTS_FAILED;
+                kind = CheckpointKind::TestsFailed;
             }
         }
         // UC-03: the regression test fails without the fix and passes with it.
@@ -347,11 +326,11 @@ impl TestingAgent {
                     "\nregression test NOT proven: before the fix it {} ({} failed), after it {}",
                     proof.before.run.outcome, proof.before.run.failed, proof.after.run.outcome
                 ));
-                kind = checkpoint::TESTS_FAILED;
+                kind = CheckpointKind::TestsFailed;
             }
         } else if let Some(Err(message)) = &regression {
             description.push_str(&format!("\nregression test could not be proven: {message}"));
-            kind = checkpoint::TESTS_FAILED;
+            kind = CheckpointKind::TestsFailed;
         }
         // The repository's formatters and linters on the changed files.
         let lint = if pattern.is_none() {
@@ -379,8 +358,8 @@ impl TestingAgent {
                     description.push_str(line);
                 }
                 // Violations go back to the coding agent like failing tests.
-                if kind == checkpoint::TESTS_PASSED {
-                    kind = checkpoint::TESTS_FAILED;
+                if kind == CheckpointKind::TestsPassed {
+                    kind = CheckpointKind::TestsFailed;
                 }
             }
         }
@@ -426,7 +405,7 @@ impl TestingAgent {
                 tool: "prove_regression".to_owned(),
                 arguments_json: serde_json::json!({
                     "files": job.regression_files,
-                    context_key::TEST_PATTERN: job.regression_pattern,
+                    "test_pattern": job.regression_pattern,
                 })
                 .to_string(),
             }))
@@ -661,7 +640,7 @@ impl TestingAgent {
         };
         self.finish(
             events,
-            checkpoint::NO_TESTS,
+            CheckpointKind::NoTests,
             "no test runner detected".to_owned(),
             state_of(&report, None),
         )
@@ -671,7 +650,7 @@ impl TestingAgent {
     async fn finish(
         &self,
         events: &Events,
-        kind: &str,
+        kind: CheckpointKind,
         description: String,
         state: serde_json::Value,
     ) -> Result<()> {

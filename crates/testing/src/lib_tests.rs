@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use cap_agent_server::{AgentServer, to_status};
 use cap_proto::agent::v1::agent_orchestrator_server::AgentOrchestrator;
 use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, RepositoryContext, TaskId};
@@ -43,7 +41,7 @@ fn task(task_id: &str, session: &str) -> TaskRequest {
         }),
         objective: "Run the repository's tests".to_owned(),
         tools: Vec::new(),
-        context: HashMap::new(),
+        context: None,
     }
 }
 
@@ -68,18 +66,13 @@ fn requests_are_validated_with_clear_messages() {
     assert_eq!(to_status(&err).code(), tonic::Code::InvalidArgument);
 
     let mut request = task("t", "s");
-    request.context.insert(
-        context_key::TEST_PATTERN.to_owned(),
-        "  test_add ".to_owned(),
-    );
+    request.context.get_or_insert_default().test_pattern = "  test_add ".to_owned();
     request.repo.as_mut().unwrap().test_command = " make test ".to_owned();
     let job = Job::from_request(request).unwrap();
     assert_eq!(job.pattern.as_deref(), Some("test_add"));
     assert_eq!(job.test_command, "make test");
     let mut request = task("t", "s");
-    request
-        .context
-        .insert(context_key::TEST_PATTERN.to_owned(), "".to_owned());
+    request.context.get_or_insert_default().test_pattern = String::new();
     assert_eq!(Job::from_request(request).unwrap().pattern, None);
 }
 
@@ -260,7 +253,7 @@ async fn interrupt_stops_a_task_stuck_on_the_sandbox() {
     let Some(Payload::Checkpoint(checkpoint)) = event.payload else {
         panic!("checkpoint expected: {event:?}")
     };
-    assert_eq!(checkpoint.kind, "interrupted");
+    assert_eq!(checkpoint.kind().name(), "interrupted");
     assert_eq!(checkpoint.state_json, r#"{"task_id":"t1"}"#);
     assert!(
         stream.next().await.is_none(),

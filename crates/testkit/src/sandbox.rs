@@ -84,9 +84,14 @@ impl MemorySandbox {
     }
 
     /// Registers the repository at `url` whose commit `sha` holds `files`.
-    pub fn add_repository(&self, url: &str, sha: &str, files: &[(&str, &str)]) {
+    pub fn add_repository<'a>(
+        &self,
+        url: &str,
+        sha: &str,
+        files: impl IntoIterator<Item = &'a (&'a str, &'a str)>,
+    ) {
         let files = files
-            .iter()
+            .into_iter()
             .map(|(path, content)| ((*path).to_owned(), content.as_bytes().to_vec()))
             .collect();
         self.lock()
@@ -152,11 +157,11 @@ impl MemorySandbox {
     }
 
     /// Writes `content` at `path` in `session_id`, as a command would (not through the API).
-    pub fn put_file(&self, session_id: &str, path: &str, content: &str) {
+    pub fn put_file(&self, session_id: &str, path: &str, content: impl AsRef<[u8]>) {
         if let Some(session) = self.lock().sessions.get_mut(session_id) {
             session
                 .files
-                .insert(path.to_owned(), content.as_bytes().to_vec());
+                .insert(path.to_owned(), content.as_ref().to_vec());
         }
     }
 
@@ -210,6 +215,10 @@ fn check_path(path: &str) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+fn not_found(path: &str) -> Status {
+    Status::not_found(format!("{path:?} does not exist in the workspace"))
 }
 
 fn is_dir(files: &Files, dir: &str) -> bool {
@@ -305,10 +314,7 @@ impl SandboxApi for MemorySandbox {
             None if is_dir(&session.files, &request.path) => Err(Status::invalid_argument(
                 format!("{:?} is not a regular file", request.path),
             )),
-            None => Err(Status::not_found(format!(
-                "no such file: {:?}",
-                request.path
-            ))),
+            None => Err(not_found(&request.path)),
         }
     }
 
@@ -326,6 +332,10 @@ impl SandboxApi for MemorySandbox {
                     "change of {:?} has neither content nor deleted = true",
                     change.path
                 )));
+            }
+            let deletes = matches!(change.change, Some(file_change::Change::Deleted(true)));
+            if deletes && !session.files.contains_key(&change.path) {
+                return Err(not_found(&change.path));
             }
         }
         for change in &request.changes {
@@ -353,8 +363,13 @@ impl SandboxApi for MemorySandbox {
             check_path(dir)?;
         }
         let session = state.session(&request.session_id)?;
+        if session.files.contains_key(dir) {
+            return Err(Status::invalid_argument(format!(
+                "{dir:?} is not a directory"
+            )));
+        }
         if !is_dir(&session.files, dir) {
-            return Err(Status::not_found(format!("no such directory: {dir:?}")));
+            return Err(not_found(dir));
         }
         let prefix = if dir.is_empty() {
             String::new()
@@ -404,29 +419,35 @@ impl SandboxApi for MemorySandbox {
     ) -> Result<pb::SearchFilesResponse> {
         let mut state = self.enter("SearchFiles", &request.pattern)?;
         let pattern = regex::Regex::new(&request.pattern).map_err(|error| {
-            Status::invalid_argument(format!("invalid pattern {:?}: {error}", request.pattern))
+            Status::invalid_argument(format!("invalid regular expression: {error}"))
         })?;
         let glob = match request.glob.as_str() {
             "" => None,
             glob => Some(
-                globset::Glob::new(glob)
-                    .map_err(|error| {
-                        Status::invalid_argument(format!("invalid glob {glob:?}: {error}"))
-                    })?
+                globset::GlobBuilder::new(glob.trim_start_matches('/'))
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|error| Status::invalid_argument(format!("invalid glob: {error}")))?
                     .compile_matcher(),
             ),
         };
         let session = state.session(&request.session_id)?;
         let mut matches = Vec::new();
+        let by_path = request.glob.contains('/');
         for (path, content) in &session.files {
-            let file_name = path.rsplit('/').next().unwrap_or(path);
-            if glob
-                .as_ref()
-                .is_some_and(|glob| !glob.is_match(path) && !glob.is_match(file_name))
-            {
+            let name = if by_path {
+                path.as_str()
+            } else {
+                path.rsplit('/').next().unwrap_or(path)
+            };
+            if glob.as_ref().is_some_and(|glob| !glob.is_match(name)) {
                 continue;
             }
-            for (index, line) in String::from_utf8_lossy(content).lines().enumerate() {
+            // Binary files are not searched.
+            let Ok(text) = std::str::from_utf8(content) else {
+                continue;
+            };
+            for (index, line) in text.lines().enumerate() {
                 if pattern.is_match(line) {
                     matches.push(pb::SearchMatch {
                         path: path.clone(),

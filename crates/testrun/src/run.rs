@@ -441,10 +441,10 @@ fn file_reports(
                 cases.extend(found);
             }
             Err(error) => {
-                tracing::warn!(%path, error = %error_chain(&error), "unreadable test report");
+                tracing::warn!(%path, error = %cap_errors::chain(&error), "unreadable test report");
                 notes.push(format!(
                     "test report {path} is unreadable: {}",
-                    error_chain(&error)
+                    cap_errors::chain(&error)
                 ));
             }
         }
@@ -490,18 +490,6 @@ fn output_tail(console: &str, notes: &[String]) -> String {
     let mut tail = tail_chars(console.trim_end(), room);
     tail.push_str(&notes);
     tail
-}
-
-/// `error: cause: cause`, the whole chain on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The environment tests (and their coverage) run with.

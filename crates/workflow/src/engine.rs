@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{Checkpoint, ErrorReport, StatusChange, TaskEvent};
+use cap_proto::agent::v1::{Checkpoint, CheckpointKind, ErrorReport, StatusChange, TaskEvent};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
@@ -365,7 +365,7 @@ impl Run {
                     self.emit_with_kind(
                         "supervisor",
                         Payload::Checkpoint(Checkpoint {
-                            kind: "node_completed".into(),
+                            kind: CheckpointKind::NodeCompleted.into(),
                             description,
                             state_json: self.state_json()?,
                         }),
@@ -412,7 +412,7 @@ impl Run {
         self.emit(
             "supervisor",
             Payload::Checkpoint(Checkpoint {
-                kind: "paused".into(),
+                kind: CheckpointKind::Paused.into(),
                 description: format!("interrupted during {}; resume to continue", node.name()),
                 state_json: self.state_json()?,
             }),

@@ -154,7 +154,7 @@ pub(crate) fn encode(event: &pb::TaskEvent) -> Result<String> {
         }),
         Some(Payload::Observation(o)) => Body::Observation(observation_record(o)),
         Some(Payload::Checkpoint(c)) => Body::Checkpoint(CheckpointRecord {
-            kind: c.kind,
+            kind: c.kind().name().to_owned(),
             description: c.description,
             state_json: c.state_json,
         }),
@@ -239,6 +239,15 @@ fn observation_record(o: pb::Observation) -> ObservationRecord {
     }
 }
 
+/// A stored kind's value; a name this supervisor does not know (written by a newer one) reads
+/// as unspecified, with a warning, rather than losing the event.
+fn checkpoint_kind(name: &str) -> pb::CheckpointKind {
+    pb::CheckpointKind::from_name(name).unwrap_or_else(|| {
+        tracing::warn!(kind = name, "stored checkpoint of an unknown kind");
+        pb::CheckpointKind::Unspecified
+    })
+}
+
 fn task_event(agent: String, created_at_ms: i64, body: Body) -> pb::TaskEvent {
     use pb::observation::Detail;
     let payload = match body {
@@ -273,7 +282,7 @@ fn task_event(agent: String, created_at_ms: i64, body: Body) -> pb::TaskEvent {
             }),
         })),
         Body::Checkpoint(r) => Some(Payload::Checkpoint(pb::Checkpoint {
-            kind: r.kind,
+            kind: checkpoint_kind(&r.kind).into(),
             description: r.description,
             state_json: r.state_json,
         })),

@@ -40,7 +40,7 @@ fn every_payload() -> Vec<pb::TaskEvent> {
             })),
         })),
         Some(Payload::Checkpoint(pb::Checkpoint {
-            kind: "tests_failed".into(),
+            kind: pb::CheckpointKind::TestsFailed.into(),
             description: "1 of 2 tests failed".into(),
             state_json: r#"{"passed": 1}"#.into(),
         })),
@@ -109,10 +109,23 @@ fn fields_missing_from_an_old_row_default() {
     assert_eq!(
         event.payload,
         Some(Payload::Checkpoint(pb::Checkpoint {
-            kind: "paused".into(),
+            kind: pb::CheckpointKind::Paused.into(),
             ..Default::default()
         }))
     );
+}
+
+#[test]
+fn a_kind_this_supervisor_does_not_know_keeps_the_event() {
+    let event = decode(
+        r#"{"v":2,"agent":"x","created_at_ms":1,"type":"checkpoint","kind":"telepathy","description":"d"}"#,
+    )
+    .unwrap();
+    let Some(Payload::Checkpoint(checkpoint)) = event.payload else {
+        panic!("{event:?}");
+    };
+    assert_eq!(checkpoint.kind(), pb::CheckpointKind::Unspecified);
+    assert_eq!(checkpoint.description, "d");
 }
 
 #[test]

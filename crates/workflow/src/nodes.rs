@@ -3,7 +3,8 @@
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{
-    Checkpoint, ErrorReport, RepositoryContext, TaskId, TaskRequest, Thought,
+    Checkpoint, CheckpointKind, ErrorReport, RepositoryContext, TaskContext, TaskId, TaskRequest,
+    Thought,
 };
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
@@ -202,12 +203,14 @@ impl Run {
             return Ok(None);
         }
         self.progress(10, Agent::Context.display()).await?;
-        let mut context = std::collections::HashMap::new();
-        // The request may carry a stack trace (UC-03); the agent finds frames in any text.
-        context.insert("stack_trace".to_owned(), self.task.spec.prompt.clone());
+        let context = TaskContext {
+            // The request may carry a stack trace (UC-03); the agent finds frames in any text.
+            stack_trace: self.task.spec.prompt.clone(),
+            ..TaskContext::default()
+        };
         let objective = self.task.spec.prompt.clone();
         match self.run_agent(Agent::Context, objective, context).await {
-            Ok(Some(done)) if done.kind == "context_ready" => {
+            Ok(Some(done)) if done.kind() == CheckpointKind::ContextReady => {
                 Ok(serde_json::from_str(&done.state_json).ok())
             }
             Ok(_) => Ok(None),
@@ -234,30 +237,19 @@ impl Run {
     async fn execute(&mut self) -> Result<Option<Node>> {
         self.state.execute_attempts += 1;
         self.progress(30, Agent::Coding.display()).await?;
-        let mut context = std::collections::HashMap::new();
-        context.insert("plan".to_owned(), self.state.plan.clone());
-        context.insert(
-            "attempt".to_owned(),
-            self.state.execute_attempts.to_string(),
-        );
-        if !self.task.spec.avoid_files.is_empty() {
-            context.insert(
-                "avoid_files".to_owned(),
-                self.task.spec.avoid_files.join(", "),
-            );
-        }
-        if self.task.spec.max_files_changed > 0 {
-            context.insert(
-                "max_files_changed".to_owned(),
-                self.task.spec.max_files_changed.to_string(),
-            );
-        }
-        if !self.state.last_test_report.is_empty() && !self.state.tests_passed {
-            context.insert(
-                "previous_test_failure".to_owned(),
-                self.state.last_test_report.clone(),
-            );
-        }
+        let failed_before = !self.state.last_test_report.is_empty() && !self.state.tests_passed;
+        let context = TaskContext {
+            plan: self.state.plan.clone(),
+            attempt: self.state.execute_attempts,
+            avoid_files: self.task.spec.avoid_files.clone(),
+            max_files_changed: self.task.spec.max_files_changed,
+            previous_test_failure: if failed_before {
+                self.state.last_test_report.clone()
+            } else {
+                String::new()
+            },
+            ..TaskContext::default()
+        };
         let objective = self.task.spec.prompt.clone();
         let finish = self.run_agent(Agent::Coding, objective, context).await?;
         if let Some(finish) = finish {
@@ -278,25 +270,20 @@ impl Run {
 
     async fn review(&mut self) -> Result<Option<Node>> {
         self.progress(70, Agent::Testing.display()).await?;
-        let mut context = std::collections::HashMap::new();
-        context.insert(
-            "changed_files".to_owned(),
-            self.state.changed_files.join("\n"),
-        );
         let finish = self
             .run_agent(
                 Agent::Testing,
                 "Run the repository's tests".to_owned(),
-                context,
+                TaskContext::default(),
             )
             .await?
             .ok_or_else(|| {
                 Error::TaskFailed("the testing agent ended without reporting a result".into())
             })?;
         self.state.last_test_report = finish.state_json.clone();
-        match finish.kind.as_str() {
-            "tests_passed" | "no_tests" => self.state.tests_passed = true,
-            "tests_failed" => {
+        match finish.kind() {
+            CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
+            CheckpointKind::TestsFailed => {
                 self.state.tests_passed = false;
                 if self.state.execute_attempts < self.inner.config.max_fix_attempts {
                     return Ok(Some(Node::Execute));
@@ -308,7 +295,8 @@ impl Run {
             }
             other => {
                 return Err(Error::TaskFailed(format!(
-                    "the testing agent ended with {other:?}: {}",
+                    "the testing agent ended with {:?}: {}",
+                    other.name(),
                     finish.description
                 )));
             }
@@ -409,7 +397,7 @@ impl Run {
             self.emit(
                 "supervisor",
                 Payload::Checkpoint(Checkpoint {
-                    kind: "human_approval_required".into(),
+                    kind: CheckpointKind::HumanApprovalRequired.into(),
                     description,
                     state_json: self.state_json()?,
                 }),
@@ -430,7 +418,8 @@ impl Run {
         }
         body.push_str(&format!(
             "\n## Tests\n\n{} ({})\n",
-            tests.description, tests.kind
+            tests.description,
+            tests.kind().name()
         ));
         body.push_str(&format!(
             "\nOpened by the coding assistant for task `{}`.\n",
@@ -464,7 +453,7 @@ impl Run {
         &mut self,
         agent: Agent,
         objective: String,
-        context: std::collections::HashMap<String, String>,
+        context: TaskContext,
     ) -> Result<Option<Checkpoint>> {
         let service = agent.service();
         let mut client: AgentOrchestratorClient<Channel> = match agent {
@@ -486,7 +475,7 @@ impl Run {
             }),
             objective,
             tools: Vec::new(),
-            context,
+            context: Some(context),
         };
         if *self.interrupt.borrow() {
             return Err(Error::Interrupted);
@@ -529,7 +518,7 @@ impl Run {
         if interrupting
             || last_checkpoint
                 .as_ref()
-                .is_some_and(|c| c.kind == "interrupted")
+                .is_some_and(|c| c.kind() == CheckpointKind::Interrupted)
         {
             return Err(Error::Interrupted);
         }

@@ -2,7 +2,6 @@
 //! scripted model server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use cap_coding_agent::Config;
@@ -109,7 +108,7 @@ fn request(task_id: &str, session_id: &str) -> TaskRequest {
         }),
         objective: "Greet the world.".to_owned(),
         tools: vec![],
-        context: HashMap::new(),
+        context: None,
     }
 }
 
@@ -121,7 +120,7 @@ fn kind(event: &TaskEvent) -> String {
         task_event::Payload::Observation(o) => {
             format!("observation {} error={}", o.tool, o.is_error)
         }
-        task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind),
+        task_event::Payload::Checkpoint(c) => format!("checkpoint {}", c.kind().name()),
         task_event::Payload::Error(e) => format!("error {}", e.severity),
         task_event::Payload::Status(s) => format!("status {}", s.status),
     }

@@ -4,14 +4,15 @@
 // Setup helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
 use cap_mtls::Pki;
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::task_event::Payload;
-use cap_proto::agent::v1::{AgentId, RepositoryContext, TaskEvent, TaskId, TaskRequest};
+use cap_proto::agent::v1::{
+    AgentId, RepositoryContext, TaskContext, TaskEvent, TaskId, TaskRequest,
+};
 use cap_proto::common::v1::FileChange;
 use cap_proto::common::v1::file_change::Change;
 use cap_proto::context::v1 as ctx;
@@ -123,7 +124,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn task(task_id: &str, session_id: &str, context: &[(&str, &str)]) -> TaskRequest {
+fn task(task_id: &str, session_id: &str, context: TaskContext) -> TaskRequest {
     TaskRequest {
         task_id: task_id.into(),
         repo: Some(RepositoryContext {
@@ -133,10 +134,7 @@ fn task(task_id: &str, session_id: &str, context: &[(&str, &str)]) -> TaskReques
         }),
         objective: "Fix the crash in the average price".into(),
         tools: Vec::new(),
-        context: context
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<HashMap<_, _>>(),
+        context: Some(context),
     }
 }
 
@@ -168,7 +166,11 @@ async fn indexes_the_workspace_and_maps_a_real_trace() {
     let request = task(
         "task-1",
         &session,
-        &[("stack_trace", &trace), ("repo_map_tokens", "200")],
+        TaskContext {
+            stack_trace: trace.clone(),
+            repo_map_tokens: Some(200),
+            ..TaskContext::default()
+        },
     );
     let stream = fleet
         .agent
@@ -210,7 +212,7 @@ async fn indexes_the_workspace_and_maps_a_real_trace() {
     let Payload::Checkpoint(checkpoint) = &events[5] else {
         unreachable!()
     };
-    assert_eq!(checkpoint.kind, "context_ready");
+    assert_eq!(checkpoint.kind().name(), "context_ready");
     // logo.py is binary: copied, then reported as skipped.
     assert_eq!(
         checkpoint.description,
@@ -265,7 +267,7 @@ async fn an_unknown_session_is_reported_then_ends_the_stream_with_an_error() {
     let mut fleet = Fleet::start().await;
     let stream = fleet
         .agent
-        .execute_task(task("task-2", "no-such-session", &[]))
+        .execute_task(task("task-2", "no-such-session", TaskContext::default()))
         .await
         .unwrap()
         .into_inner();
@@ -294,7 +296,7 @@ async fn bad_requests_are_refused_with_their_category() {
     let mut fleet = Fleet::start().await;
     let err = fleet
         .agent
-        .execute_task(task("", "s", &[]))
+        .execute_task(task("", "s", TaskContext::default()))
         .await
         .err()
         .unwrap();
@@ -537,7 +539,7 @@ fn checkpoint_state(events: &[Payload]) -> (String, serde_json::Value) {
         panic!("no final checkpoint: {events:?}")
     };
     (
-        checkpoint.kind.clone(),
+        checkpoint.kind().name().to_owned(),
         serde_json::from_str(&checkpoint.state_json).unwrap(),
     )
 }
@@ -556,7 +558,7 @@ async fn an_embeddings_endpoint_makes_the_ranking_hybrid() {
     let session = fleet.session("python-shop").await;
     let stream = fleet
         .agent
-        .execute_task(task("task-e", &session, &[]))
+        .execute_task(task("task-e", &session, TaskContext::default()))
         .await
         .unwrap()
         .into_inner();
@@ -581,7 +583,7 @@ async fn an_embeddings_endpoint_makes_the_ranking_hybrid() {
     model.fail_embeddings(Some(503));
     let stream = fleet
         .agent
-        .execute_task(task("task-f", &session, &[]))
+        .execute_task(task("task-f", &session, TaskContext::default()))
         .await
         .unwrap()
         .into_inner();
@@ -650,7 +652,7 @@ async fn interrupt_task_stops_indexing_cleanly_and_a_later_run_completes() {
     let session = fleet.session_of("large", &work).await;
     let mut stream = fleet
         .agent
-        .execute_task(task("task-big", &session, &[]))
+        .execute_task(task("task-big", &session, TaskContext::default()))
         .await
         .unwrap()
         .into_inner();
@@ -701,7 +703,7 @@ async fn interrupt_task_stops_indexing_cleanly_and_a_later_run_completes() {
     assert_eq!(status.state, "idle");
     let stream = fleet
         .agent
-        .execute_task(task("task-big-2", &session, &[]))
+        .execute_task(task("task-big-2", &session, TaskContext::default()))
         .await
         .unwrap()
         .into_inner();

@@ -87,7 +87,7 @@ pub fn ws_event(record: &TaskEventRecord) -> Option<WsEvent> {
         },
         Payload::Checkpoint(checkpoint) => (
             "checkpoint_reached",
-            json!({ "type": checkpoint.kind, "description": checkpoint.description }),
+            json!({ "type": checkpoint.kind().name(), "description": checkpoint.description }),
         ),
         Payload::Error(error) => (
             "error",

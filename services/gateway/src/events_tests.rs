@@ -164,7 +164,7 @@ fn checkpoint_error_and_status() {
     let checkpoint = record(
         7,
         Payload::Checkpoint(Checkpoint {
-            kind: "human_approval_required".to_owned(),
+            kind: cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired.into(),
             description: "review the plan".to_owned(),
             state_json: "{\"secret\":1}".to_owned(),
         }),

@@ -259,7 +259,7 @@ impl AgentOrchestrator for SupervisorService {
         let spec = TaskSpec {
             repository_id: repo.repository_id,
             prompt: request.objective,
-            priority: request.context.get("priority").cloned().unwrap_or_default(),
+            priority: request.context.unwrap_or_default().priority,
             test_command: repo.test_command,
             ..TaskSpec::default()
         };

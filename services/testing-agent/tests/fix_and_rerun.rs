@@ -6,7 +6,6 @@
 // Setup helpers outside `#[test]` functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -111,7 +110,7 @@ impl Fleet {
             }),
             objective: objective.to_owned(),
             tools: Vec::new(),
-            context: HashMap::new(),
+            context: None,
         }
     }
 
@@ -207,7 +206,7 @@ async fn python_failing_test_fixed_by_the_coding_agent_then_passes() {
     let mut fleet = Fleet::start("python-calculator", false).await;
     let (checkpoint, run) = fleet.test("task-test-1").await;
     assert_eq!(
-        (checkpoint.kind.as_str(), run.outcome, run.failed),
+        (checkpoint.kind().name(), run.outcome, run.failed),
         ("tests_failed", Outcome::Failed, 1)
     );
     let failing: Vec<&str> = run
@@ -234,7 +233,7 @@ async fn python_failing_test_fixed_by_the_coding_agent_then_passes() {
     let (checkpoint, run) = fleet.test("task-test-2").await;
     assert_eq!(
         (
-            checkpoint.kind.as_str(),
+            checkpoint.kind().name(),
             run.outcome,
             run.passed,
             run.failed
@@ -258,7 +257,7 @@ async fn typescript_failing_test_fixed_by_the_coding_agent_then_passes() {
     let mut fleet = Fleet::start("ts-calculator", true).await;
     let (checkpoint, run) = fleet.test("task-test-1").await;
     assert_eq!(
-        (checkpoint.kind.as_str(), run.outcome, run.failed),
+        (checkpoint.kind().name(), run.outcome, run.failed),
         ("tests_failed", Outcome::Failed, 1),
         "{}",
         run.output_tail
@@ -286,7 +285,7 @@ async fn typescript_failing_test_fixed_by_the_coding_agent_then_passes() {
     let (checkpoint, run) = fleet.test("task-test-2").await;
     assert_eq!(
         (
-            checkpoint.kind.as_str(),
+            checkpoint.kind().name(),
             run.outcome,
             run.passed,
             run.failed

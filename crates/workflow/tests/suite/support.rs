@@ -9,7 +9,7 @@ use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{
-    Ack, AgentId, AgentStatus, Checkpoint, TaskEvent, TaskId, TaskRequest, Thought,
+    Ack, AgentId, AgentStatus, Checkpoint, CheckpointKind, TaskEvent, TaskId, TaskRequest, Thought,
 };
 use cap_proto::github::v1 as gh;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
@@ -104,7 +104,9 @@ fn checkpoint(agent: &str, kind: &str) -> TaskEvent {
     event(
         agent,
         Payload::Checkpoint(Checkpoint {
-            kind: kind.to_owned(),
+            kind: CheckpointKind::from_name(kind)
+                .unwrap_or_else(|| panic!("no checkpoint kind {kind}"))
+                .into(),
             description: format!("{agent} ended with {kind}"),
             state_json: format!(r#"{{"summary": "{agent} did its part"}}"#),
         }),
@@ -430,7 +432,9 @@ impl Harness {
             .filter_map(|record| {
                 let agent = record.event.agent.clone();
                 match record.event.payload? {
-                    Payload::Checkpoint(c) => Some(format!("{agent}:checkpoint:{}", c.kind)),
+                    Payload::Checkpoint(c) => {
+                        Some(format!("{agent}:checkpoint:{}", c.kind().name()))
+                    }
                     Payload::Error(e) => Some(format!("{agent}:error:{}", e.severity)),
                     Payload::Status(s) if s.status != "running" => {
                         Some(format!("{agent}:status:{}", s.status))

@@ -62,7 +62,7 @@ fn all_kinds() -> Vec<Payload> {
             },
         )))),
         Payload::Checkpoint(Checkpoint {
-            kind: "human_approval_required".to_owned(),
+            kind: cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired.into(),
             description: "review the PR".to_owned(),
             state_json: "{}".to_owned(),
         }),
