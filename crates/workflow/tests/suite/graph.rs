@@ -482,3 +482,56 @@ async fn a_restarted_supervisor_resumes_after_plan() {
 async fn a_restarted_supervisor_resumes_after_execute() {
     resume_after(Node::Execute).await;
 }
+
+/// A supervisor that stopped inside review, after the commit: the restarted one runs the
+/// tests again and opens the pull request without a second branch or commit.
+#[tokio::test]
+async fn a_restarted_supervisor_resumes_after_the_commit_without_repeating_it() {
+    let h = Harness::start(config()).await;
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::edit("calc.py", FIX)]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    h.wait_for(&task.task_id, "completed").await;
+
+    let committed: WorkflowState = h
+        .store
+        .checkpoints(&task.task_id)
+        .await
+        .unwrap()
+        .iter()
+        .find(|c| c.kind == "committed")
+        .map(|c| serde_json::from_str(&c.state_json).unwrap())
+        .expect("a committed checkpoint");
+    assert_eq!(committed.next_node, Some(Node::Review));
+    assert!(committed.branch_created && !committed.head_sha.is_empty());
+    let rewound = h.store.create_task(task.spec.clone()).await.unwrap();
+    h.store
+        .save_checkpoint(
+            &rewound.task_id,
+            "review",
+            "committed",
+            &serde_json::to_string(&committed).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.sandbox
+            .restore_session(&committed.session_id, CLONE_URL, BASE_SHA)
+    );
+    h.testing.script([Step::finish("tests_passed")]);
+    assert_eq!(h.restart(config()).resume_unfinished().await.unwrap(), 1);
+    let done = h.wait_for(&rewound.task_id, "completed").await;
+    assert_eq!(done.pull_request_id, "pr-2");
+    assert_eq!(
+        h.github.branches.lock().unwrap().len(),
+        1,
+        "no second branch"
+    );
+    assert_eq!(
+        h.github.commits.lock().unwrap().len(),
+        1,
+        "no second commit"
+    );
+    assert_eq!(h.github.pull_requests.lock().unwrap().len(), 2);
+}
