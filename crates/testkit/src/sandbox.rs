@@ -6,8 +6,7 @@
 //! service's (same status codes for a missing session or file, a path leaving the workspace,
 //! a bad pattern). Nothing is ever executed: `Exec` is answered by a handler the test sets
 //! ([`MemorySandbox::on_exec`]), which may also change the session's files, as a command
-//! would. Failures are injected per operation ([`MemorySandbox::fail`]), and every call is
-//! logged ([`MemorySandbox::calls`]).
+//! would. Failures are injected per operation ([`MemorySandbox::fail`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,7 +59,6 @@ struct State {
     sessions: BTreeMap<String, Session>,
     created: u64,
     failures: HashMap<&'static str, VecDeque<Status>>,
-    calls: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,11 +115,6 @@ impl MemorySandbox {
             .push_back(status);
     }
 
-    /// Every call so far, as `"Operation session-or-detail"`, in order.
-    pub fn calls(&self) -> Vec<String> {
-        self.lock().calls.clone()
-    }
-
     /// The ids of the sessions not destroyed.
     pub fn sessions(&self) -> Vec<String> {
         self.lock().sessions.keys().cloned().collect()
@@ -169,14 +162,9 @@ impl MemorySandbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Logs the call, then fails it when a failure is queued for `operation`.
-    fn enter(
-        &self,
-        operation: &'static str,
-        detail: &str,
-    ) -> Result<std::sync::MutexGuard<'_, State>> {
+    /// Fails the call when a failure is queued for `operation`.
+    fn enter(&self, operation: &'static str) -> Result<std::sync::MutexGuard<'_, State>> {
         let mut state = self.lock();
-        state.calls.push(format!("{operation} {detail}"));
         if let Some(status) = state
             .failures
             .get_mut(operation)
@@ -244,7 +232,7 @@ impl SandboxApi for MemorySandbox {
         &self,
         request: pb::CreateSessionRequest,
     ) -> Result<pb::CreateSessionResponse> {
-        let mut state = self.enter("CreateSession", &request.repo_url)?;
+        let mut state = self.enter("CreateSession")?;
         let key = (request.repo_url.clone(), request.commit_sha.clone());
         let Some(files) = state.repositories.get(&key).cloned() else {
             return Err(Status::failed_precondition(format!(
@@ -273,7 +261,7 @@ impl SandboxApi for MemorySandbox {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let mut state = self.enter("Exec", &request.command)?;
+        let mut state = self.enter("Exec")?;
         if request.timeout_seconds == 0 {
             return Err(Status::invalid_argument("invalid timeout 0 s"));
         }
@@ -304,7 +292,7 @@ impl SandboxApi for MemorySandbox {
     }
 
     async fn read_file(&self, request: pb::ReadFileRequest) -> Result<pb::ReadFileResponse> {
-        let mut state = self.enter("ReadFile", &request.path)?;
+        let mut state = self.enter("ReadFile")?;
         check_path(&request.path)?;
         let session = state.session(&request.session_id)?;
         match session.files.get(&request.path) {
@@ -319,7 +307,7 @@ impl SandboxApi for MemorySandbox {
     }
 
     async fn write_files(&self, request: pb::WriteFilesRequest) -> Result<pb::WriteFilesResponse> {
-        let mut state = self.enter("WriteFiles", &format!("{} changes", request.changes.len()))?;
+        let mut state = self.enter("WriteFiles")?;
         let session = state.session(&request.session_id)?;
         // All or none: check every change before applying any.
         for change in &request.changes {
@@ -357,7 +345,7 @@ impl SandboxApi for MemorySandbox {
         &self,
         request: pb::ListDirectoryRequest,
     ) -> Result<pb::ListDirectoryResponse> {
-        let mut state = self.enter("ListDirectory", &request.path)?;
+        let mut state = self.enter("ListDirectory")?;
         let dir = request.path.trim_end_matches('/');
         if !dir.is_empty() {
             check_path(dir)?;
@@ -417,7 +405,7 @@ impl SandboxApi for MemorySandbox {
         &self,
         request: pb::SearchFilesRequest,
     ) -> Result<pb::SearchFilesResponse> {
-        let mut state = self.enter("SearchFiles", &request.pattern)?;
+        let mut state = self.enter("SearchFiles")?;
         let pattern = regex::Regex::new(&request.pattern).map_err(|error| {
             Status::invalid_argument(format!("invalid regular expression: {error}"))
         })?;
@@ -464,7 +452,7 @@ impl SandboxApi for MemorySandbox {
     }
 
     async fn get_changes(&self, request: pb::GetChangesRequest) -> Result<pb::GetChangesResponse> {
-        let mut state = self.enter("GetChanges", &request.session_id)?;
+        let mut state = self.enter("GetChanges")?;
         let session = state.session(&request.session_id)?;
         let mut changes = Vec::new();
         let mut diff = String::new();
@@ -494,7 +482,7 @@ impl SandboxApi for MemorySandbox {
         &self,
         request: pb::DestroySessionRequest,
     ) -> Result<pb::DestroySessionResponse> {
-        let mut state = self.enter("DestroySession", &request.session_id)?;
+        let mut state = self.enter("DestroySession")?;
         match state.sessions.remove(&request.session_id) {
             Some(_) => Ok(pb::DestroySessionResponse {}),
             None => Err(Status::not_found(format!(
