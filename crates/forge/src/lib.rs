@@ -255,6 +255,7 @@ pub struct ForgeConfig {
 pub struct Forge {
     root: PathBuf,
     pool: AnyPool,
+    backend: cap_storage::Backend,
     public_url: String,
 }
 
@@ -273,11 +274,13 @@ impl Forge {
             .await
             .map_err(io_err)?;
         let pool = cap_storage::open(&config.database_url, &MIGRATOR).await?;
+        let backend = cap_storage::Backend::of_url(&config.database_url)?;
         let public_url = config.public_url.trim_end_matches('/').to_owned();
         tracing::info!(root = %root.display(), "forge ready");
         Ok(Self {
             root,
             pool,
+            backend,
             public_url,
         })
     }

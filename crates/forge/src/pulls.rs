@@ -186,7 +186,7 @@ impl Forge {
             }
             let now = cap_storage::now_ms();
             let review_id = uuid::Uuid::new_v4().to_string();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
             let inserted = sqlx::query(
                 "INSERT INTO github_reviews (id, pull_request_id, seq, action, reviewer, \
                  comments_json, head_sha, created_at_ms) \

@@ -134,6 +134,40 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), waiting out another writer within the busy timeout: a deferred
+/// transaction that reads first and writes later is refused at the upgrade (`SQLITE_BUSY`)
+/// without any wait when another writer is active. PostgreSQL's plain `BEGIN` is right there.
+pub async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+}
+
+/// Whether `error` is contention or a passing outage, so the same statement may succeed when
+/// run again: no connection free in time, the connection lost, SQLite busy or locked,
+/// PostgreSQL's serialization failures, deadlocks and connection errors.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(database) => {
+            let code = database.code().unwrap_or_default();
+            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes (517, ...).
+            let sqlite = code
+                .parse::<i32>()
+                .is_ok_and(|code| matches!(code & 0xff, 5 | 6));
+            // PostgreSQL: serialization_failure, deadlock_detected, connection exceptions.
+            let postgres = code == "40001" || code == "40P01" || code.starts_with("08");
+            sqlite || postgres
+        }
+        _ => false,
+    }
+}
+
 /// Milliseconds since the Unix epoch, the store's timestamp format.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

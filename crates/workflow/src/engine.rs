@@ -252,11 +252,7 @@ impl Engine {
                 state,
                 interrupt,
             };
-            if let Err(error) = run.drive().await {
-                // Only the store failing lands here; the task stays unfinished and is resumed
-                // by the next supervisor start.
-                tracing::error!(%task_id, error = %cap_errors::chain(&error), "task runner stopped");
-            }
+            run.drive_to_end().await;
             drop(permit);
             engine.lock_running().remove(&task_id);
             engine.inner.finished_runs.fetch_add(1, Ordering::Relaxed);
@@ -340,7 +336,53 @@ pub(crate) struct Run {
     pub(crate) interrupt: watch::Receiver<bool>,
 }
 
+/// How many times a run whose store failed for a passing reason goes on before the task is
+/// failed; the waits double from the engine's retry backoff.
+const STORE_RETRIES: u32 = 5;
+
 impl Run {
+    /// [`Run::drive`], never ending silently. A store that fails for a passing reason
+    /// (contention, a lost connection) is waited out and the run goes on from its state in
+    /// memory, which holds every external effect already made (branch, commit, pull request),
+    /// so none is repeated. Any other failure, or a store that keeps failing, fails the task
+    /// naming the cause; only when even that cannot be written does the task stay unfinished,
+    /// its workspace kept, for the next start to resume.
+    async fn drive_to_end(&mut self) {
+        let task_id = self.task.task_id.clone();
+        let mut retries = 0;
+        let error = loop {
+            match self.drive().await {
+                Ok(()) => return,
+                Err(error) if error.is_transient_store() && retries < STORE_RETRIES => {
+                    retries += 1;
+                    let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
+                    tracing::warn!(
+                        %task_id,
+                        error = %cap_errors::chain(&error),
+                        retry = retries,
+                        wait_ms = wait.as_millis() as u64,
+                        "the store failed; the run goes on once it answers"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => break error,
+            }
+        };
+        let cause = Error::TaskFailed(format!(
+            "the supervisor could not record the task's progress: {}",
+            cap_errors::chain(&error)
+        ));
+        if let Err(also) = self.fail(&cause).await {
+            tracing::error!(
+                %task_id,
+                error = %cap_errors::chain(&error),
+                also = %cap_errors::chain(&also),
+                "task runner stopped and could not record why; the task stays unfinished and \
+                 resumes, with its workspace, at the next start"
+            );
+        }
+    }
+
     /// Runs nodes until the graph ends, the task fails or a human interrupts it.
     async fn drive(&mut self) -> Result<()> {
         if self.state.next_node.is_none() && !self.task.status.is_terminal() {

@@ -78,7 +78,7 @@ impl Error {
                 status.code(),
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
             ),
-            Self::Sql(_) => true,
+            Self::Sql(error) => cap_storage::is_transient(error),
             Self::Storage(_)
             | Self::Json(_)
             | Self::Corrupt(_)
@@ -88,6 +88,14 @@ impl Error {
             | Self::TaskFailed(_)
             | Self::Interrupted => false,
         }
+    }
+}
+
+impl Error {
+    /// Whether this is the store failing for a passing reason (contention, a lost
+    /// connection): the run goes on from where it was once the store answers again.
+    pub fn is_transient_store(&self) -> bool {
+        matches!(self, Self::Sql(error) if cap_storage::is_transient(error))
     }
 }
 

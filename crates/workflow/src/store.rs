@@ -141,6 +141,7 @@ pub struct CheckpointRecord {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: cap_storage::Backend,
 }
 
 const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current_agent, \
@@ -151,6 +152,7 @@ impl Store {
     pub async fn open(database_url: &str) -> Result<Self> {
         Ok(Self {
             pool: cap_storage::open(database_url, &MIGRATOR).await?,
+            backend: cap_storage::Backend::of_url(database_url)?,
         })
     }
 
@@ -289,7 +291,7 @@ impl Store {
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = $1",
         )
@@ -321,7 +323,7 @@ impl Store {
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
         let event_seq: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1")
                 .bind(task_id)

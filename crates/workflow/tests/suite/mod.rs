@@ -1,2 +1,3 @@
 mod graph;
+mod load;
 mod support;

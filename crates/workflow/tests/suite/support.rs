@@ -38,6 +38,12 @@ pub enum Step {
     Fail(Status),
     /// Waits for `InterruptTask`, then ends with an `interrupted` checkpoint.
     Hang,
+    /// Waits until `gate` is opened, then writes `path` and ends with `agent_finished`.
+    EditWhenOpened {
+        gate: Arc<Notify>,
+        path: &'static str,
+        content: &'static str,
+    },
 }
 
 impl Step {
@@ -146,6 +152,24 @@ impl AgentOrchestrator for StubAgent {
                 }
                 let events = vec![Ok(thought), Ok(checkpoint(name, kind))];
                 Ok(Response::new(Box::pin(futures::stream::iter(events))))
+            }
+            Step::EditWhenOpened {
+                gate,
+                path,
+                content,
+            } => {
+                let session = request
+                    .repo
+                    .map(|repo| repo.sandbox_session_id)
+                    .unwrap_or_default();
+                let sandbox = self.sandbox.clone();
+                let stream = async_stream::stream! {
+                    gate.notified().await;
+                    sandbox.put_file(&session, path, content);
+                    yield Ok(thought);
+                    yield Ok(checkpoint(name, "agent_finished"));
+                };
+                Ok(Response::new(Box::pin(stream)))
             }
             Step::Hang => {
                 let interrupted = self.interrupted.clone();
@@ -317,6 +341,8 @@ async fn serve(router: tonic::transport::server::Router) -> Channel {
 /// An engine over a SQLite store in a temporary directory, driving stub agents, a stub
 /// GitHub service and the in-memory sandbox holding the repository [`REPO`].
 pub struct Harness {
+    /// The store's URL.
+    pub url: String,
     pub engine: Engine,
     pub store: Store,
     pub sandbox: Arc<MemorySandbox>,
@@ -338,13 +364,25 @@ pub fn config() -> EngineConfig {
     }
 }
 
+/// The PostgreSQL the machine runs for tests.
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 impl Harness {
+    /// On a SQLite store of its own.
     pub async fn start(config: EngineConfig) -> Self {
+        Self::start_on(None, config).await
+    }
+
+    /// On the store at `database_url`, or a SQLite file of its own.
+    pub async fn start_on(database_url: Option<&str>, config: EngineConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("supervisor.db").display()
-        );
+        let url = match database_url {
+            Some(url) => url.to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("supervisor.db").display()
+            ),
+        };
         let store = Store::open(&url).await.unwrap();
         let sandbox = MemorySandbox::new();
         sandbox.add_repository(
@@ -373,6 +411,7 @@ impl Harness {
         };
         let engine = Engine::new(store.clone(), clients.clone(), config);
         Self {
+            url,
             engine,
             store,
             sandbox,
@@ -390,6 +429,10 @@ impl Harness {
         Engine::new(self.store.clone(), self.clients.clone(), config)
     }
 
+    pub async fn submit_owned(&self, prompt: String) -> TaskRecord {
+        self.submit(&prompt).await
+    }
+
     pub async fn submit(&self, prompt: &str) -> TaskRecord {
         self.engine
             .submit(TaskSpec {
@@ -401,9 +444,9 @@ impl Harness {
             .unwrap()
     }
 
-    /// Waits until the task is `status` (at most 20 s: a hang is a failure, not a wait).
+    /// Waits until the task is `status` (at most 60 s: a hang is a failure, not a wait).
     pub async fn wait_for(&self, task_id: &str, status: &str) -> TaskRecord {
-        for _ in 0..2000 {
+        for _ in 0..6000 {
             let task = self.store.get_task(task_id).await.unwrap();
             if task.status.as_str() == status {
                 return task;
