@@ -45,6 +45,13 @@ pub struct EngineConfig {
     pub node_retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub retry_backoff: Duration,
+    /// This supervisor replica's name, unique among the replicas sharing a store and the same
+    /// across its restarts (the pod or host name): a task is run by the replica holding its
+    /// lease, and a replica restarted under its name takes its own tasks back at once.
+    pub replica_id: String,
+    /// How long a task's lease lasts unrenewed; it is renewed every third of it. Another
+    /// replica takes the task over once it has expired.
+    pub lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +61,8 @@ impl Default for EngineConfig {
             max_concurrent_tasks: 4,
             node_retries: 3,
             retry_backoff: Duration::from_secs(1),
+            replica_id: "local".to_owned(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -73,6 +82,8 @@ pub(crate) struct Inner {
     events: watch::Sender<u64>,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// The runner tasks, to stop them all at once ([`Engine::abort`]).
+    runners: Mutex<Vec<tokio::task::AbortHandle>>,
     slots: Arc<Semaphore>,
     /// Runs that ended (completed, failed or paused) since start.
     finished_runs: AtomicU64,
@@ -95,6 +106,7 @@ impl Engine {
                 config,
                 events: watch::channel(0).0,
                 running: Mutex::new(HashMap::new()),
+                runners: Mutex::default(),
                 slots,
                 finished_runs: AtomicU64::new(0),
             }),
@@ -125,10 +137,20 @@ impl Engine {
         self.inner.store.list_tasks(limit).await
     }
 
-    /// Picks up the tasks a previous supervisor left queued or running, each from its last
-    /// checkpoint. Returns how many.
+    /// Picks up the queued or running tasks this replica may claim, each from its last
+    /// checkpoint: its own (a restart under the same name), those nobody holds, and those
+    /// whose lease expired (a replica that died). Returns how many it started.
     pub async fn resume_unfinished(&self) -> Result<usize> {
-        let tasks = self.inner.store.unfinished_tasks().await?;
+        let tasks = self
+            .inner
+            .store
+            .claimable_tasks(&self.inner.config.replica_id)
+            .await?;
+        let running = self.running_tasks();
+        let tasks: Vec<TaskRecord> = tasks
+            .into_iter()
+            .filter(|task| !running.contains(&task.task_id))
+            .collect();
         let count = tasks.len();
         for task in tasks {
             let state = match self.inner.store.latest_checkpoint(&task.task_id).await? {
@@ -241,22 +263,116 @@ impl Engine {
 
     fn spawn(&self, task: TaskRecord, state: WorkflowState) {
         let (switch, interrupt) = watch::channel(false);
-        self.lock_running().insert(task.task_id.clone(), switch);
+        {
+            let mut running = self.lock_running();
+            if running.contains_key(&task.task_id) {
+                return; // already running here (a takeover scan raced a resume)
+            }
+            running.insert(task.task_id.clone(), switch);
+        }
+        let engine = self.clone();
+        let runner = tokio::spawn(async move {
+            let task_id = task.task_id.clone();
+            let (replica, lease) = (&engine.inner.config.replica_id, engine.inner.config.lease);
+            match engine.inner.store.claim(&task_id, replica, lease).await {
+                Ok(true) => {
+                    let run = async {
+                        let permit = engine.inner.slots.clone().acquire_owned().await;
+                        let mut run = Run {
+                            inner: engine.inner.clone(),
+                            task,
+                            state,
+                            interrupt,
+                        };
+                        run.drive_to_end().await;
+                        drop(permit);
+                    };
+                    tokio::select! {
+                        () = run => {
+                            if let Err(error) = engine.inner.store.release(&task_id, replica).await {
+                                // It expires on its own; then the task is claimable again.
+                                tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not release the task's lease");
+                            }
+                        }
+                        () = hold_lease(&engine.inner.store, &task_id, replica, lease) => {
+                            tracing::warn!(%task_id, "lost the task's lease to another replica; stopped running it here");
+                        }
+                    }
+                    engine.inner.finished_runs.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    tracing::debug!(%task_id, "the task is run by another replica");
+                }
+                Err(error) => {
+                    tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not claim the task; the takeover scan tries again");
+                }
+            }
+            engine.lock_running().remove(&task_id);
+        });
+        let mut runners = self
+            .inner
+            .runners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        runners.retain(|runner| !runner.is_finished());
+        runners.push(runner.abort_handle());
+    }
+
+    /// Stops every runner of this engine at once, where it stands, as if the process died:
+    /// nothing more is written, leases are left to expire, workspaces are kept, so another
+    /// replica (or this one restarted) resumes each task from its last checkpoint.
+    pub fn abort(&self) {
+        let runners = std::mem::take(
+            &mut *self
+                .inner
+                .runners
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for runner in runners {
+            runner.abort();
+        }
+        self.lock_running().clear();
+    }
+
+    /// Every third of the lease, takes over the unfinished tasks whose lease has expired (a
+    /// replica that died or lost the store), each from its last checkpoint. Runs for the life
+    /// of the process: call it once.
+    pub fn spawn_takeover(&self) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
-            let task_id = task.task_id.clone();
-            let permit = engine.inner.slots.clone().acquire_owned().await;
-            let mut run = Run {
-                inner: engine.inner.clone(),
-                task,
-                state,
-                interrupt,
-            };
-            run.drive_to_end().await;
-            drop(permit);
-            engine.lock_running().remove(&task_id);
-            engine.inner.finished_runs.fetch_add(1, Ordering::Relaxed);
-        });
+            let period = engine.inner.config.lease / 3;
+            loop {
+                tokio::time::sleep(period).await;
+                match engine.resume_unfinished().await {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "took over tasks whose lease expired"),
+                    Err(error) => {
+                        tracing::warn!(error = %cap_errors::chain(&error), "takeover scan failed")
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Renews the lease every third of its length; returns when it is lost: another replica
+/// holds it, or the store could not renew it before it expired.
+async fn hold_lease(store: &Store, task_id: &str, replica: &str, lease: Duration) {
+    let mut held_until = tokio::time::Instant::now() + lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match store.renew(task_id, replica, lease).await {
+            Ok(true) => held_until = tokio::time::Instant::now() + lease,
+            Ok(false) => return,
+            Err(error) if tokio::time::Instant::now() >= held_until => {
+                tracing::warn!(%task_id, error = %cap_errors::chain(&error), "lease expired unrenewed");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not renew the lease; trying again")
+            }
+        }
     }
 }
 
@@ -353,6 +469,10 @@ impl Run {
         let error = loop {
             match self.drive().await {
                 Ok(()) => return,
+                Err(Error::LeaseLost(_)) => {
+                    tracing::warn!(%task_id, "another replica runs the task now; stopped here");
+                    return;
+                }
                 Err(error) if error.is_transient_store() && retries < STORE_RETRIES => {
                     retries += 1;
                     let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
@@ -395,7 +515,10 @@ impl Run {
                 return self.pause(node).await;
             }
             self.task.current_node = node.name().to_owned();
-            self.inner.store.update_task(&mut self.task).await?;
+            self.inner
+                .store
+                .update_task(&mut self.task, &self.inner.config.replica_id)
+                .await?;
             match self.run_node(node).await {
                 Ok(next) => {
                     retries = 0;
@@ -499,7 +622,10 @@ impl Run {
             }),
         )
         .await?;
-        self.inner.store.update_task(&mut self.task).await
+        self.inner
+            .store
+            .update_task(&mut self.task, &self.inner.config.replica_id)
+            .await
     }
 
     /// Moves the progress bar and the current agent.
@@ -536,7 +662,14 @@ impl Run {
         let seq = self
             .inner
             .store
-            .record_event(&self.task.task_id, &event, node, kind, &self.state_json()?)
+            .record_event(
+                &self.task.task_id,
+                &self.inner.config.replica_id,
+                &event,
+                node,
+                kind,
+                &self.state_json()?,
+            )
             .await?;
         self.inner.events.send_modify(|count| *count += 1);
         Ok(seq)

@@ -59,6 +59,9 @@ pub enum Error {
     /// A human interrupted the task.
     #[error("interrupted")]
     Interrupted,
+    /// Another replica holds the task now: this one stops writing for it.
+    #[error("task {0} is run by another supervisor replica now")]
+    LeaseLost(String),
 }
 
 impl Error {
@@ -86,7 +89,8 @@ impl Error {
             | Self::InvalidRequest(_)
             | Self::Conflict(_)
             | Self::TaskFailed(_)
-            | Self::Interrupted => false,
+            | Self::Interrupted
+            | Self::LeaseLost(_) => false,
         }
     }
 }

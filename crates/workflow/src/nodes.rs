@@ -319,6 +319,7 @@ impl Run {
                 .store
                 .save_checkpoint(
                     &self.task.task_id,
+                    &self.inner.config.replica_id,
                     "review",
                     "branch_named",
                     &self.state_json()?,
@@ -367,6 +368,7 @@ impl Run {
                 .store
                 .save_checkpoint(
                     &self.task.task_id,
+                    &self.inner.config.replica_id,
                     "review",
                     "committed",
                     &self.state_json()?,
@@ -389,7 +391,10 @@ impl Run {
             self.state.pull_request_id = pull_request.pull_request_id.clone();
             self.task.pull_request_id = pull_request.pull_request_id;
             self.task.branch = self.state.branch.clone();
-            self.inner.store.update_task(&mut self.task).await?;
+            self.inner
+                .store
+                .update_task(&mut self.task, &self.inner.config.replica_id)
+                .await?;
             let description = format!(
                 "Pull request #{} on {} awaits review: {}",
                 pull_request.number, self.state.branch, pull_request.url

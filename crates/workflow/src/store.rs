@@ -7,6 +7,8 @@
 use cap_proto::agent::v1::TaskEvent;
 use cap_storage::{AnyPool, now_ms};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -232,13 +234,76 @@ impl Store {
         rows.iter().map(task_from_row).collect()
     }
 
-    /// Writes the task's mutable fields.
-    pub async fn update_task(&self, task: &mut TaskRecord) -> Result<()> {
+    /// Claims `task_id` for `owner` for `lease` from now: it succeeds when the task is
+    /// unfinished and nobody else holds an unexpired lease on it (a replica that restarts
+    /// under the same name gets its own tasks back at once). Returns whether `owner` holds it.
+    pub async fn claim(&self, task_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = $3 \
+             AND status IN ('queued', 'running') \
+             AND (lease_owner = $1 OR lease_owner = '' OR lease_until_ms < $4)",
+        )
+        .bind(owner)
+        .bind(now + lease_ms(lease))
+        .bind(task_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends `owner`'s lease on `task_id`; false when it has lost it (another replica took
+    /// the task over after it expired).
+    pub async fn renew(&self, task_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_until_ms = $1 WHERE task_id = $2 AND lease_owner = $3",
+        )
+        .bind(now_ms() + lease_ms(lease))
+        .bind(task_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up `owner`'s lease on `task_id` (when its run ended here).
+    pub async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \
+             WHERE task_id = $1 AND lease_owner = $2",
+        )
+        .bind(task_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Unfinished tasks `owner` may claim now (no lease, its own, or an expired one), oldest
+    /// first.
+    pub async fn claimable_tasks(&self, owner: &str) -> Result<Vec<TaskRecord>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE status IN ('queued', 'running') \
+             AND (lease_owner = $1 OR lease_owner = '' OR lease_until_ms < $2) \
+             ORDER BY created_at_ms, task_id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Writes the task's mutable fields, while `lease_owner` holds its lease (`""`: the
+    /// task is run without leases).
+    pub async fn update_task(&self, task: &mut TaskRecord, lease_owner: &str) -> Result<()> {
         task.updated_at_ms = now_ms();
         let done = sqlx::query(
             "UPDATE tasks SET status = $1, current_node = $2, current_agent = $3, \
              progress_percentage = $4, pull_request_id = $5, branch = $6, error_message = $7, \
-             updated_at_ms = $8 WHERE task_id = $9",
+             updated_at_ms = $8 WHERE task_id = $9 AND lease_owner = $10",
         )
         .bind(task.status.as_str())
         .bind(&task.current_node)
@@ -249,10 +314,13 @@ impl Store {
         .bind(&task.error_message)
         .bind(task.updated_at_ms)
         .bind(&task.task_id)
+        .bind(lease_owner)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::TaskNotFound(task.task_id.clone()));
+            // Either gone or held by another replica; say which.
+            self.get_task(&task.task_id).await?;
+            return Err(Error::LeaseLost(task.task_id.clone()));
         }
         Ok(())
     }
@@ -286,12 +354,14 @@ impl Store {
     pub async fn record_event(
         &self,
         task_id: &str,
+        lease_owner: &str,
         event: &TaskEvent,
         node: &str,
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
         let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
+        fence(&mut tx, task_id, lease_owner).await?;
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = $1",
         )
@@ -319,11 +389,13 @@ impl Store {
     pub async fn save_checkpoint(
         &self,
         task_id: &str,
+        lease_owner: &str,
         node: &str,
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
         let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
+        fence(&mut tx, task_id, lease_owner).await?;
         let event_seq: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1")
                 .bind(task_id)
@@ -443,6 +515,31 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
+}
+
+/// Refuses the write unless `lease_owner` still holds the task's lease (`""`: the task is
+/// run without leases): a replica that lost a task to another never writes into its log.
+async fn fence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    task_id: &str,
+    lease_owner: &str,
+) -> Result<()> {
+    let held =
+        sqlx::query("UPDATE tasks SET updated_at_ms = $1 WHERE task_id = $2 AND lease_owner = $3")
+            .bind(now_ms())
+            .bind(task_id)
+            .bind(lease_owner)
+            .execute(&mut **tx)
+            .await?;
+    if held.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(Error::LeaseLost(task_id.to_owned()))
+    }
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 #[cfg(test)]

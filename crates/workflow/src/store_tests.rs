@@ -32,11 +32,18 @@ async fn exercise(store: Store) {
     assert_eq!(store.get_task(&task.task_id).await.unwrap(), task);
 
     let first = store
-        .record_event(&task.task_id, &thought("one"), "plan", "event", "{}")
+        .record_event(&task.task_id, "", &thought("one"), "plan", "event", "{}")
         .await
         .unwrap();
     let second = store
-        .record_event(&task.task_id, &thought("two"), "plan", "event", "{\"a\":1}")
+        .record_event(
+            &task.task_id,
+            "",
+            &thought("two"),
+            "plan",
+            "event",
+            "{\"a\":1}",
+        )
         .await
         .unwrap();
     assert_eq!((first, second), (1, 2));
@@ -50,7 +57,7 @@ async fn exercise(store: Store) {
     );
 
     store
-        .save_checkpoint(&task.task_id, "plan", "node_completed", "{\"b\":2}")
+        .save_checkpoint(&task.task_id, "", "plan", "node_completed", "{\"b\":2}")
         .await
         .unwrap();
     let latest = store
@@ -67,7 +74,7 @@ async fn exercise(store: Store) {
     task.status = TaskStatus::Running;
     task.progress_percentage = 40;
     task.current_agent = "CodingAssistant".into();
-    store.update_task(&mut task).await.unwrap();
+    store.update_task(&mut task, "").await.unwrap();
     assert_eq!(store.get_task(&task.task_id).await.unwrap(), task);
     assert!(
         store
@@ -96,7 +103,7 @@ async fn exercise(store: Store) {
     assert_eq!(task.status, TaskStatus::Paused);
 
     task.status = TaskStatus::Completed;
-    store.update_task(&mut task).await.unwrap();
+    store.update_task(&mut task, "").await.unwrap();
     assert!(
         !store
             .unfinished_tasks()
@@ -145,7 +152,14 @@ async fn a_log_begun_by_the_previous_schema_reads_on() {
     .await
     .unwrap();
     let seq = store
-        .record_event(&task.task_id, &thought("new row"), "plan", "event", "{}")
+        .record_event(
+            &task.task_id,
+            "",
+            &thought("new row"),
+            "plan",
+            "event",
+            "{}",
+        )
         .await
         .unwrap();
     assert_eq!(seq, 2);
@@ -157,4 +171,72 @@ async fn a_log_begun_by_the_previous_schema_reads_on() {
         .map(|record| record.event)
         .collect();
     assert_eq!(events, [thought("old row"), thought("new row")]);
+}
+
+/// A replica whose lease another took over after it expired can no longer write the task.
+#[tokio::test]
+async fn leases_are_exclusive_and_fence_a_replica_that_lost_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cap_storage::sqlite_url(&dir.path().join("supervisor.db")))
+        .await
+        .unwrap();
+    let task = store.create_task(spec()).await.unwrap();
+    let long = std::time::Duration::from_secs(60);
+    assert!(store.claim(&task.task_id, "a", long).await.unwrap());
+    assert!(
+        !store.claim(&task.task_id, "b", long).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        store.claim(&task.task_id, "a", long).await.unwrap(),
+        "a restarted"
+    );
+    assert!(store.claimable_tasks("b").await.unwrap().is_empty());
+    store
+        .record_event(&task.task_id, "a", &thought("by a"), "plan", "event", "{}")
+        .await
+        .unwrap();
+
+    // a stops renewing; its lease runs out and b claims the task.
+    assert!(
+        store
+            .renew(&task.task_id, "a", std::time::Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(store.claimable_tasks("b").await.unwrap().len(), 1);
+    assert!(store.claim(&task.task_id, "b", long).await.unwrap());
+    assert!(!store.renew(&task.task_id, "a", long).await.unwrap());
+    let fenced = store
+        .record_event(
+            &task.task_id,
+            "a",
+            &thought("late a"),
+            "plan",
+            "event",
+            "{}",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(fenced, Error::LeaseLost(_)), "{fenced:?}");
+    let mut stale = store.get_task(&task.task_id).await.unwrap();
+    assert!(matches!(
+        store.update_task(&mut stale, "a").await.unwrap_err(),
+        Error::LeaseLost(_)
+    ));
+    store
+        .record_event(&task.task_id, "b", &thought("by b"), "plan", "event", "{}")
+        .await
+        .unwrap();
+    let events: Vec<i64> = store
+        .events_after(&task.task_id, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| record.seq)
+        .collect();
+    assert_eq!(events, [1, 2]);
+    store.release(&task.task_id, "b").await.unwrap();
+    assert!(store.claim(&task.task_id, "c", long).await.unwrap());
 }

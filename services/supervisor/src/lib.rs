@@ -52,6 +52,35 @@ pub struct Config {
     /// Tasks running at once.
     #[arg(long, env = "CAP_MAX_CONCURRENT_TASKS", default_value_t = 4)]
     pub max_concurrent_tasks: usize,
+    /// This replica's name among the supervisors sharing a store, the same across its
+    /// restarts; default the host name (the pod's name on Kubernetes).
+    #[arg(long, env = "CAP_SUPERVISOR_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// How long a task's lease lasts unrenewed, in seconds; another replica takes over the
+    /// tasks of one that stopped renewing after this.
+    #[arg(
+        long,
+        env = "CAP_SUPERVISOR_LEASE_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(3..=3600)
+    )]
+    pub lease_seconds: u64,
+}
+
+impl Config {
+    /// The replica name: the flag, else the host name, else `local`.
+    pub fn replica_id(&self) -> String {
+        self.replica_id
+            .clone()
+            .filter(|id| !id.trim().is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+            })
+            .unwrap_or_else(|| "local".to_owned())
+    }
 }
 
 /// Serves the supervisor until SIGINT or SIGTERM.
@@ -76,10 +105,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let engine_config = EngineConfig {
         max_fix_attempts: config.max_fix_attempts.max(1),
         max_concurrent_tasks: config.max_concurrent_tasks.max(1),
+        replica_id: config.replica_id(),
+        lease: std::time::Duration::from_secs(config.lease_seconds),
         ..EngineConfig::default()
     };
+    tracing::info!(replica = %engine_config.replica_id, "supervisor replica");
     let engine = Engine::new(store, clients, engine_config);
     let resumed = engine.resume_unfinished().await?;
+    engine.spawn_takeover();
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished tasks");
     }
@@ -112,7 +145,7 @@ fn to_status(error: Error) -> Status {
     match &error {
         Error::TaskNotFound(_) => Status::not_found(error.to_string()),
         Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
-        Error::Conflict(_) => Status::failed_precondition(error.to_string()),
+        Error::Conflict(_) | Error::LeaseLost(_) => Status::failed_precondition(error.to_string()),
         Error::Upstream { .. } | Error::TaskFailed(_) | Error::Interrupted => {
             Status::unavailable(error.to_string())
         }

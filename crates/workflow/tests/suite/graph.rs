@@ -427,6 +427,7 @@ async fn resume_after(node: Node) {
     h.store
         .save_checkpoint(
             &rewound.task_id,
+            "",
             node.name(),
             "node_completed",
             &serde_json::to_string(&after_node).unwrap(),
@@ -509,6 +510,7 @@ async fn a_restarted_supervisor_resumes_after_the_commit_without_repeating_it() 
     h.store
         .save_checkpoint(
             &rewound.task_id,
+            "",
             "review",
             "committed",
             &serde_json::to_string(&committed).unwrap(),

@@ -1,3 +1,4 @@
 mod graph;
 mod load;
+mod replicas;
 mod support;

@@ -361,6 +361,7 @@ pub fn config() -> EngineConfig {
         max_concurrent_tasks: 4,
         node_retries: 2,
         retry_backoff: Duration::from_millis(200),
+        ..EngineConfig::default()
     }
 }
 
@@ -424,7 +425,8 @@ impl Harness {
         }
     }
 
-    /// A second engine over the same store and services: a restarted supervisor.
+    /// A second engine over the same store and services: a restarted supervisor, or another
+    /// replica when `config` names another `replica_id`.
     pub fn restart(&self, config: EngineConfig) -> Engine {
         Engine::new(self.store.clone(), self.clients.clone(), config)
     }
