@@ -176,11 +176,12 @@ impl Engine {
                 )));
             }
         }
-        let running = self.lock_running();
-        Ok(running
-            .get(task_id)
-            .map(|switch| switch.send(true).is_ok())
-            .unwrap_or(false))
+        if let Some(switch) = self.lock_running().get(task_id) {
+            return Ok(switch.send(true).is_ok());
+        }
+        // Run by another replica (or about to be): it sees the request at its next lease
+        // renewal, within a third of the lease.
+        self.inner.store.request_interrupt(task_id).await
     }
 
     /// Runs a paused or failed task again from its last checkpoint. A failed task's workspace
@@ -294,7 +295,7 @@ impl Engine {
                                 tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not release the task's lease");
                             }
                         }
-                        () = hold_lease(&engine.inner.store, &task_id, replica, lease) => {
+                        () = engine.hold_lease(&task_id) => {
                             tracing::warn!(%task_id, "lost the task's lease to another replica; stopped running it here");
                         }
                     }
@@ -316,6 +317,33 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         runners.retain(|runner| !runner.is_finished());
         runners.push(runner.abort_handle());
+    }
+
+    /// Renews the task's lease every third of its length, passing on an interrupt asked
+    /// through another replica; returns when the lease is lost: another replica holds it, or
+    /// the store could not renew it before it expired.
+    async fn hold_lease(&self, task_id: &str) {
+        let (replica, lease) = (&self.inner.config.replica_id, self.inner.config.lease);
+        let mut held_until = tokio::time::Instant::now() + lease;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match self.inner.store.renew(task_id, replica, lease).await {
+                Ok(Some(interrupt)) => {
+                    held_until = tokio::time::Instant::now() + lease;
+                    if interrupt && let Some(switch) = self.lock_running().get(task_id) {
+                        switch.send_if_modified(|asked| !std::mem::replace(asked, true));
+                    }
+                }
+                Ok(None) => return,
+                Err(error) if tokio::time::Instant::now() >= held_until => {
+                    tracing::warn!(%task_id, error = %cap_errors::chain(&error), "lease expired unrenewed");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not renew the lease; trying again")
+                }
+            }
+        }
     }
 
     /// Stops every runner of this engine at once, where it stands, as if the process died:
@@ -353,26 +381,6 @@ impl Engine {
                 }
             }
         })
-    }
-}
-
-/// Renews the lease every third of its length; returns when it is lost: another replica
-/// holds it, or the store could not renew it before it expired.
-async fn hold_lease(store: &Store, task_id: &str, replica: &str, lease: Duration) {
-    let mut held_until = tokio::time::Instant::now() + lease;
-    loop {
-        tokio::time::sleep(lease / 3).await;
-        match store.renew(task_id, replica, lease).await {
-            Ok(true) => held_until = tokio::time::Instant::now() + lease,
-            Ok(false) => return,
-            Err(error) if tokio::time::Instant::now() >= held_until => {
-                tracing::warn!(%task_id, error = %cap_errors::chain(&error), "lease expired unrenewed");
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not renew the lease; trying again")
-            }
-        }
     }
 }
 

@@ -253,15 +253,36 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends `owner`'s lease on `task_id`; false when it has lost it (another replica took
-    /// the task over after it expired).
-    pub async fn renew(&self, task_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+    /// Extends `owner`'s lease on `task_id`: `None` when it has lost it (another replica took
+    /// the task over after it expired), else whether an interrupt was asked of the task.
+    pub async fn renew(&self, task_id: &str, owner: &str, lease: Duration) -> Result<Option<bool>> {
         let done = sqlx::query(
             "UPDATE tasks SET lease_until_ms = $1 WHERE task_id = $2 AND lease_owner = $3",
         )
         .bind(now_ms() + lease_ms(lease))
         .bind(task_id)
         .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let asked: i64 = sqlx::query("SELECT interrupt_requested FROM tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("interrupt_requested")?;
+        Ok(Some(asked != 0))
+    }
+
+    /// Asks for the queued or running task to be interrupted, whichever replica runs it;
+    /// returns whether the task was queued or running.
+    pub async fn request_interrupt(&self, task_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET interrupt_requested = 1 WHERE task_id = $1 \
+             AND status IN ('queued', 'running')",
+        )
+        .bind(task_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -336,8 +357,8 @@ impl Store {
         let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         // The statuses are our own constants, not input: inlining them is safe.
         let sql = format!(
-            "UPDATE tasks SET status = $1, error_message = '', updated_at_ms = $2 \
-             WHERE task_id = $3 AND status IN ({})",
+            "UPDATE tasks SET status = $1, error_message = '', interrupt_requested = 0, \
+             updated_at_ms = $2 WHERE task_id = $3 AND status IN ({})",
             from.join(", ")
         );
         let done = sqlx::query(&sql)

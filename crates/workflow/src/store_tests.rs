@@ -197,17 +197,24 @@ async fn leases_are_exclusive_and_fence_a_replica_that_lost_one() {
         .await
         .unwrap();
 
-    // a stops renewing; its lease runs out and b claims the task.
-    assert!(
+    assert_eq!(
+        store.renew(&task.task_id, "a", long).await.unwrap(),
+        Some(false)
+    );
+    assert!(store.request_interrupt(&task.task_id).await.unwrap());
+    // a stops renewing (its last lease ends now); b claims the task.
+    assert_eq!(
         store
             .renew(&task.task_id, "a", std::time::Duration::ZERO)
             .await
-            .unwrap()
+            .unwrap(),
+        Some(true),
+        "the owner sees an interrupt asked elsewhere"
     );
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(store.claimable_tasks("b").await.unwrap().len(), 1);
     assert!(store.claim(&task.task_id, "b", long).await.unwrap());
-    assert!(!store.renew(&task.task_id, "a", long).await.unwrap());
+    assert_eq!(store.renew(&task.task_id, "a", long).await.unwrap(), None);
     let fenced = store
         .record_event(
             &task.task_id,

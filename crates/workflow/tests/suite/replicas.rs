@@ -94,3 +94,23 @@ async fn tasks_are_shared_between_replicas_and_each_runs_once() {
     assert_eq!(h.coding.requests().len(), TASKS, "no task ran twice");
     assert_eq!(h.github.pull_requests.lock().unwrap().len(), TASKS);
 }
+
+#[tokio::test]
+async fn interrupt_and_resume_work_through_either_replica() {
+    let h = Harness::start(replica("a")).await;
+    let b = h.restart(replica("b"));
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::Hang, Step::edit("calc.py", FIX)]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    h.coding.started.notified().await;
+
+    // Asked of b, the interrupt reaches a's runner at its next lease renewal.
+    assert!(b.interrupt(&task.task_id).await.unwrap());
+    let paused = h.wait_for(&task.task_id, "paused").await;
+    assert_eq!(paused.current_node, "execute");
+    // Resumed through b, it runs on b.
+    b.resume(&task.task_id).await.unwrap();
+    h.wait_for(&task.task_id, "completed").await;
+    assert_eq!(h.github.pull_requests.lock().unwrap().len(), 1);
+}
