@@ -11,11 +11,12 @@ use cap_proto::agent::v1::{Checkpoint, CheckpointKind, ErrorReport, StatusChange
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::nodes::{Node, WorkflowState};
+use crate::queue::{Slots, rank};
 use crate::store::{EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
 use crate::{Error, Result};
 
@@ -39,7 +40,8 @@ pub struct Clients {
 pub struct EngineConfig {
     /// How many times the execute node runs before failing tests fail the task (PRD 11.3: 5).
     pub max_fix_attempts: u32,
-    /// Tasks running at once; the rest wait in the queue.
+    /// Tasks running at once; the rest wait in the queue, `high` before `normal` before
+    /// `low`, first come first served within each.
     pub max_concurrent_tasks: usize,
     /// How many times a node that failed for a transient reason runs again.
     pub node_retries: u32,
@@ -84,7 +86,7 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// The runner tasks, to stop them all at once ([`Engine::abort`]).
     runners: Mutex<Vec<tokio::task::AbortHandle>>,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     /// Runs that ended (completed, failed or paused) since start.
     finished_runs: AtomicU64,
 }
@@ -98,7 +100,7 @@ const WATCH_BATCH: u32 = 500;
 impl Engine {
     /// An engine over `store`, driving the services behind `clients`.
     pub fn new(store: Store, clients: Clients, config: EngineConfig) -> Self {
-        let slots = Arc::new(Semaphore::new(config.max_concurrent_tasks.max(1)));
+        let slots = Slots::new(config.max_concurrent_tasks);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -233,6 +235,11 @@ impl Engine {
         ids
     }
 
+    /// Tasks waiting here for a run slot (the queue's depth).
+    pub fn queue_depth(&self) -> usize {
+        self.inner.slots.waiting()
+    }
+
     /// How many task runs ended in this process.
     pub fn finished_runs(&self) -> u64 {
         self.inner.finished_runs.load(Ordering::Relaxed)
@@ -278,7 +285,7 @@ impl Engine {
             match engine.inner.store.claim(&task_id, replica, lease).await {
                 Ok(true) => {
                     let run = async {
-                        let permit = engine.inner.slots.clone().acquire_owned().await;
+                        let permit = engine.inner.slots.acquire(rank(&task.spec.priority)).await;
                         let mut run = Run {
                             inner: engine.inner.clone(),
                             task,

@@ -11,6 +11,7 @@ mod engine;
 mod history;
 mod naming;
 mod nodes;
+mod queue;
 pub mod store;
 
 pub use engine::{Clients, Engine, EngineConfig, WatchStream};

@@ -108,3 +108,65 @@ async fn a_store_locked_past_its_busy_timeout_is_waited_out() {
     assert_eq!(h.github.pull_requests.lock().unwrap().len(), 1);
     assert!(h.sandbox.sessions().is_empty());
 }
+
+/// One slot: queued tasks run `high` first, then `normal`, then `low`.
+#[tokio::test]
+async fn queued_tasks_run_by_priority() {
+    let h = Harness::start(EngineConfig {
+        max_concurrent_tasks: 1,
+        ..config()
+    })
+    .await;
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let fix = "def add(a, b):\n    return a + b\n";
+    h.context
+        .script((0..4).map(|_| Step::finish("context_ready")));
+    h.coding.script([
+        Step::EditWhenOpened {
+            gate: gate.clone(),
+            path: "calc.py",
+            content: fix,
+        },
+        Step::edit("calc.py", fix),
+        Step::edit("calc.py", fix),
+        Step::edit("calc.py", fix),
+    ]);
+    h.testing
+        .script((0..4).map(|_| Step::finish("tests_passed")));
+    let first = h.submit("first").await;
+    h.coding.started.notified().await;
+    let mut queued = Vec::new();
+    for priority in ["low", "normal", "high"] {
+        let task = h
+            .engine
+            .submit(cap_workflow::TaskSpec {
+                repository_id: super::support::REPO.into(),
+                prompt: priority.into(),
+                priority: priority.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        queued.push(task);
+    }
+    for _ in 0..500 {
+        if h.engine.queue_depth() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.engine.queue_depth(), 3);
+    gate.notify_one();
+    h.wait_for(&first.task_id, "completed").await;
+    for task in &queued {
+        h.wait_for(&task.task_id, "completed").await;
+    }
+    let order: Vec<String> = h
+        .coding
+        .requests()
+        .into_iter()
+        .map(|request| request.objective)
+        .collect();
+    assert_eq!(order, ["first", "high", "normal", "low"]);
+    assert_eq!(h.engine.queue_depth(), 0);
+}
