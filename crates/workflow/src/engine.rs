@@ -11,7 +11,7 @@ use cap_proto::agent::v1::{Checkpoint, CheckpointKind, ErrorReport, StatusChange
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
@@ -80,8 +80,9 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) config: EngineConfig,
-    /// Bumped after every stored event, so watchers wake up and read the store.
-    events: watch::Sender<u64>,
+    /// The id of the task that just stored an event (or ended), so its watchers, and only
+    /// they, wake up and read the store.
+    events: broadcast::Sender<Arc<str>>,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// The runner tasks, to stop them all at once ([`Engine::abort`]).
@@ -93,6 +94,9 @@ pub(crate) struct Inner {
 
 /// The stream `Engine::watch` returns.
 pub type WatchStream = ReceiverStream<Result<EventRecord>>;
+
+/// Wake-ups buffered per watcher; one that falls further behind reads the store anyway.
+const EVENT_WAKE_BUFFER: usize = 1024;
 
 /// Events read from the store per query while watching.
 const WATCH_BATCH: u32 = 500;
@@ -106,7 +110,7 @@ impl Engine {
                 store,
                 clients,
                 config,
-                events: watch::channel(0).0,
+                events: broadcast::channel(EVENT_WAKE_BUFFER).0,
                 running: Mutex::new(HashMap::new()),
                 runners: Mutex::default(),
                 slots,
@@ -397,9 +401,9 @@ async fn watch_loop(
     mut last_seq: i64,
     tx: &mpsc::Sender<Result<EventRecord>>,
 ) -> Result<()> {
+    // Subscribed before the first read, so no wake-up between a read and the wait is missed.
     let mut wake = inner.events.subscribe();
     loop {
-        wake.mark_unchanged();
         let events = inner
             .store
             .events_after(task_id, last_seq, WATCH_BATCH)
@@ -429,10 +433,23 @@ async fn watch_loop(
             return Ok(());
         }
         tokio::select! {
-            _ = wake.changed() => {}
+            () = woken_for(&mut wake, task_id) => {}
             // Also poll: events may be written by another supervisor replica.
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = tx.closed() => return Ok(()),
+        }
+    }
+}
+
+/// Returns when `task_id` stored an event or ended (or wake-ups were missed, so it may have).
+async fn woken_for(wake: &mut broadcast::Receiver<Arc<str>>, task_id: &str) {
+    loop {
+        match wake.recv().await {
+            Ok(id) if &*id == task_id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            // The engine is gone; the poll ends the wait.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
         }
     }
 }
@@ -640,7 +657,13 @@ impl Run {
         self.inner
             .store
             .update_task(&mut self.task, &self.inner.config.replica_id)
-            .await
+            .await?;
+        if status.is_terminal() {
+            // Watchers end their stream once they see the task ended: wake them now rather
+            // than at their next poll.
+            self.wake_watchers();
+        }
+        Ok(())
     }
 
     /// Moves the progress bar and the current agent.
@@ -686,8 +709,16 @@ impl Run {
                 &self.state_json()?,
             )
             .await?;
-        self.inner.events.send_modify(|count| *count += 1);
+        self.wake_watchers();
         Ok(seq)
+    }
+
+    fn wake_watchers(&self) {
+        // No watcher is not an error.
+        let _ = self
+            .inner
+            .events
+            .send(Arc::from(self.task.task_id.as_str()));
     }
 
     pub(crate) async fn destroy_session(&mut self) {

@@ -72,6 +72,8 @@ pub struct StubAgent {
     interrupted: Arc<Notify>,
     /// Told when a call starts, so a test can interrupt a hanging agent once it runs.
     pub started: Arc<Notify>,
+    /// How long each call works before it answers (a model's think time, for the bench).
+    delay: Mutex<Duration>,
 }
 
 impl StubAgent {
@@ -83,11 +85,18 @@ impl StubAgent {
             requests: Mutex::default(),
             interrupted: Arc::default(),
             started: Arc::default(),
+            delay: Mutex::default(),
         })
     }
 
     pub fn script(&self, steps: impl IntoIterator<Item = Step>) {
         self.steps.lock().unwrap().extend(steps);
+    }
+
+    /// Makes every call take `delay` before it answers.
+    #[allow(dead_code)] // used by the bench, which shares this file
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     /// The requests received so far.
@@ -102,7 +111,7 @@ fn event(agent: &str, payload: Payload) -> TaskEvent {
     TaskEvent {
         payload: Some(payload),
         agent: agent.to_owned(),
-        created_at_ms: 0,
+        created_at_ms: cap_storage::now_ms(),
     }
 }
 
@@ -133,6 +142,10 @@ impl AgentOrchestrator for StubAgent {
         let step = self.steps.lock().unwrap().pop_front();
         let step =
             step.ok_or_else(|| Status::internal(format!("{} has no step left", self.name)))?;
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let name = self.name;
         let thought = event(
             name,
