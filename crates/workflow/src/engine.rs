@@ -507,7 +507,7 @@ impl Run {
                 }
                 Err(error) if error.is_transient_store() && retries < STORE_RETRIES => {
                     retries += 1;
-                    let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
+                    let wait = self.backoff(retries);
                     tracing::warn!(
                         %task_id,
                         error = %cap_errors::chain(&error),
@@ -533,6 +533,12 @@ impl Run {
                  resumes, with its workspace, at the next start"
             );
         }
+    }
+
+    /// The wait before retry number `retry` (1-based): the configured backoff, doubled for
+    /// each retry before it.
+    fn backoff(&self, retry: u32) -> Duration {
+        self.inner.config.retry_backoff * 2u32.pow(retry.saturating_sub(1))
     }
 
     /// Runs nodes until the graph ends, the task fails or a human interrupts it.
@@ -573,7 +579,7 @@ impl Run {
                 Err(Error::Interrupted) => return self.pause(node).await,
                 Err(error) if error.is_retryable() && retries < self.inner.config.node_retries => {
                     retries += 1;
-                    let wait = self.inner.config.retry_backoff * 2u32.pow(retries - 1);
+                    let wait = self.backoff(retries);
                     self.emit(
                         "supervisor",
                         Payload::Error(ErrorReport {

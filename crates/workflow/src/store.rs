@@ -224,16 +224,6 @@ impl Store {
         rows.iter().map(task_from_row).collect()
     }
 
-    /// Tasks a restarted supervisor must pick up again, oldest first.
-    pub async fn unfinished_tasks(&self) -> Result<Vec<TaskRecord>> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE status IN ('queued', 'running') \
-             ORDER BY created_at_ms, task_id"
-        );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(task_from_row).collect()
-    }
-
     /// Claims `task_id` for `owner` for `lease` from now: it succeeds when the task is
     /// unfinished and nobody else holds an unexpired lease on it (a replica that restarts
     /// under the same name gets its own tasks back at once). Returns whether `owner` holds it.
@@ -383,24 +373,18 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
         fence(&mut tx, task_id, lease_owner).await?;
+        // The next sequence number taken in the insert itself (as the forge numbers reviews).
         let seq: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = $1",
+            "INSERT INTO task_events (task_id, seq, event_json, created_at_ms) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM task_events WHERE task_id = $1 \
+             RETURNING seq",
         )
         .bind(task_id)
+        .bind(crate::history::encode(event)?)
+        .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?
-        .try_get("next")?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO task_events (task_id, seq, event_json, created_at_ms) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(task_id)
-        .bind(seq)
-        .bind(crate::history::encode(event)?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .try_get("seq")?;
         insert_checkpoint(&mut tx, task_id, node, kind, seq, state_json).await?;
         tx.commit().await?;
         Ok(seq)

@@ -78,7 +78,7 @@ async fn exercise(store: Store) {
     assert_eq!(store.get_task(&task.task_id).await.unwrap(), task);
     assert!(
         store
-            .unfinished_tasks()
+            .claimable_tasks("")
             .await
             .unwrap()
             .iter()
@@ -106,7 +106,7 @@ async fn exercise(store: Store) {
     store.update_task(&mut task, "").await.unwrap();
     assert!(
         !store
-            .unfinished_tasks()
+            .claimable_tasks("")
             .await
             .unwrap()
             .iter()

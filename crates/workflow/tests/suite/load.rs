@@ -22,9 +22,11 @@ async fn many_workflows_complete(database_url: Option<&str>) {
     );
     h.testing
         .script((0..WORKFLOWS).map(|_| Step::finish("tests_passed")));
-    let tasks =
-        futures::future::join_all((0..WORKFLOWS).map(|i| h.submit_owned(format!("Fix add #{i}"))))
-            .await;
+    let tasks = futures::future::join_all((0..WORKFLOWS).map(|i| {
+        let h = &h;
+        async move { h.submit(&format!("Fix add #{i}")).await }
+    }))
+    .await;
 
     for task in &tasks {
         let done = h.wait_for(&task.task_id, "completed").await;

@@ -444,10 +444,6 @@ impl Harness {
         Engine::new(self.store.clone(), self.clients.clone(), config)
     }
 
-    pub async fn submit_owned(&self, prompt: String) -> TaskRecord {
-        self.submit(&prompt).await
-    }
-
     pub async fn submit(&self, prompt: &str) -> TaskRecord {
         self.engine
             .submit(TaskSpec {
