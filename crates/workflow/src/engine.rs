@@ -12,12 +12,14 @@ use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
 use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::live::{Delivery, Live};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::nodes::{Node, WorkflowState};
 use crate::queue::{Slots, rank};
-use crate::store::{EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
+use crate::store::{CheckpointOf, EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
 use crate::{Error, Result};
 
 /// gRPC clients of the services the workflow drives.
@@ -80,11 +82,12 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) config: EngineConfig,
-    /// The id of the task that just stored an event (or ended), so its watchers, and only
-    /// they, wake up and read the store.
-    events: broadcast::Sender<Arc<str>>,
+    /// Stored events handed to their task's watchers in this process.
+    live: Live,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Told each time a runner has ended here.
+    stopped: tokio::sync::Notify,
     /// The runner tasks, to stop them all at once ([`Engine::abort`]).
     runners: Mutex<Vec<tokio::task::AbortHandle>>,
     slots: Arc<Slots>,
@@ -95,8 +98,8 @@ pub(crate) struct Inner {
 /// The stream `Engine::watch` returns.
 pub type WatchStream = ReceiverStream<Result<EventRecord>>;
 
-/// Wake-ups buffered per watcher; one that falls further behind reads the store anyway.
-const EVENT_WAKE_BUFFER: usize = 1024;
+/// How long a resume waits for a run that has ended to let go of its task.
+const STOPPING_WAIT: Duration = Duration::from_secs(5);
 
 /// Events read from the store per query while watching.
 const WATCH_BATCH: u32 = 500;
@@ -110,8 +113,9 @@ impl Engine {
                 store,
                 clients,
                 config,
-                events: broadcast::channel(EVENT_WAKE_BUFFER).0,
+                live: Live::default(),
                 running: Mutex::new(HashMap::new()),
+                stopped: tokio::sync::Notify::new(),
                 runners: Mutex::default(),
                 slots,
                 finished_runs: AtomicU64::new(0),
@@ -203,11 +207,7 @@ impl Engine {
                 )));
             }
         }
-        if self.lock_running().contains_key(task_id) {
-            return Err(Error::Conflict(format!(
-                "task {task_id} is still stopping; try again"
-            )));
-        }
+        self.wait_until_stopped(task_id).await?;
         let mut state = match self.inner.store.latest_checkpoint(task_id).await? {
             Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
             None => WorkflowState::new(),
@@ -230,6 +230,25 @@ impl Engine {
         tracing::info!(%task_id, node = ?state.next_node, "task resumed by request");
         self.spawn(task.clone(), state);
         Ok(task)
+    }
+
+    /// Waits for a run of `task_id` here that has stored its end (paused or failed) to let
+    /// go of the task (its lease): a resume asked right after the pause is not refused.
+    async fn wait_until_stopped(&self, task_id: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + STOPPING_WAIT;
+        loop {
+            let stopped = self.inner.stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if !self.lock_running().contains_key(task_id) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, stopped).await.is_err() {
+                return Err(Error::Conflict(format!(
+                    "task {task_id} is still stopping; try again"
+                )));
+            }
+        }
     }
 
     /// Ids of the tasks running in this process.
@@ -295,6 +314,7 @@ impl Engine {
                             task,
                             state,
                             interrupt,
+                            checkpointed_state: String::new(),
                         };
                         run.drive_to_end().await;
                         drop(permit);
@@ -320,6 +340,7 @@ impl Engine {
                 }
             }
             engine.lock_running().remove(&task_id);
+            engine.inner.stopped.notify_waiters();
         });
         let mut runners = self
             .inner
@@ -398,11 +419,25 @@ impl Engine {
 async fn watch_loop(
     inner: &Inner,
     task_id: &str,
-    mut last_seq: i64,
+    last_seq: i64,
     tx: &mpsc::Sender<Result<EventRecord>>,
 ) -> Result<()> {
-    // Subscribed before the first read, so no wake-up between a read and the wait is missed.
-    let mut wake = inner.events.subscribe();
+    // Subscribed before the first read, so nothing stored between a read and the wait is
+    // missed: what the read already returned is skipped by its sequence number.
+    let mut live = inner.live.subscribe(task_id);
+    let watched = watch_from(inner, task_id, last_seq, tx, &mut live).await;
+    drop(live);
+    inner.live.leave(task_id);
+    watched
+}
+
+async fn watch_from(
+    inner: &Inner,
+    task_id: &str,
+    mut last_seq: i64,
+    tx: &mpsc::Sender<Result<EventRecord>>,
+    live: &mut broadcast::Receiver<Delivery>,
+) -> Result<()> {
     loop {
         let events = inner
             .store
@@ -418,8 +453,8 @@ async fn watch_loop(
         if full_batch {
             continue;
         }
-        // The runner stores the final event before it marks the task ended, so once the task
-        // has ended, one more read returns whatever is left.
+        // The run stores the event telling the task ended together with the task's status,
+        // so once the task has ended, one more read returns whatever is left.
         if inner.store.get_task(task_id).await?.status.is_terminal() {
             let rest = inner
                 .store
@@ -432,24 +467,42 @@ async fn watch_loop(
             }
             return Ok(());
         }
-        tokio::select! {
-            () = woken_for(&mut wake, task_id) => {}
-            // Also poll: events may be written by another supervisor replica.
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = tx.closed() => return Ok(()),
-        }
-    }
-}
-
-/// Returns when `task_id` stored an event or ended (or wake-ups were missed, so it may have).
-async fn woken_for(wake: &mut broadcast::Receiver<Arc<str>>, task_id: &str) {
-    loop {
-        match wake.recv().await {
-            Ok(id) if &*id == task_id => return,
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            // The engine is gone; the poll ends the wait.
-            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        // Then the events as they are stored, handed over without reading the store, until
+        // one is missed: the store is read again from the last one sent.
+        let poll = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(poll);
+        loop {
+            let delivery = tokio::select! {
+                delivery = live.recv() => delivery,
+                // Also poll: events may be written by another supervisor replica.
+                () = &mut poll => break,
+                () = tx.closed() => return Ok(()),
+            };
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                // The engine is gone; the poll ends the wait.
+                Err(broadcast::error::RecvError::Closed) => {
+                    (&mut poll).await;
+                    break;
+                }
+            };
+            let Some(record) = delivery.record else {
+                break; // told to read the store
+            };
+            if record.seq <= last_seq {
+                continue; // the read above returned it already
+            }
+            if record.seq != last_seq + 1 {
+                break; // one was missed
+            }
+            last_seq = record.seq;
+            if tx.send(Ok(EventRecord::clone(&record))).await.is_err() {
+                return Ok(());
+            }
+            if delivery.ended {
+                return Ok(());
+            }
         }
     }
 }
@@ -476,12 +529,23 @@ fn validate(spec: &mut TaskSpec) -> Result<()> {
     Ok(())
 }
 
+/// An event from `agent`, created now.
+fn new_event(agent: &str, payload: Payload) -> TaskEvent {
+    TaskEvent {
+        payload: Some(payload),
+        agent: agent.to_owned(),
+        created_at_ms: cap_storage::now_ms(),
+    }
+}
+
 /// One task's run through the graph.
 pub(crate) struct Run {
     pub(crate) inner: Arc<Inner>,
     pub(crate) task: TaskRecord,
     pub(crate) state: WorkflowState,
     pub(crate) interrupt: watch::Receiver<bool>,
+    /// The state as the task's last checkpoint (taken by this run) holds it.
+    pub(crate) checkpointed_state: String,
 }
 
 /// How many times a run whose store failed for a passing reason goes on before the task is
@@ -552,11 +616,8 @@ impl Run {
             if *self.interrupt.borrow() {
                 return self.pause(node).await;
             }
+            // Written with the node's first event (every node starts by reporting progress).
             self.task.current_node = node.name().to_owned();
-            self.inner
-                .store
-                .update_task(&mut self.task, &self.inner.config.replica_id)
-                .await?;
             match self.run_node(node).await {
                 Ok(next) => {
                     retries = 0;
@@ -626,7 +687,11 @@ impl Run {
 
     async fn fail(&mut self, error: &Error) -> Result<()> {
         let message = match error {
-            Error::Sql(_) | Error::Storage(_) | Error::Json(_) | Error::Corrupt(_) => {
+            Error::Sql(_)
+            | Error::Write(_)
+            | Error::Storage(_)
+            | Error::Json(_)
+            | Error::Corrupt(_) => {
                 // The store itself failing: keep the task unfinished so it is resumed.
                 return Err(Error::Corrupt(cap_errors::chain(error)));
             }
@@ -647,28 +712,19 @@ impl Run {
         self.set_status(TaskStatus::Failed).await
     }
 
-    /// Records the status change as an event first, then on the task: a watcher that sees
-    /// the task ended is sure to find every event in the store.
+    /// Records the status change as an event, with the task's row in the same write: a
+    /// watcher that sees the task ended is sure to find every event in the store.
     pub(crate) async fn set_status(&mut self, status: TaskStatus) -> Result<()> {
         self.task.status = status;
-        self.emit(
+        let event = new_event(
             "supervisor",
             Payload::Status(StatusChange {
                 status: status.as_str().into(),
                 current_agent: self.task.current_agent.clone(),
                 progress_percentage: self.task.progress_percentage,
             }),
-        )
-        .await?;
-        self.inner
-            .store
-            .update_task(&mut self.task, &self.inner.config.replica_id)
-            .await?;
-        if status.is_terminal() {
-            // Watchers end their stream once they see the task ended: wake them now rather
-            // than at their next poll.
-            self.wake_watchers();
-        }
+        );
+        self.store_event(event, "event", true).await?;
         Ok(())
     }
 
@@ -689,42 +745,57 @@ impl Run {
     }
 
     async fn emit_with_kind(&mut self, agent: &str, payload: Payload, kind: &str) -> Result<i64> {
-        let event = TaskEvent {
-            payload: Some(payload),
-            agent: agent.to_owned(),
-            created_at_ms: cap_storage::now_ms(),
-        };
-        self.record(event, kind).await
+        self.record(new_event(agent, payload), kind).await
     }
 
     /// Stores an event as received (from an agent), filling in what it left out.
-    pub(crate) async fn record(&mut self, mut event: TaskEvent, kind: &str) -> Result<i64> {
+    pub(crate) async fn record(&mut self, event: TaskEvent, kind: &str) -> Result<i64> {
+        self.store_event(event, kind, false).await
+    }
+
+    /// Stores `event` with the checkpoint after it (and the task's row, `with_task`), then
+    /// hands it to the task's watchers here. A plain event that left the state as the last
+    /// checkpoint has it takes no new one: resuming from either is the same.
+    async fn store_event(
+        &mut self,
+        mut event: TaskEvent,
+        kind: &str,
+        with_task: bool,
+    ) -> Result<i64> {
         if event.created_at_ms == 0 {
             event.created_at_ms = cap_storage::now_ms();
         }
-        let node = self.state.next_node.map(Node::name).unwrap_or("done");
+        let state_json = self.state_json()?;
+        let checkpoint =
+            (kind != "event" || state_json != self.checkpointed_state).then(|| CheckpointOf {
+                node: self.state.next_node.map(Node::name).unwrap_or("done"),
+                kind,
+                state_json: &state_json,
+            });
+        let took_checkpoint = checkpoint.is_some();
+        let task_id = self.task.task_id.clone();
         let seq = self
             .inner
             .store
-            .record_event(
-                &self.task.task_id,
+            .append_event(
+                &task_id,
                 &self.inner.config.replica_id,
                 &event,
-                node,
-                kind,
-                &self.state_json()?,
+                checkpoint,
+                with_task.then_some(&mut self.task),
             )
             .await?;
-        self.wake_watchers();
+        if took_checkpoint {
+            self.checkpointed_state = state_json;
+        }
+        self.inner.live.deliver(
+            &task_id,
+            Delivery {
+                record: Some(Arc::new(EventRecord { seq, event })),
+                ended: with_task && self.task.status.is_terminal(),
+            },
+        );
         Ok(seq)
-    }
-
-    fn wake_watchers(&self) {
-        // No watcher is not an error.
-        let _ = self
-            .inner
-            .events
-            .send(Arc::from(self.task.task_id.as_str()));
     }
 
     pub(crate) async fn destroy_session(&mut self) {

@@ -9,10 +9,12 @@
 
 mod engine;
 mod history;
+mod live;
 mod naming;
 mod nodes;
 mod queue;
 pub mod store;
+mod writer;
 
 pub use engine::{Clients, Engine, EngineConfig, WatchStream};
 pub use naming::{branch_name, feature_slug};
@@ -28,6 +30,9 @@ pub enum Error {
     /// A query failed.
     #[error("database query failed")]
     Sql(#[from] sqlx::Error),
+    /// A batch of writes could not begin or commit; every write in it sees the same cause.
+    #[error("database write failed")]
+    Write(#[source] std::sync::Arc<sqlx::Error>),
     /// Stored JSON could not be read or written.
     #[error("stored JSON is invalid")]
     Json(#[from] serde_json::Error),
@@ -83,6 +88,7 @@ impl Error {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
             ),
             Self::Sql(error) => cap_storage::is_transient(error),
+            Self::Write(error) => cap_storage::is_transient(error),
             Self::Storage(_)
             | Self::Json(_)
             | Self::Corrupt(_)
@@ -100,7 +106,11 @@ impl Error {
     /// Whether this is the store failing for a passing reason (contention, a lost
     /// connection): the run goes on from where it was once the store answers again.
     pub fn is_transient_store(&self) -> bool {
-        matches!(self, Self::Sql(error) if cap_storage::is_transient(error))
+        match self {
+            Self::Sql(error) => cap_storage::is_transient(error),
+            Self::Write(error) => cap_storage::is_transient(error),
+            _ => false,
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The event log is the source of truth for what a watcher sees: every event is written (with
 //! the checkpoint taken after it) in one transaction before anyone is told about it, so a
-//! watcher that reconnects, or a supervisor that restarts, reads exactly what happened.
+//! watcher that reconnects, or a supervisor that restarts, reads exactly what happened. The
+//! runs' writes go through one writer that commits them in batches (`writer.rs`).
 
 use cap_proto::agent::v1::TaskEvent;
 use cap_storage::{AnyPool, now_ms};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::writer::{Bind, Write, Writer};
 use crate::{Error, Result};
 
 /// The supervisor's migrations (versions 1xxx).
@@ -139,11 +141,23 @@ pub struct CheckpointRecord {
     pub created_at_ms: i64,
 }
 
+/// The checkpoint taken with an event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckpointOf<'a> {
+    /// The node it is taken in.
+    pub(crate) node: &'a str,
+    /// `event`, `node_completed`, ...
+    pub(crate) kind: &'a str,
+    /// The workflow state as JSON.
+    pub(crate) state_json: &'a str,
+}
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: cap_storage::Backend,
+    /// Every write of a run goes through it (group commit).
+    writer: Writer,
 }
 
 const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current_agent, \
@@ -152,9 +166,11 @@ const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current
 impl Store {
     /// Opens the store at `database_url`, running migrations.
     pub async fn open(database_url: &str) -> Result<Self> {
+        let backend = cap_storage::Backend::of_url(database_url)?;
+        let pool = cap_storage::open(database_url, &MIGRATOR).await?;
         Ok(Self {
-            pool: cap_storage::open(database_url, &MIGRATOR).await?,
-            backend: cap_storage::Backend::of_url(database_url)?,
+            writer: Writer::spawn(pool.clone(), backend),
+            pool,
         })
     }
 
@@ -174,28 +190,27 @@ impl Store {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        sqlx::query(
-            "INSERT INTO tasks (task_id, repository_id, prompt, priority, request_json, status, \
-             current_node, current_agent, progress_percentage, pull_request_id, branch, \
+        let sql = "INSERT INTO tasks (task_id, repository_id, prompt, priority, request_json, \
+             status, current_node, current_agent, progress_percentage, pull_request_id, branch, \
              error_message, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&record.task_id)
-        .bind(&record.spec.repository_id)
-        .bind(&record.spec.prompt)
-        .bind(&record.spec.priority)
-        .bind(serde_json::to_string(&record.spec)?)
-        .bind(record.status.as_str())
-        .bind(&record.current_node)
-        .bind(&record.current_agent)
-        .bind(i64::from(record.progress_percentage))
-        .bind(&record.pull_request_id)
-        .bind(&record.branch)
-        .bind(&record.error_message)
-        .bind(record.created_at_ms)
-        .bind(record.updated_at_ms)
-        .execute(&self.pool)
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        let binds = vec![
+            Bind::Text(record.task_id.clone()),
+            Bind::Text(record.spec.repository_id.clone()),
+            Bind::Text(record.spec.prompt.clone()),
+            Bind::Text(record.spec.priority.clone()),
+            Bind::Text(serde_json::to_string(&record.spec)?),
+            Bind::Text(record.status.as_str().to_owned()),
+            Bind::Text(record.current_node.clone()),
+            Bind::Text(record.current_agent.clone()),
+            Bind::Int(i64::from(record.progress_percentage)),
+            Bind::Text(record.pull_request_id.clone()),
+            Bind::Text(record.branch.clone()),
+            Bind::Text(record.error_message.clone()),
+            Bind::Int(record.created_at_ms),
+            Bind::Int(record.updated_at_ms),
+        ];
+        self.writer.submit(Write::Exec { sql, binds }).await?;
         Ok(record)
     }
 
@@ -229,18 +244,16 @@ impl Store {
     /// under the same name gets its own tasks back at once). Returns whether `owner` holds it.
     pub async fn claim(&self, task_id: &str, owner: &str, lease: Duration) -> Result<bool> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = $3 \
+        let sql = "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE task_id = $3 \
              AND status IN ('queued', 'running') \
-             AND (lease_owner = $1 OR lease_owner = '' OR lease_until_ms < $4)",
-        )
-        .bind(owner)
-        .bind(now + lease_ms(lease))
-        .bind(task_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+             AND (lease_owner = $1 OR lease_owner = '' OR lease_until_ms < $4)";
+        let binds = vec![
+            Bind::Text(owner.to_owned()),
+            Bind::Int(now + lease_ms(lease)),
+            Bind::Text(task_id.to_owned()),
+            Bind::Int(now),
+        ];
+        Ok(self.writer.submit(Write::Exec { sql, binds }).await? == 1)
     }
 
     /// Extends `owner`'s lease on `task_id`: `None` when it has lost it (another replica took
@@ -280,14 +293,10 @@ impl Store {
 
     /// Gives up `owner`'s lease on `task_id` (when its run ended here).
     pub async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \
-             WHERE task_id = $1 AND lease_owner = $2",
-        )
-        .bind(task_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let sql = "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \
+             WHERE task_id = $1 AND lease_owner = $2";
+        let binds = vec![Bind::Text(task_id.to_owned()), Bind::Text(owner.to_owned())];
+        self.writer.submit(Write::Exec { sql, binds }).await?;
         Ok(())
     }
 
@@ -311,28 +320,12 @@ impl Store {
     /// task is run without leases).
     pub async fn update_task(&self, task: &mut TaskRecord, lease_owner: &str) -> Result<()> {
         task.updated_at_ms = now_ms();
-        let done = sqlx::query(
-            "UPDATE tasks SET status = $1, current_node = $2, current_agent = $3, \
-             progress_percentage = $4, pull_request_id = $5, branch = $6, error_message = $7, \
-             updated_at_ms = $8 WHERE task_id = $9 AND lease_owner = $10",
-        )
-        .bind(task.status.as_str())
-        .bind(&task.current_node)
-        .bind(&task.current_agent)
-        .bind(i64::from(task.progress_percentage))
-        .bind(&task.pull_request_id)
-        .bind(&task.branch)
-        .bind(&task.error_message)
-        .bind(task.updated_at_ms)
-        .bind(&task.task_id)
-        .bind(lease_owner)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            // Either gone or held by another replica; say which.
-            self.get_task(&task.task_id).await?;
-            return Err(Error::LeaseLost(task.task_id.clone()));
-        }
+        self.writer
+            .submit(Write::Task {
+                task: Box::new(task.clone()),
+                lease_owner: lease_owner.to_owned(),
+            })
+            .await?;
         Ok(())
     }
 
@@ -371,23 +364,46 @@ impl Store {
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
-        let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
-        fence(&mut tx, task_id, lease_owner).await?;
-        // The next sequence number taken in the insert itself (as the forge numbers reviews).
-        let seq: i64 = sqlx::query(
-            "INSERT INTO task_events (task_id, seq, event_json, created_at_ms) \
-             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM task_events WHERE task_id = $1 \
-             RETURNING seq",
-        )
-        .bind(task_id)
-        .bind(crate::history::encode(event)?)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("seq")?;
-        insert_checkpoint(&mut tx, task_id, node, kind, seq, state_json).await?;
-        tx.commit().await?;
-        Ok(seq)
+        let checkpoint = CheckpointOf {
+            node,
+            kind,
+            state_json,
+        };
+        self.append_event(task_id, lease_owner, event, Some(checkpoint), None)
+            .await
+    }
+
+    /// Appends `event` to the task's log with, in the same transaction, the checkpoint taken
+    /// after it (if any) and the task's mutable fields (if given; a status change and the
+    /// event telling it are then seen together or not at all). Returns the event's sequence
+    /// number.
+    pub(crate) async fn append_event(
+        &self,
+        task_id: &str,
+        lease_owner: &str,
+        event: &TaskEvent,
+        checkpoint: Option<CheckpointOf<'_>>,
+        task: Option<&mut TaskRecord>,
+    ) -> Result<i64> {
+        let task = task.map(|task| {
+            task.updated_at_ms = now_ms();
+            Box::new(task.clone())
+        });
+        self.writer
+            .submit(Write::Event {
+                task_id: task_id.to_owned(),
+                lease_owner: lease_owner.to_owned(),
+                event_json: crate::history::encode(event)?,
+                checkpoint: checkpoint.map(|c| {
+                    (
+                        c.node.to_owned(),
+                        c.kind.to_owned(),
+                        c.state_json.to_owned(),
+                    )
+                }),
+                task,
+            })
+            .await
     }
 
     /// Saves a checkpoint that follows no event (after a node, for instance).
@@ -399,17 +415,15 @@ impl Store {
         kind: &str,
         state_json: &str,
     ) -> Result<i64> {
-        let mut tx = cap_storage::begin_write(&self.pool, self.backend).await?;
-        fence(&mut tx, task_id, lease_owner).await?;
-        let event_seq: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS last FROM task_events WHERE task_id = $1")
-                .bind(task_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last")?;
-        let seq = insert_checkpoint(&mut tx, task_id, node, kind, event_seq, state_json).await?;
-        tx.commit().await?;
-        Ok(seq)
+        self.writer
+            .submit(Write::Checkpoint {
+                task_id: task_id.to_owned(),
+                lease_owner: lease_owner.to_owned(),
+                node: node.to_owned(),
+                kind: kind.to_owned(),
+                state_json: state_json.to_owned(),
+            })
+            .await
     }
 
     /// Events with `seq > after_seq`, oldest first, at most `limit`.
@@ -473,36 +487,6 @@ impl Store {
     }
 }
 
-async fn insert_checkpoint(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    task_id: &str,
-    node: &str,
-    kind: &str,
-    event_seq: i64,
-    state_json: &str,
-) -> Result<i64> {
-    let seq: i64 =
-        sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM checkpoints WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("next")?;
-    sqlx::query(
-        "INSERT INTO checkpoints (task_id, seq, node, kind, event_seq, state_json, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(task_id)
-    .bind(seq)
-    .bind(node)
-    .bind(kind)
-    .bind(event_seq)
-    .bind(state_json)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(seq)
-}
-
 fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
     let request_json: String = row.try_get("request_json")?;
     let status: String = row.try_get("status")?;
@@ -520,27 +504,6 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
-}
-
-/// Refuses the write unless `lease_owner` still holds the task's lease (`""`: the task is
-/// run without leases): a replica that lost a task to another never writes into its log.
-async fn fence(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    task_id: &str,
-    lease_owner: &str,
-) -> Result<()> {
-    let held =
-        sqlx::query("UPDATE tasks SET updated_at_ms = $1 WHERE task_id = $2 AND lease_owner = $3")
-            .bind(now_ms())
-            .bind(task_id)
-            .bind(lease_owner)
-            .execute(&mut **tx)
-            .await?;
-    if held.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(Error::LeaseLost(task_id.to_owned()))
-    }
 }
 
 fn lease_ms(lease: Duration) -> i64 {

@@ -247,3 +247,108 @@ async fn leases_are_exclusive_and_fence_a_replica_that_lost_one() {
     store.release(&task.task_id, "b").await.unwrap();
     assert!(store.claim(&task.task_id, "c", long).await.unwrap());
 }
+
+/// Writes asked at once are committed together: each task's log stays contiguous, a write
+/// refused by its fence or naming no task fails alone, and the rest of its batch commits.
+async fn batched_writes(store: Store) {
+    let long = std::time::Duration::from_secs(60);
+    let held = store.create_task(spec()).await.unwrap();
+    let lost = store.create_task(spec()).await.unwrap();
+    assert!(store.claim(&held.task_id, "a", long).await.unwrap());
+    assert!(store.claim(&lost.task_id, "b", long).await.unwrap());
+    let mut task = held.clone();
+    task.progress_percentage = 50;
+    let writes = (0..40).map(|i| {
+        let store = store.clone();
+        let (held, lost) = (held.task_id.clone(), lost.task_id.clone());
+        let mut task = task.clone();
+        async move {
+            let text = format!("event {i}");
+            match i % 4 {
+                0 => store
+                    .record_event(&lost, "a", &thought(&text), "plan", "event", "{}")
+                    .await
+                    .map(|_| ()),
+                1 => store
+                    .record_event("no-such-task", "a", &thought(&text), "plan", "event", "{}")
+                    .await
+                    .map(|_| ()),
+                2 => {
+                    let checkpoint = CheckpointOf {
+                        node: "plan",
+                        kind: "event",
+                        state_json: "{}",
+                    };
+                    store
+                        .append_event(
+                            &held,
+                            "a",
+                            &thought(&text),
+                            Some(checkpoint),
+                            Some(&mut task),
+                        )
+                        .await
+                        .map(|_| ())
+                }
+                _ => store
+                    .record_event(&held, "a", &thought(&text), "plan", "event", "{}")
+                    .await
+                    .map(|_| ()),
+            }
+        }
+    });
+    let outcomes = futures::future::join_all(writes).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i % 4 {
+            0 => assert!(matches!(outcome, Err(Error::LeaseLost(_))), "{outcome:?}"),
+            1 => assert!(
+                matches!(outcome, Err(Error::TaskNotFound(_))),
+                "{outcome:?}"
+            ),
+            _ => assert!(outcome.is_ok(), "{outcome:?}"),
+        }
+    }
+    let seqs: Vec<i64> = store
+        .events_after(&held.task_id, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| record.seq)
+        .collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+    let checkpoints: Vec<(i64, i64)> = store
+        .checkpoints(&held.task_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.seq, c.event_seq))
+        .collect();
+    assert_eq!(checkpoints, (1..=20).map(|n| (n, n)).collect::<Vec<_>>());
+    assert!(
+        store
+            .events_after(&lost.task_id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_task(&held.task_id)
+            .await
+            .unwrap()
+            .progress_percentage,
+        50
+    );
+}
+
+#[tokio::test]
+async fn sqlite_batches_writes_and_fences_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = cap_storage::sqlite_url(&dir.path().join("supervisor.db"));
+    batched_writes(Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_batches_writes_and_fences_each() {
+    batched_writes(Store::open(POSTGRES_URL).await.unwrap()).await;
+}
