@@ -149,7 +149,11 @@ fn to_status(error: Error) -> Status {
         Error::Upstream { .. } | Error::TaskFailed(_) | Error::Interrupted => {
             Status::unavailable(error.to_string())
         }
-        Error::Storage(_) | Error::Sql(_) | Error::Json(_) | Error::Corrupt(_) => {
+        Error::Storage(_)
+        | Error::Sql(_)
+        | Error::Write(_)
+        | Error::Json(_)
+        | Error::Corrupt(_) => {
             tracing::error!(error = ?error, "supervisor store error");
             Status::internal("the supervisor's store failed")
         }
