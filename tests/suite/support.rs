@@ -34,6 +34,17 @@ pub struct TestFleet {
 
 impl TestFleet {
     pub async fn start(script: Vec<ScriptStep>, database_url: Option<&str>) -> Self {
+        Self::start_with(script, |config| {
+            config.database_url = database_url.map(str::to_owned);
+        })
+        .await
+    }
+
+    /// A fleet whose configuration `configure` adjusts (replicas, leases, database).
+    pub async fn start_with(
+        script: Vec<ScriptStep>,
+        configure: impl FnOnce(&mut FleetConfig),
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
         let model = ScriptedModel::start(script).await.unwrap();
         let endpoint = ModelEndpoint {
@@ -42,8 +53,8 @@ impl TestFleet {
             model: "scripted".into(),
         };
         let mut config = FleetConfig::new(data.path(), endpoint).unwrap();
-        config.database_url = database_url.map(str::to_owned);
         config.log_filter = "info,cap=debug".into();
+        configure(&mut config);
         let fleet = Fleet::start(config).await.unwrap();
         Self {
             fleet,
@@ -147,7 +158,7 @@ impl TestFleet {
     /// The service logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
-        for name in cap_fleet::SERVICES {
+        for name in self.fleet.process_names() {
             let path = self.fleet.config().log_dir().join(format!("{name}.log"));
             text.push_str(&format!("--- {name} ---\n{}\n", cap_fleet::tail(&path, 40)));
         }
