@@ -1,5 +1,5 @@
-//! Chaos: every service killed with SIGKILL mid-task (the supervisor at each node and between
-//! the commit and the pull request), PostgreSQL stopped mid-task, and two supervisor replicas
+//! Chaos: every service killed with SIGKILL mid-task (the supervisor at each node, before it
+//! recorded its commit and before it recorded its pull request), PostgreSQL stopped mid-task, and two supervisor replicas
 //! with one killed. Each task must end completed, with its events numbered 1..=n (no gap, no
 //! duplicate, every event seen before the crash still there), exactly one branch in the forge
 //! and exactly one pull request.
@@ -190,6 +190,11 @@ fn task_branches(bare: &Path) -> Vec<String> {
     .collect()
 }
 
+/// The task's one branch.
+fn branches_of(bare: &Path) -> String {
+    task_branches(bare).join(" ")
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -322,6 +327,75 @@ async fn supervisor_killed_between_commit_and_pull_request() {
     chaos.assert_completed(&task_id, &[]).await;
 }
 
+/// The supervisor dies after the forge committed the change, before it recorded the commit:
+/// the resumed run asks for the same commit again and must be given it, not refused for
+/// having nothing left to commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_killed_before_recording_its_commit() {
+    let mut chaos = Chaos::start("supervisor-record-commit", |_| {}).await;
+    let store = chaos.fleet.fleet.config().data_dir.join("supervisor.db");
+    let store_url = format!("sqlite://{}", store.display());
+    let mut lock = sqlx::SqliteConnection::connect(&store_url).await.unwrap();
+    let task_id = chaos.submit().await;
+
+    // The branch is created from main just before the commit: from then on the supervisor's
+    // store is held, so the commit is made but cannot be recorded.
+    let main = git(&chaos.bare, &["rev-parse", "main"]);
+    let created = async {
+        while task_branches(&chaos.bare).is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(CHAOS_DEADLINE, created)
+        .await
+        .unwrap_or_else(|_| panic!("no branch was created\n{}", chaos.fleet.logs()));
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let committed = async {
+        loop {
+            let branches = task_branches(&chaos.bare);
+            if git(&chaos.bare, &["rev-parse", &branches[0]]) != main {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), committed)
+        .await
+        .unwrap_or_else(|_| panic!("the change was never committed\n{}", chaos.fleet.logs()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    chaos.fleet.fleet.kill("supervisor").await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+
+    // The window was hit: the last checkpoint names the branch but knows no commit.
+    let state: String = sqlx::query_scalar(
+        "SELECT state_json FROM checkpoints WHERE task_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&task_id)
+    .fetch_one(&mut lock)
+    .await
+    .unwrap();
+    lock.close().await.unwrap();
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        (state["branch"].as_str(), state["head_sha"].as_str()),
+        (Some(branches_of(&chaos.bare).as_str()), Some("")),
+        "the supervisor recorded its commit before it was killed: {state}"
+    );
+
+    chaos.fleet.fleet.restart("supervisor").await.unwrap();
+    chaos.assert_completed(&task_id, &[]).await;
+    // One commit on the branch: the resumed run made none of its own.
+    let branch = &task_branches(&chaos.bare)[0];
+    let commits = git(
+        &chaos.bare,
+        &["rev-list", "--count", &format!("main..{branch}")],
+    );
+    assert_eq!(commits.trim(), "1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coding_agent_killed_mid_task() {
     let mut chaos = Chaos::start("coding-agent", |_| {}).await;
@@ -417,7 +491,9 @@ async fn postgres_stopped_mid_task() {
         })
         .await;
     postgres.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Down past the end of the agent's test run and past the pools' 10 s wait for a
+    // connection: the supervisor's writes fail, not just wait.
+    tokio::time::sleep(Duration::from_secs(20)).await;
     postgres.start_again();
     chaos.assert_completed(&task_id, &[seen]).await;
 }
