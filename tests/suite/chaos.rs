@@ -115,6 +115,21 @@ impl Chaos {
         }
     }
 
+    /// Asserts that the restarted supervisor resumed the task at `node` (`Plan`, `Execute`,
+    /// `Review`): the crash landed where the test meant it to.
+    fn assert_resumed_at(&self, node: &str) {
+        let path = self.fleet.fleet.config().log_dir().join("supervisor.log");
+        let log = strip_ansi(&std::fs::read_to_string(path).unwrap());
+        let resumed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("resuming task"))
+            .collect();
+        assert!(
+            resumed.len() == 1 && resumed[0].contains(&format!("node=Some({node})")),
+            "expected one resume at {node}: {resumed:#?}"
+        );
+    }
+
     async fn kill_and_restart(&mut self, service: &str) {
         self.fleet.fleet.kill(service).await.unwrap();
         self.fleet.fleet.restart(service).await.unwrap();
@@ -208,6 +223,37 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The log without its colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // `ESC [ ... m`
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// Asserts that after the event seen at the crash, a node failed over `service` and waited to
+/// run again (the crash was noticed and retried, not fatal).
+fn assert_retried(events: &[Value], seen: &Value, service: &str) {
+    let from = seen["seq"].as_i64().unwrap() as usize;
+    find_event(events, from, "error", |d| {
+        d["recoverable"] == true
+            && d["message"].as_str().unwrap_or("").contains(service)
+            && d["message"].as_str().unwrap_or("").contains("retry 1")
+    })
+    .unwrap();
+}
+
 fn is_status(event: &Value, status: &str) -> bool {
     event["event"] == "task_status" && event["data"]["status"] == status
 }
@@ -230,6 +276,7 @@ async fn supervisor_killed_at_plan() {
         .await;
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
+    chaos.assert_resumed_at("Plan");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,6 +290,7 @@ async fn supervisor_killed_at_execute() {
         .await;
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
+    chaos.assert_resumed_at("Execute");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,6 +304,7 @@ async fn supervisor_killed_at_review() {
         .await;
     chaos.kill_and_restart("supervisor").await;
     let events = chaos.assert_completed(&task_id, &[seen]).await;
+    chaos.assert_resumed_at("Review");
     // The coding agent's work was kept: the resumed run started at review.
     let finished = events
         .iter()
@@ -325,6 +374,7 @@ async fn supervisor_killed_between_commit_and_pull_request() {
 
     chaos.fleet.fleet.restart("supervisor").await.unwrap();
     chaos.assert_completed(&task_id, &[]).await;
+    chaos.assert_resumed_at("Review");
 }
 
 /// The supervisor dies after the forge committed the change, before it recorded the commit:
@@ -387,6 +437,7 @@ async fn supervisor_killed_before_recording_its_commit() {
 
     chaos.fleet.fleet.restart("supervisor").await.unwrap();
     chaos.assert_completed(&task_id, &[]).await;
+    chaos.assert_resumed_at("Review");
     // One commit on the branch: the resumed run made none of its own.
     let branch = &task_branches(&chaos.bare)[0];
     let commits = git(
@@ -406,7 +457,10 @@ async fn coding_agent_killed_mid_task() {
         })
         .await;
     chaos.kill_and_restart("coding-agent").await;
-    chaos.assert_completed(&task_id, &[seen]).await;
+    let events = chaos
+        .assert_completed(&task_id, std::slice::from_ref(&seen))
+        .await;
+    assert_retried(&events, &seen, "coding agent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +473,10 @@ async fn testing_agent_killed_mid_task() {
         })
         .await;
     chaos.kill_and_restart("testing-agent").await;
-    chaos.assert_completed(&task_id, &[seen]).await;
+    let events = chaos
+        .assert_completed(&task_id, std::slice::from_ref(&seen))
+        .await;
+    assert_retried(&events, &seen, "testing agent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +489,19 @@ async fn context_agent_killed_mid_task() {
         })
         .await;
     chaos.kill_and_restart("context-agent").await;
-    chaos.assert_completed(&task_id, &[seen]).await;
+    let events = chaos
+        .assert_completed(&task_id, std::slice::from_ref(&seen))
+        .await;
+    // The analysis broke off; the plan went on without it, as it does when the agent is down.
+    let from = seen["seq"].as_i64().unwrap() as usize;
+    find_event(&events, from, "error", |d| {
+        d["recoverable"] == true
+            && d["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("planning without repository analysis")
+    })
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +515,11 @@ async fn sandbox_killed_mid_task() {
         })
         .await;
     chaos.kill_and_restart("sandbox").await;
-    chaos.assert_completed(&task_id, &[seen]).await;
+    let events = chaos
+        .assert_completed(&task_id, std::slice::from_ref(&seen))
+        .await;
+    // The testing agent's run broke on the sandbox; review ran again on the same workspace.
+    assert_retried(&events, &seen, "testing agent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
