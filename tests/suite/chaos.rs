@@ -130,6 +130,10 @@ impl Chaos {
         );
     }
 
+    async fn stop(self) {
+        self.fleet.stop().await;
+    }
+
     async fn kill_and_restart(&mut self, service: &str) {
         self.fleet.fleet.kill(service).await.unwrap();
         self.fleet.fleet.restart(service).await.unwrap();
@@ -277,6 +281,7 @@ async fn supervisor_killed_at_plan() {
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
     chaos.assert_resumed_at("Plan");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,6 +296,7 @@ async fn supervisor_killed_at_execute() {
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
     chaos.assert_resumed_at("Execute");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +317,7 @@ async fn supervisor_killed_at_review() {
         .filter(|e| e["event"] == "checkpoint_reached" && e["data"]["type"] == "agent_finished")
         .count();
     assert_eq!(finished, 1);
+    chaos.stop().await;
 }
 
 /// The supervisor dies after the forge committed the change, while it asks for the pull
@@ -375,6 +382,7 @@ async fn supervisor_killed_between_commit_and_pull_request() {
     chaos.fleet.fleet.restart("supervisor").await.unwrap();
     chaos.assert_completed(&task_id, &[]).await;
     chaos.assert_resumed_at("Review");
+    chaos.stop().await;
 }
 
 /// The supervisor dies after the forge committed the change, before it recorded the commit:
@@ -445,6 +453,7 @@ async fn supervisor_killed_before_recording_its_commit() {
         &["rev-list", "--count", &format!("main..{branch}")],
     );
     assert_eq!(commits.trim(), "1");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,6 +470,7 @@ async fn coding_agent_killed_mid_task() {
         .assert_completed(&task_id, std::slice::from_ref(&seen))
         .await;
     assert_retried(&events, &seen, "coding agent");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,6 +487,7 @@ async fn testing_agent_killed_mid_task() {
         .assert_completed(&task_id, std::slice::from_ref(&seen))
         .await;
     assert_retried(&events, &seen, "testing agent");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,6 +513,7 @@ async fn context_agent_killed_mid_task() {
                 .starts_with("planning without repository analysis")
     })
     .unwrap();
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,6 +532,7 @@ async fn sandbox_killed_mid_task() {
         .await;
     // The testing agent's run broke on the sandbox; review ran again on the same workspace.
     assert_retried(&events, &seen, "testing agent");
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,6 +558,7 @@ async fn github_killed_mid_task() {
         .await;
     chaos.fleet.fleet.restart("github").await.unwrap();
     chaos.assert_completed(&task_id, &[running, failed]).await;
+    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,6 +583,7 @@ async fn postgres_stopped_mid_task() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     postgres.start_again();
     chaos.assert_completed(&task_id, &[seen]).await;
+    chaos.stop().await;
 }
 
 /// Two replicas share one PostgreSQL; the one running the task dies and the other takes the
@@ -650,7 +665,7 @@ async fn a_second_replica_takes_over_from_a_killed_one() {
         chaos.fleet.logs()
     );
 
-    chaos.fleet.fleet.stop().await;
+    chaos.stop().await;
     let _ = sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
         .execute(&mut admin)
         .await;

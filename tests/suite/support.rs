@@ -45,7 +45,12 @@ impl TestFleet {
         script: Vec<ScriptStep>,
         configure: impl FnOnce(&mut FleetConfig),
     ) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        let mut data = tempfile::tempdir().unwrap();
+        // To read a test's logs and state after it ran.
+        if std::env::var_os("CAP_E2E_KEEP_DATA").is_some() {
+            data.disable_cleanup(true);
+            eprintln!("fleet data kept in {}", data.path().display());
+        }
         let model = ScriptedModel::start(script).await.unwrap();
         let endpoint = ModelEndpoint {
             base_url: model.base_url(),
@@ -62,6 +67,12 @@ impl TestFleet {
             http: reqwest::Client::new(),
             _data: data,
         }
+    }
+
+    /// Stops the services and waits for them before the data directory goes: a sandbox
+    /// still unmounting its workspaces while the directory is deleted leaves them mounted.
+    pub async fn stop(self) {
+        self.fleet.stop().await;
     }
 
     pub fn url(&self, path: &str) -> String {
