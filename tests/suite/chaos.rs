@@ -281,7 +281,6 @@ async fn supervisor_killed_at_plan() {
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
     chaos.assert_resumed_at("Plan");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +295,6 @@ async fn supervisor_killed_at_execute() {
     chaos.kill_and_restart("supervisor").await;
     chaos.assert_completed(&task_id, &[seen]).await;
     chaos.assert_resumed_at("Execute");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +315,6 @@ async fn supervisor_killed_at_review() {
         .filter(|e| e["event"] == "checkpoint_reached" && e["data"]["type"] == "agent_finished")
         .count();
     assert_eq!(finished, 1);
-    chaos.stop().await;
 }
 
 /// The supervisor dies after the forge committed the change, while it asks for the pull
@@ -382,7 +379,6 @@ async fn supervisor_killed_between_commit_and_pull_request() {
     chaos.fleet.fleet.restart("supervisor").await.unwrap();
     chaos.assert_completed(&task_id, &[]).await;
     chaos.assert_resumed_at("Review");
-    chaos.stop().await;
 }
 
 /// The supervisor dies after the forge committed the change, before it recorded the commit:
@@ -453,7 +449,6 @@ async fn supervisor_killed_before_recording_its_commit() {
         &["rev-list", "--count", &format!("main..{branch}")],
     );
     assert_eq!(commits.trim(), "1");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,7 +465,6 @@ async fn coding_agent_killed_mid_task() {
         .assert_completed(&task_id, std::slice::from_ref(&seen))
         .await;
     assert_retried(&events, &seen, "coding agent");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +481,6 @@ async fn testing_agent_killed_mid_task() {
         .assert_completed(&task_id, std::slice::from_ref(&seen))
         .await;
     assert_retried(&events, &seen, "testing agent");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,7 +506,6 @@ async fn context_agent_killed_mid_task() {
                 .starts_with("planning without repository analysis")
     })
     .unwrap();
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +524,6 @@ async fn sandbox_killed_mid_task() {
         .await;
     // The testing agent's run broke on the sandbox; review ran again on the same workspace.
     assert_retried(&events, &seen, "testing agent");
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +549,6 @@ async fn github_killed_mid_task() {
         .await;
     chaos.fleet.fleet.restart("github").await.unwrap();
     chaos.assert_completed(&task_id, &[running, failed]).await;
-    chaos.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,7 +573,6 @@ async fn postgres_stopped_mid_task() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     postgres.start_again();
     chaos.assert_completed(&task_id, &[seen]).await;
-    chaos.stop().await;
 }
 
 /// Two replicas share one PostgreSQL; the one running the task dies and the other takes the

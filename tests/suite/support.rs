@@ -69,8 +69,7 @@ impl TestFleet {
         }
     }
 
-    /// Stops the services and waits for them before the data directory goes: a sandbox
-    /// still unmounting its workspaces while the directory is deleted leaves them mounted.
+    /// Stops the services (as dropping the fleet does) and waits for them.
     pub async fn stop(self) {
         self.fleet.stop().await;
     }

@@ -189,12 +189,31 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A running fleet. Dropping it stops the services (SIGTERM).
+/// A running fleet. Dropping it stops the services (SIGTERM) and waits up to 5 s for them.
 pub struct Fleet {
     config: FleetConfig,
     pki: Pki,
     processes: Vec<ServiceProcess>,
     gateway_http: SocketAddr,
+}
+
+impl Drop for Fleet {
+    /// Every service is told to stop at once, then waited for, so that whoever removes the
+    /// data directory next (a test's temporary root) does not pull it from under a sandbox
+    /// still unmounting its workspaces: that left loop mounts behind. Blocks, briefly.
+    fn drop(&mut self) {
+        for process in &self.processes {
+            if let Some(pid) = process_pid(&process.child) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for process in &mut self.processes {
+            while matches!(process.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Fleet {
