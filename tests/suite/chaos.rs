@@ -552,6 +552,41 @@ async fn github_killed_mid_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_killed_mid_task() {
+    let mut chaos = Chaos::start("gateway", |_| {}).await;
+    let task_id = chaos.submit().await;
+    let seen = chaos
+        .wait_for(&task_id, "the coding agent's test run", |e| {
+            runs_tests(e, "coding")
+        })
+        .await;
+    // The gateway holds nothing: the task runs on, and the restarted one (same port) serves it.
+    chaos.kill_and_restart("gateway").await;
+    chaos.assert_completed(&task_id, &[seen]).await;
+}
+
+/// The whole machine loses power mid-task: every process killed at once, then the fleet
+/// started again in order on the same data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_killed_at_once() {
+    let mut chaos = Chaos::start("everything", |_| {}).await;
+    let task_id = chaos.submit().await;
+    let seen = chaos
+        .wait_for(&task_id, "the coding agent's test run", |e| {
+            runs_tests(e, "coding")
+        })
+        .await;
+    for service in chaos.fleet.fleet.process_names() {
+        chaos.fleet.fleet.kill(&service).await.unwrap();
+    }
+    for service in chaos.fleet.fleet.process_names() {
+        chaos.fleet.fleet.restart(&service).await.unwrap();
+    }
+    chaos.assert_completed(&task_id, &[seen]).await;
+    chaos.assert_resumed_at("Execute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_mid_task() {
     let Some(postgres) = PrivatePostgres::start() else {
         eprintln!(
