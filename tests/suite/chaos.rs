@@ -50,7 +50,15 @@ struct Chaos {
 
 impl Chaos {
     async fn start(name: &str, configure: impl FnOnce(&mut cap_fleet::FleetConfig)) -> Self {
-        let fleet = TestFleet::start_with(chaos_script(), configure).await;
+        Self::start_scripted(name, chaos_script(), configure).await
+    }
+
+    async fn start_scripted(
+        name: &str,
+        script: Vec<ScriptStep>,
+        configure: impl FnOnce(&mut cap_fleet::FleetConfig),
+    ) -> Self {
+        let fleet = TestFleet::start_with(script, configure).await;
         let repository_id = format!("e2e/chaos-{name}-{}", uuid::Uuid::new_v4().simple());
         let source = tempfile::tempdir().unwrap();
         copy_tree(&fixtures().join("python-calculator"), source.path());
@@ -481,6 +489,44 @@ async fn testing_agent_killed_mid_task() {
         .assert_completed(&task_id, std::slice::from_ref(&seen))
         .await;
     assert_retried(&events, &seen, "testing agent");
+}
+
+/// The testing agent stays down past review's retries: the task fails naming it, and once the
+/// agent is back a resume through the API runs the task to completion (from the plan, on a
+/// fresh workspace: a failed task's is released), still with one branch and one pull request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_failed_on_an_agent_kept_down_resumes_to_completion() {
+    // The resumed run starts from scratch, so the model fixes the bug twice.
+    let mut script = load_script("python-calculator.script.json");
+    script.extend(chaos_script());
+    let mut chaos = Chaos::start_scripted("agent-down", script, |_| {}).await;
+    let task_id = chaos.submit().await;
+    chaos
+        .wait_for(&task_id, "the coding agent's test run", |e| {
+            runs_tests(e, "coding")
+        })
+        .await;
+    chaos.fleet.fleet.kill("testing-agent").await.unwrap();
+    let task = tokio::time::timeout(CHAOS_DEADLINE, chaos.fleet.wait_for_end(&task_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task["status"], "failed", "{task}");
+    let message = task["error_message"].as_str().unwrap();
+    assert!(message.starts_with("testing agent service:"), "{message}");
+
+    chaos.fleet.fleet.restart("testing-agent").await.unwrap();
+    let (status, resumed) = chaos
+        .fleet
+        .post(&format!("/api/v1/tasks/{task_id}/resume"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{resumed}");
+    let events = chaos.assert_completed(&task_id, &[]).await;
+    let failed = find_event(&events, 0, "task_status", |d| d["status"] == "failed").unwrap();
+    find_event(&events, failed, "task_status", |d| {
+        d["status"] == "completed"
+    })
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
