@@ -726,13 +726,27 @@ async fn a_second_replica_takes_over_from_a_killed_one() {
     assert_eq!(status.running_task_ids, vec![task_id.clone()]);
 
     chaos.fleet.fleet.kill("supervisor-2").await.unwrap();
+    let log_dir = chaos.fleet.fleet.config().log_dir();
+    let log_of = |name: &str| {
+        let path = log_dir.join(format!("{name}.log"));
+        strip_ansi(&std::fs::read_to_string(path).unwrap_or_default())
+    };
+    let taken_over = async {
+        while !log_of("supervisor").contains("took over tasks whose lease expired") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(CHAOS_DEADLINE, taken_over)
+        .await
+        .unwrap_or_else(|_| panic!("no takeover\n{}", chaos.fleet.logs()));
+    // The killed replica comes back under its name while the other runs the task: it must
+    // leave the task alone, the lease being the other's now.
+    chaos.fleet.fleet.restart("supervisor-2").await.unwrap();
     chaos.assert_completed(&task_id, &[]).await;
-    let log = chaos.fleet.fleet.config().log_dir().join("supervisor.log");
-    let log = std::fs::read_to_string(log).unwrap();
     assert!(
-        log.contains("took over tasks whose lease expired"),
+        !log_of("supervisor-2").contains("resuming task"),
         "{}",
-        chaos.fleet.logs()
+        log_of("supervisor-2")
     );
 
     chaos.stop().await;
