@@ -1,3 +1,4 @@
+mod chaos;
 mod dashboard;
 mod recovery;
 mod support;

@@ -34,7 +34,23 @@ pub struct TestFleet {
 
 impl TestFleet {
     pub async fn start(script: Vec<ScriptStep>, database_url: Option<&str>) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_with(script, |config| {
+            config.database_url = database_url.map(str::to_owned);
+        })
+        .await
+    }
+
+    /// A fleet whose configuration `configure` adjusts (replicas, leases, database).
+    pub async fn start_with(
+        script: Vec<ScriptStep>,
+        configure: impl FnOnce(&mut FleetConfig),
+    ) -> Self {
+        let mut data = tempfile::tempdir().unwrap();
+        // To read a test's logs and state after it ran.
+        if std::env::var_os("CAP_E2E_KEEP_DATA").is_some() {
+            data.disable_cleanup(true);
+            eprintln!("fleet data kept in {}", data.path().display());
+        }
         let model = ScriptedModel::start(script).await.unwrap();
         let endpoint = ModelEndpoint {
             base_url: model.base_url(),
@@ -42,8 +58,8 @@ impl TestFleet {
             model: "scripted".into(),
         };
         let mut config = FleetConfig::new(data.path(), endpoint).unwrap();
-        config.database_url = database_url.map(str::to_owned);
         config.log_filter = "info,cap=debug".into();
+        configure(&mut config);
         let fleet = Fleet::start(config).await.unwrap();
         Self {
             fleet,
@@ -51,6 +67,11 @@ impl TestFleet {
             http: reqwest::Client::new(),
             _data: data,
         }
+    }
+
+    /// Stops the services (as dropping the fleet does) and waits for them.
+    pub async fn stop(self) {
+        self.fleet.stop().await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -147,7 +168,7 @@ impl TestFleet {
     /// The service logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
-        for name in cap_fleet::SERVICES {
+        for name in self.fleet.process_names() {
             let path = self.fleet.config().log_dir().join(format!("{name}.log"));
             text.push_str(&format!("--- {name} ---\n{}\n", cap_fleet::tail(&path, 40)));
         }

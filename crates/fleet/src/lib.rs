@@ -5,6 +5,10 @@
 //! dependency order, passes each the addresses of those it calls, and waits until each answers
 //! the gRPC health check before starting the next. Used by the `cap` command and by the
 //! end-to-end tests, which therefore exercise the same start-up path a user runs.
+//!
+//! Several supervisor replicas can share the store ([`FleetConfig::supervisor_replicas`]):
+//! each is a process of its own name (`supervisor-2`, ...) that [`Fleet::kill`] and
+//! [`Fleet::restart`] address like any service.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,8 +45,8 @@ pub enum Error {
     /// A service did not come up.
     #[error("service {service} did not start: {reason}\n--- last lines of {log} ---\n{log_tail}")]
     StartFailed {
-        /// The service.
-        service: &'static str,
+        /// The service (a supervisor replica's own name, e.g. `supervisor-2`).
+        service: String,
         /// Why.
         reason: String,
         /// Its log file.
@@ -107,6 +111,12 @@ pub struct FleetConfig {
     pub max_steps: u32,
     /// `RUST_LOG` for the services.
     pub log_filter: String,
+    /// How many supervisor replicas share the store: the first is `supervisor`, the others
+    /// `supervisor-2`, `supervisor-3`, ..., each started right after it with its own name as
+    /// its `--replica-id`. The gateway talks to `supervisor`.
+    pub supervisor_replicas: usize,
+    /// The supervisors' task lease in seconds (`--lease-seconds`); `None` keeps theirs.
+    pub supervisor_lease_seconds: Option<u64>,
 }
 
 impl FleetConfig {
@@ -121,6 +131,8 @@ impl FleetConfig {
             model,
             max_steps: 30,
             log_filter: "info".to_owned(),
+            supervisor_replicas: 1,
+            supervisor_lease_seconds: None,
         })
     }
 
@@ -158,7 +170,10 @@ pub fn default_bin_dir() -> Result<PathBuf> {
 }
 
 struct ServiceProcess {
-    name: &'static str,
+    /// The process's name: the service's, or a supervisor replica's (`supervisor-2`).
+    name: String,
+    /// Which of [`SERVICES`] it runs.
+    service: &'static str,
     child: Child,
     grpc_addr: SocketAddr,
 }
@@ -174,12 +189,31 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A running fleet. Dropping it stops the services (SIGTERM).
+/// A running fleet. Dropping it stops the services (SIGTERM) and waits up to 5 s for them.
 pub struct Fleet {
     config: FleetConfig,
     pki: Pki,
     processes: Vec<ServiceProcess>,
     gateway_http: SocketAddr,
+}
+
+impl Drop for Fleet {
+    /// Every service is told to stop at once, then waited for, so that whoever removes the
+    /// data directory next (a test's temporary root) does not pull it from under a sandbox
+    /// still unmounting its workspaces: that left loop mounts behind. Blocks, briefly.
+    fn drop(&mut self) {
+        for process in &self.processes {
+            if let Some(pid) = process_pid(&process.child) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for process in &mut self.processes {
+            while matches!(process.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Fleet {
@@ -188,7 +222,7 @@ impl std::fmt::Debug for Fleet {
             .field("gateway_http", &self.gateway_http)
             .field(
                 "services",
-                &self.processes.iter().map(|p| p.name).collect::<Vec<_>>(),
+                &self.processes.iter().map(|p| &p.name).collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -220,10 +254,16 @@ impl Fleet {
             processes: Vec::new(),
             gateway_http: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        for name in SERVICES {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        for service in SERVICES {
             fleet
-                .start_service(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+                .start_service(service.to_owned(), service, any_port)
                 .await?;
+            if service == "supervisor" {
+                for replica in fleet.supervisor_names().into_iter().skip(1) {
+                    fleet.start_service(replica, service, any_port).await?;
+                }
+            }
         }
         Ok(fleet)
     }
@@ -248,7 +288,22 @@ impl Fleet {
         &self.pki
     }
 
-    /// The gRPC address of a service.
+    /// The names of the supervisor replicas, `supervisor` first.
+    pub fn supervisor_names(&self) -> Vec<String> {
+        (1..=self.config.supervisor_replicas.max(1))
+            .map(|n| match n {
+                1 => "supervisor".to_owned(),
+                n => format!("supervisor-{n}"),
+            })
+            .collect()
+    }
+
+    /// The names of the running processes, in start order.
+    pub fn process_names(&self) -> Vec<String> {
+        self.processes.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The gRPC address of a service (or of a supervisor replica, by its name).
     pub fn grpc_addr(&self, name: &str) -> Result<SocketAddr> {
         self.processes
             .iter()
@@ -267,10 +322,10 @@ impl Fleet {
             .position(|p| p.name == name)
             .ok_or_else(|| Error::UnknownService(name.to_owned()))?;
         let process = self.processes.remove(index);
-        let (name, addr) = (process.name, process.grpc_addr);
+        let (name, service, addr) = (process.name.clone(), process.service, process.grpc_addr);
         stop_process(process).await;
         // Same address: the services that call it keep a valid URL.
-        self.start_service(name, addr).await?;
+        self.start_service(name, service, addr).await?;
         // Keep start order, so `grpc_addr` and `stop` see the same list.
         let restarted = self.processes.pop();
         if let Some(restarted) = restarted {
@@ -297,13 +352,19 @@ impl Fleet {
         }
     }
 
-    async fn start_service(&mut self, name: &'static str, listen: SocketAddr) -> Result<()> {
+    /// Starts process `name` running `service` and waits until it is healthy.
+    async fn start_service(
+        &mut self,
+        name: String,
+        service: &'static str,
+        listen: SocketAddr,
+    ) -> Result<()> {
         let config = &self.config;
         let addr_file = config.run_dir().join(format!("{name}.addr"));
         let http_addr_file = config.run_dir().join("gateway-http.addr");
         // A file left by an earlier run would be read as this run's address.
         let _ = std::fs::remove_file(&addr_file);
-        if name == "gateway" {
+        if service == "gateway" {
             let _ = std::fs::remove_file(&http_addr_file);
         }
         let log_path = config.log_dir().join(format!("{name}.log"));
@@ -320,7 +381,7 @@ impl Fleet {
             source,
         })?;
 
-        let mut command = Command::new(binary_path(&config.bin_dir, name));
+        let mut command = Command::new(binary_path(&config.bin_dir, service));
         command
             .arg("--listen")
             .arg(listen.to_string())
@@ -329,16 +390,20 @@ impl Fleet {
             .arg("--pki-dir")
             .arg(config.pki_dir())
             .arg("--data-dir")
-            .arg(config.data_dir.join(name))
+            .arg(config.data_dir.join(&name))
             .env("RUST_LOG", &config.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
-        for (flag, value) in self.service_flags(name)? {
+        for (flag, value) in self.service_flags(service)? {
             command.arg(flag).arg(value);
         }
+        if service == "supervisor" && config.supervisor_replicas > 1 {
+            // Replicas on one host would all default to its name; each needs its own.
+            command.arg("--replica-id").arg(&name);
+        }
         // Through the environment, not argv: argv is visible to every user of the host.
-        if let (true, Some(key)) = (name == "coding-agent", &config.model.api_key) {
+        if let (true, Some(key)) = (service == "coding-agent", &config.model.api_key) {
             command.env("CAP_MODEL_API_KEY", key);
         }
         let child = command.spawn().map_err(|source| Error::Io {
@@ -346,14 +411,15 @@ impl Fleet {
             source,
         })?;
         let mut process = ServiceProcess {
-            name,
+            name: name.clone(),
+            service,
             child,
             grpc_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         let started = Instant::now();
         let deadline = Duration::from_secs(60);
         let fail = |reason: String| Error::StartFailed {
-            service: name,
+            service: name.clone(),
             reason,
             log: log_path.display().to_string(),
             log_tail: tail(&log_path, 30),
@@ -361,7 +427,7 @@ impl Fleet {
         process.grpc_addr = wait_for_addr(&mut process.child, &addr_file, started, deadline)
             .await
             .map_err(&fail)?;
-        if name == "gateway" {
+        if service == "gateway" {
             self.gateway_http =
                 wait_for_addr(&mut process.child, &http_addr_file, started, deadline)
                     .await
@@ -370,7 +436,7 @@ impl Fleet {
         self.wait_healthy(&mut process, started, deadline)
             .await
             .map_err(&fail)?;
-        tracing::info!(service = name, addr = %process.grpc_addr, "service healthy");
+        tracing::info!(service = %name, addr = %process.grpc_addr, "service healthy");
         self.processes.push(process);
         Ok(())
     }
@@ -415,6 +481,9 @@ impl Fleet {
                 flags.insert("--coding-agent-url", self.url_of("coding-agent")?);
                 flags.insert("--testing-agent-url", self.url_of("testing-agent")?);
                 flags.insert("--context-agent-url", self.url_of("context-agent")?);
+                if let Some(seconds) = config.supervisor_lease_seconds {
+                    flags.insert("--lease-seconds", seconds.to_string());
+                }
             }
             "gateway" => {
                 flags.insert("--http-listen", self.http_listen_now().to_string());

@@ -25,7 +25,8 @@ const ACTIVE_STATES: &str = "('open', 'approved', 'changes_requested')";
 
 impl Forge {
     /// Opens a pull request from `head_branch` into `base_branch`. The diff is taken against
-    /// the base branch's head now (`base_sha`).
+    /// the base branch's head now (`base_sha`). While one is open for the same branches, the
+    /// task that opened it gets it back; anyone else gets [`Error::PullRequestExists`].
     pub async fn open_pull_request(
         &self,
         repository_id: &str,
@@ -61,7 +62,7 @@ impl Forge {
             )));
         }
         let existing = sqlx::query(&format!(
-            "SELECT id, number FROM github_pull_requests WHERE repository_id = $1 \
+            "SELECT id, number, task_id FROM github_pull_requests WHERE repository_id = $1 \
              AND head_branch = $2 AND base_branch = $3 AND state IN {ACTIVE_STATES}"
         ))
         .bind(repository_id)
@@ -70,6 +71,15 @@ impl Forge {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = existing {
+            // The same task asking again is a caller that died (or lost the answer) after the
+            // pull request was opened: it gets that one back, so a resumed run neither fails
+            // nor opens a second (found by the chaos tests).
+            let opened_by: Option<String> = row.try_get("task_id")?;
+            if !task_id.is_empty() && opened_by.as_deref() == Some(task_id) {
+                let id: String = row.try_get("id")?;
+                tracing::info!(%repository_id, %id, %task_id, "pull request already open for this task");
+                return self.full(self.load(&id).await?).await;
+            }
             return Err(Error::PullRequestExists {
                 id: row.try_get("id")?,
                 number: number(row.try_get("number")?)?,

@@ -235,7 +235,8 @@ impl Forge {
 
     /// Commits `changes` on top of `branch` as the bot and moves the branch there
     /// (compare-and-swap: a concurrent writer makes this fail with [`Error::RefMoved`]).
-    /// Returns the new commit.
+    /// Returns the new commit. Asked again for the commit the branch already ends with (the
+    /// same message, nothing left to change), returns that one instead of refusing.
     ///
     /// Contents are stored byte for byte (no filters, no line-ending conversion); a modified
     /// file keeps its mode, a new file is `100644`.
@@ -364,6 +365,17 @@ impl Forge {
             .text()
             .await?;
         if tree == old_tree {
+            // The same commit asked for again (its caller died, or lost the answer, after the
+            // branch moved): the branch already holds it, so it is the answer. Found by the
+            // chaos tests: a supervisor killed before recording its commit failed on resume.
+            let head_message = Git::with_git_dir(&dir)
+                .args(["log", "-1", "--format=%B", &old])
+                .text()
+                .await?;
+            if head_message.trim_end() == message.trim_end() {
+                tracing::info!(%repository_id, %branch, commit = %old, "change set already committed");
+                return Ok(old);
+            }
             return Err(Error::NoChanges(format!(
                 "the change set leaves branch {branch:?} as it is"
             )));

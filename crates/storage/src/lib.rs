@@ -150,7 +150,7 @@ pub async fn begin_write(
 
 /// Whether `error` is contention or a passing outage, so the same statement may succeed when
 /// run again: no connection free in time, the connection lost, SQLite busy or locked,
-/// PostgreSQL's serialization failures, deadlocks and connection errors.
+/// PostgreSQL's serialization failures, deadlocks, connection errors and shutdowns.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
@@ -160,8 +160,14 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
             let sqlite = code
                 .parse::<i32>()
                 .is_ok_and(|code| matches!(code & 0xff, 5 | 6));
-            // PostgreSQL: serialization_failure, deadlock_detected, connection exceptions.
-            let postgres = code == "40001" || code == "40P01" || code.starts_with("08");
+            // PostgreSQL: serialization_failure, deadlock_detected, connection exceptions, and
+            // the server going away or not up yet (admin_shutdown, crash_shutdown,
+            // cannot_connect_now): a query in flight when the server stops gets 57P01, and a
+            // server restarted comes back.
+            let postgres = code == "40001"
+                || code == "40P01"
+                || code.starts_with("08")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03");
             sqlite || postgres
         }
         _ => false,

@@ -83,10 +83,12 @@ impl Error {
     /// Whether running the failed step again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Upstream { status, .. } => matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
-            ),
+            Self::Upstream { status, .. } => {
+                matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
+                ) || broke_in_transport(status)
+            }
             Self::Sql(error) => cap_storage::is_transient(error),
             Self::Write(error) => cap_storage::is_transient(error),
             Self::Storage(_)
@@ -114,5 +116,29 @@ impl Error {
     }
 }
 
+/// Whether the call failed because its connection broke, not because the service answered
+/// an error: a service killed mid-stream leaves tonic an `Unknown` status ("h2 protocol error:
+/// error reading a body from connection") whose causes end in an I/O error (inside an h2
+/// error, which does not expose it as a source). Running the step again once the service is
+/// back can succeed (found by the chaos tests: an agent killed mid-task failed its task).
+fn broke_in_transport(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        let io = error.is::<std::io::Error>()
+            || error
+                .downcast_ref::<h2::Error>()
+                .is_some_and(h2::Error::is_io);
+        if io {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Result of the workflow.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

@@ -8,6 +8,7 @@ use super::support::{Db, Fixture, forge, git_text, on_both_stores, sample_repo};
 on_both_stores!(
     pull_request_flow,
     open_refuses_bad_requests,
+    the_same_task_opening_again_gets_its_pull_request,
     rejected_pull_requests_are_closed,
     merges_diverged_branches_with_a_merge_commit,
     reports_merge_conflicts,
@@ -279,6 +280,33 @@ async fn open_refuses_bad_requests(db: Db) -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidRepositoryId { .. }), "{err:?}");
+    Ok(())
+}
+
+/// A task resumed after its supervisor died asks again for the pull request the forge opened
+/// for it: it gets that one back; any other caller is still refused.
+async fn the_same_task_opening_again_gets_its_pull_request(db: Db) -> anyhow::Result<()> {
+    let fx = forge(db).await?;
+    let (id, _) = repo_with_change(&fx, "work").await?;
+    let first = fx
+        .forge
+        .open_pull_request(&id, "work", "main", "t", "", "task-1")
+        .await?;
+    let again = fx
+        .forge
+        .open_pull_request(&id, "work", "main", "t", "", "task-1")
+        .await?;
+    assert_eq!(again.pull_request_id, first.pull_request_id);
+    assert_eq!(again.number, 1);
+    for other_task in ["task-2", ""] {
+        let err = fx
+            .forge
+            .open_pull_request(&id, "work", "main", "t", "", other_task)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::PullRequestExists { .. }), "{err:?}");
+    }
+    assert_eq!(fx.forge.list_pull_requests(Some(&id)).await?.len(), 1);
     Ok(())
 }
 

@@ -373,6 +373,38 @@ async fn commit_refuses_bad_change_sets() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A caller that died after the forge committed asks for the same commit again: it gets the
+/// commit the branch already ends with, and the branch does not move.
+#[tokio::test]
+async fn the_same_commit_asked_again_is_the_commit_made() -> anyhow::Result<()> {
+    let fx = forge(Db::Sqlite).await?;
+    let id = sample_repo(&fx).await?;
+    let head = fx.forge.get_repository(&id).await?.head_sha;
+    fx.forge.create_branch(&id, "work", &head).await?;
+    let change = || vec![FileChange::write("README.md", "fixed\n")];
+    let message = "Fix the readme\n\nTask: t-1\n";
+    let first = fx
+        .forge
+        .commit_changes(&id, "work", message, change())
+        .await?;
+    let again = fx
+        .forge
+        .commit_changes(&id, "work", message, change())
+        .await?;
+    assert_eq!(again, first);
+    let dir = fx.forge.repository_path(&id)?;
+    let work = git_text(&dir.to_string_lossy(), &["rev-parse", "work"])?;
+    assert_eq!(work.trim(), first);
+    // Another commit's message over the same tree still finds nothing to commit.
+    let err = fx
+        .forge
+        .commit_changes(&id, "work", "Something else", change())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoChanges(_)), "{err:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn commit_does_not_write_through_symlinks() -> anyhow::Result<()> {
     let fx = forge(Db::Sqlite).await?;
