@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use crate::coordination::{Coordination, woken_remotely};
 use crate::nodes::{Node, WorkflowState};
 use crate::queue::{Slots, rank};
 use crate::store::{EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
@@ -72,7 +73,7 @@ impl Default for EngineConfig {
 /// The workflow engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
@@ -80,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) config: EngineConfig,
+    /// Where the replicas meet: leases, wake-ups and interrupts across replicas.
+    pub(crate) coordination: Coordination,
     /// The id of the task that just stored an event (or ended), so its watchers, and only
     /// they, wake up and read the store.
     events: broadcast::Sender<Arc<str>>,
@@ -102,21 +105,40 @@ const EVENT_WAKE_BUFFER: usize = 1024;
 const WATCH_BATCH: u32 = 500;
 
 impl Engine {
-    /// An engine over `store`, driving the services behind `clients`.
+    /// An engine over `store`, driving the services behind `clients`, coordinating with other
+    /// replicas through the store alone.
     pub fn new(store: Store, clients: Clients, config: EngineConfig) -> Self {
+        Self::with_coordination(store, clients, config, Coordination::Sql)
+    }
+
+    /// An engine coordinating with other replicas through `coordination` (Redis: call it
+    /// within a Tokio runtime; it starts following the other replicas' messages).
+    pub fn with_coordination(
+        store: Store,
+        clients: Clients,
+        config: EngineConfig,
+        coordination: Coordination,
+    ) -> Self {
         let slots = Slots::new(config.max_concurrent_tasks);
-        Self {
+        let engine = Self {
             inner: Arc::new(Inner {
                 store,
                 clients,
                 config,
+                coordination,
                 events: broadcast::channel(EVENT_WAKE_BUFFER).0,
                 running: Mutex::new(HashMap::new()),
                 runners: Mutex::default(),
                 slots,
                 finished_runs: AtomicU64::new(0),
             }),
-        }
+        };
+        engine.start_coordination();
+        engine
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// The store.
@@ -157,12 +179,13 @@ impl Engine {
             .into_iter()
             .filter(|task| !running.contains(&task.task_id))
             .collect();
+        let tasks = self.unclaimed(tasks).await?;
         let count = tasks.len();
         for task in tasks {
-            let state = match self.inner.store.latest_checkpoint(&task.task_id).await? {
-                Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
-                None => WorkflowState::new(),
-            };
+            let state = self
+                .resume_state(&task.task_id)
+                .await?
+                .unwrap_or_else(WorkflowState::new);
             tracing::info!(task_id = %task.task_id, node = ?state.next_node, "resuming task");
             self.spawn(task, state);
         }
@@ -185,9 +208,20 @@ impl Engine {
         if let Some(switch) = self.lock_running().get(task_id) {
             return Ok(switch.send(true).is_ok());
         }
-        // Run by another replica (or about to be): it sees the request at its next lease
-        // renewal, within a third of the lease.
-        self.inner.store.request_interrupt(task_id).await
+        // Run by another replica (or about to be): it hears it through Redis at once, or
+        // reads it in the task's row at its next lease renewal, within a third of the lease.
+        self.interrupt_elsewhere(task_id).await
+    }
+
+    /// Flips the interrupt switch of `task_id` if it runs here; whether it does.
+    pub(crate) fn interrupt_here(&self, task_id: &str) -> bool {
+        match self.lock_running().get(task_id) {
+            Some(switch) => {
+                switch.send_if_modified(|asked| !std::mem::replace(asked, true));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs a paused or failed task again from its last checkpoint. A failed task's workspace
@@ -208,10 +242,10 @@ impl Engine {
                 "task {task_id} is still stopping; try again"
             )));
         }
-        let mut state = match self.inner.store.latest_checkpoint(task_id).await? {
-            Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
-            None => WorkflowState::new(),
-        };
+        let mut state = self
+            .resume_state(task_id)
+            .await?
+            .unwrap_or_else(WorkflowState::new);
         if state.session_id.is_empty() || state.next_node.is_none() {
             state = WorkflowState::new();
         }
@@ -265,7 +299,9 @@ impl Engine {
         Ok(ReceiverStream::new(rx))
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+    pub(crate) fn lock_running(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
         // A poisoned map only means a runner panicked; the map itself is still consistent.
         self.inner
             .running
@@ -285,8 +321,7 @@ impl Engine {
         let engine = self.clone();
         let runner = tokio::spawn(async move {
             let task_id = task.task_id.clone();
-            let (replica, lease) = (&engine.inner.config.replica_id, engine.inner.config.lease);
-            match engine.inner.store.claim(&task_id, replica, lease).await {
+            match engine.claim_lease(&task_id).await {
                 Ok(true) => {
                     let run = async {
                         let permit = engine.inner.slots.acquire(rank(&task.spec.priority)).await;
@@ -301,7 +336,7 @@ impl Engine {
                     };
                     tokio::select! {
                         () = run => {
-                            if let Err(error) = engine.inner.store.release(&task_id, replica).await {
+                            if let Err(error) = engine.release_lease(&task_id).await {
                                 // It expires on its own; then the task is claimable again.
                                 tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not release the task's lease");
                             }
@@ -334,15 +369,15 @@ impl Engine {
     /// through another replica; returns when the lease is lost: another replica holds it, or
     /// the store could not renew it before it expired.
     async fn hold_lease(&self, task_id: &str) {
-        let (replica, lease) = (&self.inner.config.replica_id, self.inner.config.lease);
+        let lease = self.inner.config.lease;
         let mut held_until = tokio::time::Instant::now() + lease;
         loop {
             tokio::time::sleep(lease / 3).await;
-            match self.inner.store.renew(task_id, replica, lease).await {
+            match self.renew_lease(task_id).await {
                 Ok(Some(interrupt)) => {
                     held_until = tokio::time::Instant::now() + lease;
-                    if interrupt && let Some(switch) = self.lock_running().get(task_id) {
-                        switch.send_if_modified(|asked| !std::mem::replace(asked, true));
+                    if interrupt {
+                        self.interrupt_here(task_id);
                     }
                 }
                 Ok(None) => return,
@@ -403,6 +438,7 @@ async fn watch_loop(
 ) -> Result<()> {
     // Subscribed before the first read, so no wake-up between a read and the wait is missed.
     let mut wake = inner.events.subscribe();
+    let mut remote = inner.coordination.remote_wakeups();
     loop {
         let events = inner
             .store
@@ -434,8 +470,10 @@ async fn watch_loop(
         }
         tokio::select! {
             () = woken_for(&mut wake, task_id) => {}
-            // Also poll: events may be written by another supervisor replica.
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            // Events stored by another supervisor replica: published through Redis when
+            // configured, the poll then only a safety net.
+            () = woken_remotely(&mut remote, task_id) => {}
+            _ = tokio::time::sleep(inner.coordination.watch_poll()) => {}
             _ = tx.closed() => return Ok(()),
         }
     }
@@ -715,6 +753,7 @@ impl Run {
                 &self.state_json()?,
             )
             .await?;
+        self.share_checkpoint(seq);
         self.wake_watchers();
         Ok(seq)
     }
@@ -725,6 +764,7 @@ impl Run {
             .inner
             .events
             .send(Arc::from(self.task.task_id.as_str()));
+        self.inner.coordination.publish_wake(&self.task.task_id);
     }
 
     pub(crate) async fn destroy_session(&mut self) {
