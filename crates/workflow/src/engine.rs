@@ -111,8 +111,9 @@ impl Engine {
         Self::with_coordination(store, clients, config, Coordination::Sql)
     }
 
-    /// An engine coordinating with other replicas through `coordination` (Redis: call it
-    /// within a Tokio runtime; it starts following the other replicas' messages).
+    /// An engine coordinating with other replicas through `coordination`, which is its own
+    /// (a Redis coordination tells its publications from the others' by connection). With
+    /// Redis, call it within a Tokio runtime: it starts following the other replicas' messages.
     pub fn with_coordination(
         store: Store,
         clients: Clients,
@@ -299,9 +300,7 @@ impl Engine {
         Ok(ReceiverStream::new(rx))
     }
 
-    pub(crate) fn lock_running(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
         // A poisoned map only means a runner panicked; the map itself is still consistent.
         self.inner
             .running
