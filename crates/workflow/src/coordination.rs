@@ -52,9 +52,8 @@ const REMOTE_WAKE_BUFFER: usize = 1024;
 /// The wake-up that concerns every task (the subscription was down for a while).
 const EVERY_TASK: &str = "";
 
-/// Claims `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms, or extends the claim it already has; `1`
-/// when `ARGV[1]` holds it, `0` when another owner does. The same script renews: a key that
-/// Redis lost is taken again by its holder, whose row in the SQL store still fences it.
+/// Claims `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms (a replica restarted under its name gets
+/// its own claims back at once): `1` when `ARGV[1]` holds it, `0` when another owner does.
 const CLAIM_SCRIPT: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if owner == ARGV[1] then
@@ -66,6 +65,21 @@ if owner then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+";
+
+/// Extends `ARGV[1]`'s claim on `KEYS[1]` by `ARGV[2]` ms: `1` done, `0` another owner holds
+/// it, `2` nobody does (it expired, or Redis lost it): then the task's row decides, since the
+/// run may have ended elsewhere meanwhile.
+const RENEW_SCRIPT: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if owner then
+  return 0
+end
+return 2
 ";
 
 /// Deletes `KEYS[1]` if `ARGV[1]` holds it.
@@ -131,6 +145,7 @@ pub struct RedisCoordination {
     /// Whether the subscription is up (else watchers poll as without Redis).
     subscribed: AtomicBool,
     claim: redis::Script,
+    renew: redis::Script,
     release: redis::Script,
 }
 
@@ -141,6 +156,16 @@ impl std::fmt::Debug for RedisCoordination {
             .field("key_prefix", &self.config.key_prefix)
             .finish_non_exhaustive()
     }
+}
+
+/// What a lease renewal in Redis found.
+enum Renewal {
+    /// The key was this replica's and is extended.
+    Renewed,
+    /// Another replica's key.
+    HeldByAnother,
+    /// No key.
+    Unheld,
 }
 
 /// What the background sender sends.
@@ -204,6 +229,7 @@ impl Coordination {
             remote_events: broadcast::channel(REMOTE_WAKE_BUFFER).0,
             subscribed: AtomicBool::new(false),
             claim: redis::Script::new(CLAIM_SCRIPT),
+            renew: redis::Script::new(RENEW_SCRIPT),
             release: redis::Script::new(RELEASE_SCRIPT),
             config,
         });
@@ -306,8 +332,7 @@ impl RedisCoordination {
         }
     }
 
-    /// Claims (or re-takes, or extends) `task_id`'s lease for `owner`: whether `owner` holds
-    /// it now.
+    /// Claims (or extends) `task_id`'s lease for `owner`: whether `owner` holds it now.
     async fn claim(&self, task_id: &str, owner: &str, lease: Duration) -> Result<bool> {
         let ms = lease.as_millis().max(1).to_string();
         let key = self.key("lease", task_id);
@@ -315,6 +340,22 @@ impl RedisCoordination {
             .script("lease claim", &self.claim, &key, &[owner, &ms])
             .await?
             == 1)
+    }
+
+    /// Extends `owner`'s lease on `task_id`.
+    async fn renew(&self, task_id: &str, owner: &str, lease: Duration) -> Result<Renewal> {
+        let ms = lease.as_millis().max(1).to_string();
+        let key = self.key("lease", task_id);
+        Ok(
+            match self
+                .script("lease renewal", &self.renew, &key, &[owner, &ms])
+                .await?
+            {
+                1 => Renewal::Renewed,
+                0 => Renewal::HeldByAnother,
+                _ => Renewal::Unheld,
+            },
+        )
     }
 
     async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
@@ -635,9 +676,18 @@ impl Engine {
         let Coordination::Redis(redis) = &self.inner.coordination else {
             return self.inner.store.renew(task_id, replica, lease).await;
         };
-        match redis.claim(task_id, replica, lease).await {
-            Ok(true) => Ok(Some(self.inner.store.interrupt_requested(task_id).await?)),
-            Ok(false) => self.inner.store.renew(task_id, replica, lease).await,
+        match redis.renew(task_id, replica, lease).await {
+            Ok(Renewal::Renewed) => Ok(Some(self.inner.store.interrupt_requested(task_id).await?)),
+            // Another replica claimed it in Redis; it runs the task only once the row is its.
+            Ok(Renewal::HeldByAnother) => self.inner.store.renew(task_id, replica, lease).await,
+            Ok(Renewal::Unheld) => {
+                let renewed = self.inner.store.renew(task_id, replica, lease).await?;
+                // Still this replica's in the row: take the key again.
+                if renewed.is_some() && !redis.claim(task_id, replica, lease).await? {
+                    return self.inner.store.renew(task_id, replica, lease).await;
+                }
+                Ok(renewed)
+            }
             Err(error) => {
                 tracing::warn!(%task_id, error = %cap_errors::chain(&error), "redis did not renew the lease; renewing it in the store");
                 self.inner.store.renew(task_id, replica, lease).await
