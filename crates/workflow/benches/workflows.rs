@@ -6,6 +6,8 @@
 //! minute, the engine's own overhead per workflow and per node (wall time minus the agents'
 //! delay), the latency from an event's creation to its watcher (p50, p99), and resident
 //! memory per workflow; and, as the baseline measured in the same run, one workflow alone.
+//! Then the same on PostgreSQL with two replicas coordinating through Redis
+//! (127.0.0.1:6379): the workflows run on one, their watchers are on the other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,7 +17,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cap_workflow::EngineConfig;
+use cap_workflow::{Coordination, Engine, EngineConfig, RedisConfig};
 use futures::StreamExt as _;
 use support::{Harness, POSTGRES_URL, Step};
 
@@ -50,16 +52,50 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[index]
 }
 
-async fn run(database_url: Option<&str>, workflows: usize, delay: Duration) -> Figures {
-    let h = Harness::start_on(
-        database_url,
-        EngineConfig {
-            max_concurrent_tasks: workflows,
-            retry_backoff: Duration::from_millis(100),
-            ..EngineConfig::default()
-        },
-    )
-    .await;
+/// The Redis the machine runs for tests.
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Two replicas coordinating through Redis under a prefix of their own: one runs the
+/// workflows, the other serves their watchers.
+async fn replicas_through_redis(h: &Harness, config: &EngineConfig) -> (Engine, Engine) {
+    let redis = RedisConfig {
+        key_prefix: format!("cap-bench:{}:", uuid::Uuid::new_v4()),
+        ..RedisConfig::new(REDIS_URL)
+    };
+    let mut engines = Vec::new();
+    for name in ["runner", "watcher"] {
+        let coordination = Coordination::connect(redis.clone()).await.unwrap();
+        let replica = EngineConfig {
+            replica_id: name.to_owned(),
+            ..config.clone()
+        };
+        let engine = h.replica_with(replica, coordination);
+        while !engine.redis().unwrap().is_subscribed() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engines.push(engine);
+    }
+    let watcher = engines.pop().unwrap();
+    (engines.pop().unwrap(), watcher)
+}
+
+async fn run(
+    database_url: Option<&str>,
+    redis: bool,
+    workflows: usize,
+    delay: Duration,
+) -> Figures {
+    let config = EngineConfig {
+        max_concurrent_tasks: workflows,
+        retry_backoff: Duration::from_millis(100),
+        ..EngineConfig::default()
+    };
+    let h = Harness::start_on(database_url, config.clone()).await;
+    let (runner, watcher) = if redis {
+        replicas_through_redis(&h, &config).await
+    } else {
+        (h.engine.clone(), h.engine.clone())
+    };
     for agent in [&h.context, &h.coding, &h.testing] {
         agent.set_delay(delay);
     }
@@ -88,11 +124,18 @@ async fn run(database_url: Option<&str>, workflows: usize, delay: Duration) -> F
     });
     let started = Instant::now();
     let runs = (0..workflows).map(|i| {
-        let h = &h;
+        let (h, runner, watcher) = (&h, &runner, &watcher);
         async move {
             let begun = Instant::now();
-            let task = h.submit(&format!("Fix add #{i}")).await;
-            let mut watch = h.engine.watch(&task.task_id, 0).await.unwrap();
+            let task = runner
+                .submit(cap_workflow::TaskSpec {
+                    repository_id: support::REPO.into(),
+                    prompt: format!("Fix add #{i}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut watch = watcher.watch(&task.task_id, 0).await.unwrap();
             let mut latency = Vec::new();
             while let Some(record) = watch.next().await {
                 let record = record.unwrap();
@@ -156,14 +199,18 @@ async fn main() {
          workflow), a watcher on every task",
         delay.as_millis()
     );
-    for (store, url) in [("sqlite", None), ("postgres", Some(POSTGRES_URL))] {
-        let mut alone = run(url, 1, delay).await;
+    for (store, url, redis) in [
+        ("sqlite", None, false),
+        ("postgres", Some(POSTGRES_URL), false),
+        ("pg+redis", Some(POSTGRES_URL), true),
+    ] {
+        let mut alone = run(url, redis, 1, delay).await;
         let baseline = percentile(&mut alone.overhead_ms, 0.5);
         println!(
             "{store:<9}    1 workflow alone (baseline): overhead {baseline:.0} ms ({:.0} ms per node)",
             baseline / NODES
         );
-        let figures = run(url, workflows, delay).await;
+        let figures = run(url, redis, workflows, delay).await;
         report(store, workflows, figures, baseline);
     }
 }

@@ -17,6 +17,7 @@ use crate::live::{Delivery, Live};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use crate::coordination::{Coordination, woken_remotely};
 use crate::nodes::{Node, WorkflowState};
 use crate::queue::{Slots, rank};
 use crate::store::{CheckpointOf, EventRecord, Store, TaskRecord, TaskSpec, TaskStatus};
@@ -74,7 +75,7 @@ impl Default for EngineConfig {
 /// The workflow engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
@@ -82,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) clients: Clients,
     pub(crate) config: EngineConfig,
+    /// Where the replicas meet: leases, wake-ups and interrupts across replicas.
+    pub(crate) coordination: Coordination,
     /// Stored events handed to their task's watchers in this process.
     live: Live,
     /// Interrupt switches of the running tasks.
@@ -105,14 +108,28 @@ const STOPPING_WAIT: Duration = Duration::from_secs(5);
 const WATCH_BATCH: u32 = 500;
 
 impl Engine {
-    /// An engine over `store`, driving the services behind `clients`.
+    /// An engine over `store`, driving the services behind `clients`, coordinating with other
+    /// replicas through the store alone.
     pub fn new(store: Store, clients: Clients, config: EngineConfig) -> Self {
+        Self::with_coordination(store, clients, config, Coordination::Sql)
+    }
+
+    /// An engine coordinating with other replicas through `coordination`, which is its own
+    /// (a Redis coordination tells its publications from the others' by connection). With
+    /// Redis, call it within a Tokio runtime: it starts following the other replicas' messages.
+    pub fn with_coordination(
+        store: Store,
+        clients: Clients,
+        config: EngineConfig,
+        coordination: Coordination,
+    ) -> Self {
         let slots = Slots::new(config.max_concurrent_tasks);
-        Self {
+        let engine = Self {
             inner: Arc::new(Inner {
                 store,
                 clients,
                 config,
+                coordination,
                 live: Live::default(),
                 running: Mutex::new(HashMap::new()),
                 stopped: tokio::sync::Notify::new(),
@@ -120,7 +137,13 @@ impl Engine {
                 slots,
                 finished_runs: AtomicU64::new(0),
             }),
-        }
+        };
+        engine.start_coordination();
+        engine
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// The store.
@@ -161,12 +184,13 @@ impl Engine {
             .into_iter()
             .filter(|task| !running.contains(&task.task_id))
             .collect();
+        let tasks = self.unclaimed(tasks).await?;
         let count = tasks.len();
         for task in tasks {
-            let state = match self.inner.store.latest_checkpoint(&task.task_id).await? {
-                Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
-                None => WorkflowState::new(),
-            };
+            let state = self
+                .resume_state(&task.task_id)
+                .await?
+                .unwrap_or_else(WorkflowState::new);
             tracing::info!(task_id = %task.task_id, node = ?state.next_node, "resuming task");
             self.spawn(task, state);
         }
@@ -189,9 +213,20 @@ impl Engine {
         if let Some(switch) = self.lock_running().get(task_id) {
             return Ok(switch.send(true).is_ok());
         }
-        // Run by another replica (or about to be): it sees the request at its next lease
-        // renewal, within a third of the lease.
-        self.inner.store.request_interrupt(task_id).await
+        // Run by another replica (or about to be): it hears it through Redis at once, or
+        // reads it in the task's row at its next lease renewal, within a third of the lease.
+        self.interrupt_elsewhere(task_id).await
+    }
+
+    /// Flips the interrupt switch of `task_id` if it runs here; whether it does.
+    pub(crate) fn interrupt_here(&self, task_id: &str) -> bool {
+        match self.lock_running().get(task_id) {
+            Some(switch) => {
+                switch.send_if_modified(|asked| !std::mem::replace(asked, true));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs a paused or failed task again from its last checkpoint. A failed task's workspace
@@ -208,10 +243,10 @@ impl Engine {
             }
         }
         self.wait_until_stopped(task_id).await?;
-        let mut state = match self.inner.store.latest_checkpoint(task_id).await? {
-            Some(checkpoint) => serde_json::from_str(&checkpoint.state_json)?,
-            None => WorkflowState::new(),
-        };
+        let mut state = self
+            .resume_state(task_id)
+            .await?
+            .unwrap_or_else(WorkflowState::new);
         if state.session_id.is_empty() || state.next_node.is_none() {
             state = WorkflowState::new();
         }
@@ -304,8 +339,7 @@ impl Engine {
         let engine = self.clone();
         let runner = tokio::spawn(async move {
             let task_id = task.task_id.clone();
-            let (replica, lease) = (&engine.inner.config.replica_id, engine.inner.config.lease);
-            match engine.inner.store.claim(&task_id, replica, lease).await {
+            match engine.claim_lease(&task_id).await {
                 Ok(true) => {
                     let run = async {
                         let permit = engine.inner.slots.acquire(rank(&task.spec.priority)).await;
@@ -321,7 +355,7 @@ impl Engine {
                     };
                     tokio::select! {
                         () = run => {
-                            if let Err(error) = engine.inner.store.release(&task_id, replica).await {
+                            if let Err(error) = engine.release_lease(&task_id).await {
                                 // It expires on its own; then the task is claimable again.
                                 tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not release the task's lease");
                             }
@@ -355,15 +389,15 @@ impl Engine {
     /// through another replica; returns when the lease is lost: another replica holds it, or
     /// the store could not renew it before it expired.
     async fn hold_lease(&self, task_id: &str) {
-        let (replica, lease) = (&self.inner.config.replica_id, self.inner.config.lease);
+        let lease = self.inner.config.lease;
         let mut held_until = tokio::time::Instant::now() + lease;
         loop {
             tokio::time::sleep(lease / 3).await;
-            match self.inner.store.renew(task_id, replica, lease).await {
+            match self.renew_lease(task_id).await {
                 Ok(Some(interrupt)) => {
                     held_until = tokio::time::Instant::now() + lease;
-                    if interrupt && let Some(switch) = self.lock_running().get(task_id) {
-                        switch.send_if_modified(|asked| !std::mem::replace(asked, true));
+                    if interrupt {
+                        self.interrupt_here(task_id);
                     }
                 }
                 Ok(None) => return,
@@ -438,6 +472,7 @@ async fn watch_from(
     tx: &mpsc::Sender<Result<EventRecord>>,
     live: &mut broadcast::Receiver<Delivery>,
 ) -> Result<()> {
+    let mut remote = inner.coordination.remote_wakeups();
     loop {
         let events = inner
             .store
@@ -469,12 +504,14 @@ async fn watch_from(
         }
         // Then the events as they are stored, handed over without reading the store, until
         // one is missed: the store is read again from the last one sent.
-        let poll = tokio::time::sleep(Duration::from_secs(2));
+        let poll = tokio::time::sleep(inner.coordination.watch_poll());
         tokio::pin!(poll);
         loop {
             let delivery = tokio::select! {
                 delivery = live.recv() => delivery,
-                // Also poll: events may be written by another supervisor replica.
+                // Events stored by another supervisor replica: published through Redis when
+                // configured, the poll then only a safety net.
+                () = woken_remotely(&mut remote, task_id) => break,
                 () = &mut poll => break,
                 () = tx.closed() => return Ok(()),
             };
@@ -787,7 +824,9 @@ impl Run {
             .await?;
         if took_checkpoint {
             self.checkpointed_state = state_json;
+            self.share_checkpoint(seq);
         }
+        self.inner.coordination.publish_wake(&task_id);
         self.inner.live.deliver(
             &task_id,
             Delivery {

@@ -7,6 +7,7 @@
 //! service (repository, branch, commit, pull request), the sandbox service (the workspace)
 //! and the agents (`AgentOrchestrator`).
 
+mod coordination;
 mod engine;
 mod history;
 mod live;
@@ -16,6 +17,7 @@ mod queue;
 pub mod store;
 mod writer;
 
+pub use coordination::{CheckpointCopy, Coordination, RedisConfig, RedisCoordination};
 pub use engine::{Clients, Engine, EngineConfig, WatchStream};
 pub use naming::{branch_name, feature_slug};
 pub use nodes::{Node, WorkflowState};
@@ -68,6 +70,15 @@ pub enum Error {
     /// Another replica holds the task now: this one stops writing for it.
     #[error("task {0} is run by another supervisor replica now")]
     LeaseLost(String),
+    /// Redis, where the replicas coordinate, failed or could not be reached.
+    #[error("redis {what}")]
+    Redis {
+        /// Where and what: `at host:port: lease claim failed`.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -99,7 +110,8 @@ impl Error {
             | Self::Conflict(_)
             | Self::TaskFailed(_)
             | Self::Interrupted
-            | Self::LeaseLost(_) => false,
+            | Self::LeaseLost(_)
+            | Self::Redis { .. } => false,
         }
     }
 }

@@ -291,6 +291,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether an interrupt was asked of the task (through any replica) and not yet answered.
+    pub async fn interrupt_requested(&self, task_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT interrupt_requested FROM tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get::<i64, _>("interrupt_requested")? != 0),
+            None => Err(Error::TaskNotFound(task_id.to_owned())),
+        }
+    }
+
+    /// How many of the task's checkpoints were taken at or after its event `event_seq`: 1
+    /// when the checkpoint stored with that event is the newest.
+    pub async fn checkpoints_since_event(&self, task_id: &str, event_seq: i64) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS taken FROM checkpoints WHERE task_id = $1 AND event_seq >= $2",
+        )
+        .bind(task_id)
+        .bind(event_seq)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("taken")?)
+    }
+
     /// Gives up `owner`'s lease on `task_id` (when its run ended here).
     pub async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
         let sql = "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \

@@ -4,6 +4,8 @@
 
 use std::pin::Pin;
 
+use anyhow::Context as _;
+
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
@@ -14,7 +16,9 @@ use cap_proto::supervisor::v1::{
     SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
-use cap_workflow::{Clients, Engine, EngineConfig, Error, Store, TaskRecord, TaskSpec};
+use cap_workflow::{
+    Clients, Coordination, Engine, EngineConfig, Error, RedisConfig, Store, TaskRecord, TaskSpec,
+};
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -65,6 +69,12 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(3..=3600)
     )]
     pub lease_seconds: u64,
+    /// Redis (`redis://host:port`) for the replicas to coordinate through: task leases,
+    /// events and interrupts across replicas at once, checkpoint copies. Without it they
+    /// coordinate through the store (row leases; watchers poll it every 2 s). Start fails if
+    /// it is set and Redis does not answer.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -109,8 +119,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         lease: std::time::Duration::from_secs(config.lease_seconds),
         ..EngineConfig::default()
     };
+    let coordination = match config
+        .redis_url
+        .as_deref()
+        .filter(|url| !url.trim().is_empty())
+    {
+        Some(url) => {
+            let coordination = Coordination::connect(RedisConfig::new(url))
+                .await
+                .context("REDIS_URL")?;
+            tracing::info!("replicas coordinate through redis");
+            coordination
+        }
+        None => Coordination::Sql,
+    };
     tracing::info!(replica = %engine_config.replica_id, "supervisor replica");
-    let engine = Engine::new(store, clients, engine_config);
+    let engine = Engine::with_coordination(store, clients, engine_config, coordination);
     let resumed = engine.resume_unfinished().await?;
     engine.spawn_takeover();
     if resumed > 0 {
@@ -148,6 +172,10 @@ fn to_status(error: Error) -> Status {
         Error::Conflict(_) | Error::LeaseLost(_) => Status::failed_precondition(error.to_string()),
         Error::Upstream { .. } | Error::TaskFailed(_) | Error::Interrupted => {
             Status::unavailable(error.to_string())
+        }
+        Error::Redis { .. } => {
+            tracing::error!(error = ?error, "redis error");
+            Status::unavailable("the supervisors' coordination (redis) failed; try again")
         }
         Error::Storage(_)
         | Error::Sql(_)

@@ -1,4 +1,5 @@
 mod graph;
 mod load;
+mod redis;
 mod replicas;
 mod support;

@@ -444,6 +444,20 @@ impl Harness {
         Engine::new(self.store.clone(), self.clients.clone(), config)
     }
 
+    /// Another replica over the same store and services, coordinating through `coordination`.
+    pub fn replica_with(
+        &self,
+        config: EngineConfig,
+        coordination: cap_workflow::Coordination,
+    ) -> Engine {
+        Engine::with_coordination(
+            self.store.clone(),
+            self.clients.clone(),
+            config,
+            coordination,
+        )
+    }
+
     pub async fn submit(&self, prompt: &str) -> TaskRecord {
         self.engine
             .submit(TaskSpec {
