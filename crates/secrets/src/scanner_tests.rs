@@ -1,0 +1,53 @@
+use super::*;
+
+fn scanner() -> Scanner {
+    Scanner::new().unwrap()
+}
+
+/// 36 alphanumerics, built so the source holds no token.
+fn random36() -> String {
+    "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC2eF4hJ6".to_owned()
+}
+
+#[test]
+fn every_rule_compiles_and_has_keywords() {
+    let scanner = scanner();
+    assert_eq!(scanner.rules.len(), rules().len());
+    for rule in rules() {
+        assert!(!rule.keywords.is_empty(), "{}", rule.id);
+        let mut ids = rules().iter().filter(|other| other.id == rule.id);
+        ids.next();
+        assert!(ids.next().is_none(), "duplicate rule id {}", rule.id);
+    }
+}
+
+#[test]
+fn line_and_column_count_characters() {
+    let token = format!("{}{}", "ghp_", random36());
+    let text = format!("first\n  é = \"{token}\"\n");
+    let findings = scanner().scan_text("a.py", &text);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!((findings[0].line, findings[0].column), (2, 8));
+    assert_eq!(findings[0].rule_id, "github-pat");
+}
+
+#[test]
+fn specific_rules_win_over_generic_ones() {
+    let token = format!("{}{}", "ghp_", random36());
+    let findings = scanner().scan_text("a.env", &format!("GITHUB_TOKEN={token}\n"));
+    let ids: Vec<_> = findings.iter().map(|f| f.rule_id).collect();
+    assert_eq!(ids, ["github-pat"]);
+}
+
+#[test]
+fn redaction_keeps_text_around_the_secret() {
+    let token = format!("{}{}", "ghp_", random36());
+    let text = format!("push with {token} please");
+    let redacted = scanner().redact(&text);
+    assert_eq!(
+        redacted,
+        format!("push with {} please", redacted_form(&token))
+    );
+    // Redacting again changes nothing: the redacted form is not a secret.
+    assert_eq!(scanner().redact(&redacted), redacted);
+}
