@@ -113,7 +113,13 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     if PLACEHOLDER_PARTS.iter().any(|part| lower.contains(part)) {
         return true;
     }
-    if lower.starts_with('$') || lower.starts_with('%') || lower.starts_with('@') {
+    // Template and environment references: `$VAR`, `%(name)s`, `%{x}`, `%VAR%`, `@Value`.
+    if lower.starts_with('$')
+        || lower.starts_with('@')
+        || lower.starts_with("%(")
+        || lower.starts_with("%{")
+        || (lower.len() > 2 && lower.starts_with('%') && lower.ends_with('%'))
+    {
         return true;
     }
     // One character repeated over half the value: `aaaa…`, `0000…`.
@@ -489,11 +495,22 @@ pub(crate) fn is_url_password(user: &str, password: &str, host: &str) -> bool {
     if password.len() < 4 || is_placeholder(password) || password == user {
         return false;
     }
-    if password.contains(['{', '}', '$', '%', '*']) && !password.contains("%40") {
+    if password.contains(['{', '}', '$', '*']) || has_format_percent(password) {
         return false;
     }
     let host = host.to_ascii_lowercase();
     !(host.contains("example") || host == "host" || host == "hostname" || host == "server")
+}
+
+/// Whether `value` holds a `%` that is not a percent-encoded byte (`%s`, `%(pw)s`).
+fn has_format_percent(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
 }
 
 /// Whether a JWT candidate's header decodes to a JSON object with an `alg`.
