@@ -51,6 +51,8 @@ const PLACEHOLDER_PARTS: &[&str] = &[
     "not-real",
     "not-a-real",
     "fake",
+    "mock",
+    "password",
     "todo",
     "fixme",
     "_here",
@@ -113,8 +115,11 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     if PLACEHOLDER_PARTS.iter().any(|part| lower.contains(part)) {
         return true;
     }
-    // Template and environment references: `$VAR`, `%(name)s`, `%{x}`, `%VAR%`, `@Value`.
+    // Template and environment references: `$VAR`, `{name}` (format strings), `%(name)s`,
+    // `%{x}`, `%VAR%`, `@Value`.
     if lower.starts_with('$')
+        || lower.starts_with('{')
+        || (lower.contains('{') && lower.contains('}'))
         || lower.starts_with('@')
         || lower.starts_with("%(")
         || lower.starts_with("%{")
@@ -293,6 +298,8 @@ const NON_SECRET_LAST_WORDS: &[&str] = &[
     "volume",
     "selector",
     "generator",
+    "payload",
+    "namespace",
 ];
 
 /// First words that make a name a flag or a function, not a value holder: `is_secret`,
@@ -425,10 +432,16 @@ pub(crate) fn is_secret_value(value: &str, quoted: bool) -> bool {
         return false;
     }
     // Code, not a literal: `settings.API_KEY`, `os.environ`, `getpass`, `process.env.X`.
-    if !quoted && (value.contains('(') || is_dotted_identifier(value)) {
+    // Rust paths and references (`token::Group`, `&OkmBlock`) too.
+    if !quoted
+        && (value.contains('(')
+            || value.contains("::")
+            || value.starts_with(['&', '*'])
+            || is_dotted_identifier(value))
+    {
         return false;
     }
-    if bytes.iter().all(u8::is_ascii_digit) || is_version(value) {
+    if bytes.iter().all(u8::is_ascii_digit) || is_version(value) || is_snake_identifier(value) {
         return false;
     }
     let has_digit = bytes.iter().any(u8::is_ascii_digit);
@@ -469,6 +482,22 @@ fn has_file_extension(value: &str) -> bool {
     EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
 }
 
+/// `FTS5_MAX_TOKEN_SIZE`, `pkcs8_key`, `SERVER_TRAFFIC_SECRET_0`: one case of letters, digits
+/// and underscores between words; constants and variables, not generated secrets.
+fn is_snake_identifier(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let upper = bytes.iter().any(u8::is_ascii_uppercase);
+    let lower = bytes.iter().any(u8::is_ascii_lowercase);
+    value.contains('_')
+        && upper != lower
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && value
+            .split('_')
+            .any(|part| part.bytes().filter(u8::is_ascii_alphabetic).count() >= 3)
+}
+
 fn is_dotted_identifier(value: &str) -> bool {
     value.contains('.')
         && value.split('.').all(|part| {
@@ -496,6 +525,21 @@ pub(crate) fn is_url_password(user: &str, password: &str, host: &str) -> bool {
         return false;
     }
     if password.contains(['{', '}', '$', '*']) || has_format_percent(password) {
+        return false;
+    }
+    // Words, not generated passwords: `opensesame`, `sentinel_pass`, `correct%20horse`.
+    let decoded = password.replace("%20", "");
+    if decoded
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-')
+    {
+        return false;
+    }
+    let lower = password.to_ascii_lowercase();
+    if ["pass", "pwd", "secret"]
+        .iter()
+        .any(|word| lower.contains(word))
+    {
         return false;
     }
     let host = host.to_ascii_lowercase();

@@ -561,7 +561,7 @@ static RULES: &[Rule] = &[
         "generic-secret",
         "High-entropy value assigned to a secret-sounding name",
         SECRET_NAME_KEYWORDS,
-        r#"([A-Za-z_][A-Za-z0-9_.-]*)\\?["'\]]?(?:\s*:\s*&?(?:'static\s+)?[A-Za-z_][A-Za-z0-9_]*)?\s*(?:=>|:=|\?=|[=:])\s*(?:[rRbBuU]?\\?["'`]([^"'`\\\s]{8,200})\\?["'`]|([^\s"'`,;#})\]\[\\]{8,200}))"#,
+        r#"([A-Za-z_][A-Za-z0-9_.-]*)\\?["'\]]?(?:\s*:\s*&?(?:'static\s+)?[A-Za-z_][A-Za-z0-9_]*)?\s*(?:=>|:=|\?=|[=:])\s*(?:[rRbBuU]?\\?["'`]([^"'`\\\s]{8,200})\\?["'`]|([^\s"'`,;#(){}\[\]\\:=<>|!&*][^\s"'`,;#(){}\[\]\\|<>!]{7,199}))"#,
         Check::Assignment,
         true,
     ),

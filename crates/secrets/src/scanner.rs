@@ -382,6 +382,12 @@ fn checked_secret(
             };
             let span = range(group);
             let value = slice(&span)?;
+            // An unquoted value followed by a call, a macro, generics or an index is code:
+            // `sqlite3Strlen30(p)`, `parenthesized!(content)`, `Aligned64<[u8; N]>`.
+            let next = text.as_bytes().get(span.end).copied();
+            if !quoted && matches!(next, Some(b'(' | b'!' | b'<' | b'[' | b'{')) {
+                return None;
+            }
             checks::is_secret_value(value, quoted).then(|| (span.clone(), value.to_owned()))
         }
         // Private keys have their own matcher.
