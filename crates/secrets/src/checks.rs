@@ -309,29 +309,38 @@ const NON_SECRET_FIRST_WORDS: &[&str] = &[
     "num", "max", "min", "validate", "check", "get", "set", "on", "handle", "should", "needs",
 ];
 
-/// Splits an identifier into lower-cased words at `_`, `-`, `.` and camelCase humps.
-fn words(name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
+/// Splits an identifier into words at `_`, `-`, `.` and camelCase humps: the identifier
+/// lower-cased and the words' byte ranges in it (two allocations, whatever the word count:
+/// this runs at every keyword hit of the generic rule).
+fn words(name: &str) -> (String, Vec<(usize, usize)>) {
+    let lower = name.to_ascii_lowercase();
+    let bytes = name.as_bytes();
+    let mut ranges = Vec::new();
+    let mut start = None;
     let mut previous_lower = false;
-    for ch in name.chars() {
-        if !ch.is_ascii_alphanumeric() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
+    for (i, &b) in bytes.iter().enumerate() {
+        if !b.is_ascii_alphanumeric() {
+            if let Some(s) = start.take() {
+                ranges.push((s, i));
             }
             previous_lower = false;
             continue;
         }
-        if ch.is_ascii_uppercase() && previous_lower && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
+        if b.is_ascii_uppercase()
+            && previous_lower
+            && let Some(s) = start.take()
+        {
+            ranges.push((s, i));
         }
-        previous_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
-        current.push(ch.to_ascii_lowercase());
+        if start.is_none() {
+            start = Some(i);
+        }
+        previous_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
     }
-    if !current.is_empty() {
-        out.push(current);
+    if let Some(s) = start {
+        ranges.push((s, bytes.len()));
     }
-    out
+    (lower, ranges)
 }
 
 /// Whether an assignment's name says its value is a secret: a word like `password`, `secret`,
@@ -340,12 +349,13 @@ fn words(name: &str) -> Vec<String> {
 pub(crate) fn is_secret_name(name: &str) -> bool {
     // `self.config.password`: the last segment is the name.
     let name = name.rsplit('.').next().unwrap_or(name);
-    let words = words(name);
-    let (Some(first), Some(last)) = (words.first(), words.last()) else {
+    let (lower, ranges) = words(name);
+    let words: Vec<&str> = ranges.iter().map(|&(a, b)| &lower[a..b]).collect();
+    let (Some(&first), Some(&last)) = (words.first(), words.last()) else {
         return false;
     };
-    if NON_SECRET_LAST_WORDS.contains(&last.as_str())
-        || (words.len() > 1 && NON_SECRET_FIRST_WORDS.contains(&first.as_str()))
+    if NON_SECRET_LAST_WORDS.contains(&last)
+        || (words.len() > 1 && NON_SECRET_FIRST_WORDS.contains(&first))
     {
         return false;
     }
@@ -394,11 +404,67 @@ pub(crate) fn is_secret_name(name: &str) -> bool {
         "hmac",
         "jwt",
     ];
-    words.iter().enumerate().any(|(i, word)| {
-        SECRET_WORDS.contains(&word.as_str())
+    let is_secret_word = |i: usize| {
+        let word = words[i].trim_end_matches(|c: char| c.is_ascii_digit());
+        SECRET_WORDS.contains(&word)
             || SECRET_SUFFIXES.iter().any(|suffix| word.ends_with(suffix))
-            || (word == "key" && i > 0 && KEY_QUALIFIERS.contains(&words[i - 1].as_str()))
-    })
+            || (word == "key" && i > 0 && KEY_QUALIFIERS.contains(&words[i - 1]))
+    };
+    // The secret word ends the name (`db_password`, `AWS_SECRET_ACCESS_KEY`), or is followed
+    // only by a word saying which or what form (`SECRET_KEY_BASE`, `client-key-data`,
+    // `token_prod`): `The_Secret_Saturdays` is a title, not a credential.
+    let last_index = words.len() - 1;
+    if is_secret_word(last_index) {
+        return true;
+    }
+    const TRAILING: &[&str] = &[
+        "value",
+        "val",
+        "str",
+        "string",
+        "b64",
+        "base64",
+        "hex",
+        "raw",
+        "plain",
+        "plaintext",
+        "encoded",
+        "data",
+        "bytes",
+        "text",
+        "literal",
+        "base",
+        "pem",
+        "der",
+        "json",
+        "old",
+        "new",
+        "prev",
+        "previous",
+        "current",
+        "next",
+        "prod",
+        "production",
+        "dev",
+        "development",
+        "staging",
+        "stage",
+        "test",
+        "live",
+        "primary",
+        "secondary",
+        "main",
+        "backup",
+        "local",
+        "remote",
+        "override",
+        "admin",
+        "root",
+        "user",
+    ];
+    last_index > 0
+        && TRAILING.contains(&words[last_index].trim_end_matches(|c: char| c.is_ascii_digit()))
+        && is_secret_word(last_index - 1)
 }
 
 /// Whether a value assigned to a secret-sounding name looks like a real secret rather than a
@@ -406,6 +472,10 @@ pub(crate) fn is_secret_name(name: &str) -> bool {
 pub(crate) fn is_secret_value(value: &str, quoted: bool) -> bool {
     let len = value.len();
     if !(8..=200).contains(&len) || is_placeholder(value) {
+        return false;
+    }
+    // Mostly percent-escapes: URL-encoding test data (`%26%3F%3D`), not a generated secret.
+    if value.matches('%').count() >= 3 {
         return false;
     }
     if is_uuid(value) || is_integrity_hash(value) || value.contains("://") {

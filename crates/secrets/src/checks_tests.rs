@@ -24,6 +24,10 @@ fn names_split_into_words_and_judged() {
     assert!(!is_secret_name("monkey"));
     assert!(!is_secret_name("keyboard"));
     assert!(!is_secret_name("api_key_id"));
+    assert!(!is_secret_name("The_Secret_Saturdays"));
+    assert!(is_secret_name("SECRET_KEY_BASE"));
+    assert!(is_secret_name("client-key-data"));
+    assert!(is_secret_name("password2"));
 }
 
 #[test]

@@ -39,9 +39,16 @@ pub fn parse_diff(diff: &str) -> Result<Vec<DiffFile>> {
     let mut current: Option<usize> = None;
     let mut state = State::Header;
     let mut new_line = 0usize;
-    for (index, raw) in diff.split_inclusive('\n').enumerate() {
-        let line_no = index + 1;
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
+    // memchr's SIMD search finds the line ends several times faster than `str::lines`.
+    let bytes = diff.as_bytes();
+    let ends = memchr::memchr_iter(b'\n', bytes)
+        .chain((!diff.is_empty() && !diff.ends_with('\n')).then_some(bytes.len()));
+    let mut line_start = 0;
+    let mut line_no = 0;
+    for line_end in ends {
+        line_no += 1;
+        let line = &diff[line_start..line_end];
+        line_start = line_end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let State::Hunk { old_left, new_left } = &mut state {
             let (first, rest) = match line.as_bytes().first() {
@@ -147,7 +154,7 @@ pub fn parse_diff(diff: &str) -> Result<Vec<DiffFile>> {
     // A hunk whose counts reached zero went back to `Header`, so one still open is short.
     if let State::Hunk { .. } = state {
         return Err(diff_error(
-            diff.lines().count(),
+            line_no,
             "the diff ends inside a hunk (truncated?)",
         ));
     }

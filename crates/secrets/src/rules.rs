@@ -10,6 +10,11 @@
 pub(crate) enum Matcher {
     /// A regex tried on each line holding a keyword.
     Regex(&'static str),
+    /// `name = value` around the keyword: the name holding the keyword, an operator (`=`,
+    /// `:`, `:=`, `=>`, `?=`, after an optional `: Type`), a quoted or bare value; parsed by
+    /// code at the keyword, not by a regex over the line, because secret-sounding words are
+    /// common in code and this runs at each of them.
+    Assignment,
     /// A PEM or OpenSSH private-key block, possibly spread over many lines, JSON-escaped
     /// (`\n`) or commented out line by line; matched by code, not a regex.
     PrivateKeyBlock,
@@ -46,6 +51,16 @@ pub struct Rule {
     pub generic: bool,
     pub(crate) matcher: Matcher,
     pub(crate) check: Check,
+}
+
+impl Rule {
+    /// The rule's regex, if it has one (the private-key rule is matched by code).
+    pub fn pattern(&self) -> Option<&'static str> {
+        match self.matcher {
+            Matcher::Regex(pattern) => Some(pattern),
+            Matcher::PrivateKeyBlock | Matcher::Assignment => None,
+        }
+    }
 }
 
 /// Entropy a fixed-format token needs: rejects `ghp_aaaa…`, `sk_live_0000…` and the like.
@@ -93,36 +108,10 @@ pub(crate) const AWS_SECRET_RULE: &str = "aws-secret-access-key";
 /// Rule id of the AWS access key id, which the pairing pass starts from.
 pub(crate) const AWS_KEY_ID_RULE: &str = "aws-access-key-id";
 
-/// Names that make an assignment's value a secret, for the generic rule. The scanner splits
-/// the name into words and decides (see `scanner::is_secret_name`); these are only the
-/// keywords that make it look.
-const SECRET_NAME_KEYWORDS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "_pass",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "api-key",
-    "accesskey",
-    "access_key",
-    "access-key",
-    "authkey",
-    "auth_key",
-    "privatekey",
-    "private_key",
-    "signingkey",
-    "signing_key",
-    "encryptionkey",
-    "encryption_key",
-    "masterkey",
-    "master_key",
-    "app_key",
-    "credential",
-];
+/// Words of which one is in every name the generic rule accepts (see
+/// `checks::is_secret_name`): `pass` covers password, passwd, passphrase; `key` covers
+/// api_key, apiKey, access-key, signing_key, and the like.
+const SECRET_NAME_KEYWORDS: &[&str] = &["pass", "pwd", "secret", "token", "credential", "key"];
 
 /// The built-in rules.
 pub fn rules() -> &'static [Rule] {
@@ -557,12 +546,12 @@ static RULES: &[Rule] = &[
         Check::Token { min_entropy: 3.5 },
         true,
     ),
-    checked(
-        "generic-secret",
-        "High-entropy value assigned to a secret-sounding name",
-        SECRET_NAME_KEYWORDS,
-        r#"([A-Za-z_][A-Za-z0-9_.-]*)\\?["'\]]?(?:\s*:\s*&?(?:'static\s+)?[A-Za-z_][A-Za-z0-9_]*)?\s*(?:=>|:=|\?=|[=:])\s*(?:[rRbBuU]?\\?["'`]([^"'`\\\s]{8,200})\\?["'`]|([^\s"'`,;#(){}\[\]\\:=<>|!&*][^\s"'`,;#(){}\[\]\\|<>!]{7,199}))"#,
-        Check::Assignment,
-        true,
-    ),
+    Rule {
+        id: "generic-secret",
+        description: "High-entropy value assigned to a secret-sounding name",
+        keywords: SECRET_NAME_KEYWORDS,
+        generic: true,
+        matcher: Matcher::Assignment,
+        check: Check::Assignment,
+    },
 ];
