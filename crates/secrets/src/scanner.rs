@@ -500,7 +500,10 @@ fn assignment_value(b: &[u8], mut at: usize, end: usize) -> Option<(Range<usize>
     if peek(at) == Some(b'\\') {
         at += 1;
     }
-    if matches!(peek(at), Some(b'"' | b'\'' | b']')) {
+    if matches!(peek(at), Some(b'"' | b'\'')) {
+        at += 1;
+    }
+    if peek(at) == Some(b']') {
         at += 1;
     }
     at = skip_spaces(at);

@@ -51,3 +51,53 @@ fn redaction_keeps_text_around_the_secret() {
     // Redacting again changes nothing: the redacted form is not a secret.
     assert_eq!(scanner().redact(&redacted), redacted);
 }
+
+#[test]
+fn an_aws_secret_without_a_telling_name_is_paired_with_its_key_id() {
+    let id = ["AK", "IA"].concat() + "QZ3X7KD2M5N4P6R2";
+    let secret = "Lq9vR2xT7mK4pZ8wN3yB6cF1hJ5sD0gA/eU+iO7t";
+    let text = format!("id,{id}\nkey,{secret}\nregion,eu-west-1\n");
+    let findings = scanner().scan_text("creds.csv", &text);
+    let found: Vec<_> = findings.iter().map(|f| (f.rule_id, f.line)).collect();
+    assert_eq!(
+        found,
+        [("aws-access-key-id", 1), ("aws-secret-access-key", 2)]
+    );
+    // Without the key id nearby the same token is not taken for a secret key.
+    assert!(
+        scanner()
+            .scan_text("x.csv", &format!("key,{secret}\n"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn assignments_are_parsed_in_their_many_spellings() {
+    let value = "Zk8wQ2Lq9vR7xT3m";
+    let cases = [
+        format!("password = \"{value}\""),
+        format!("PASSWORD={value}"),
+        format!("password: {value}"),
+        format!("\"password\": \"{value}\""),
+        format!("\\\"password\\\": \\\"{value}\\\""),
+        format!("const PASSWORD: &str = \"{value}\";"),
+        format!("let password: string = '{value}';"),
+        format!("'password' => '{value}',"),
+        format!("password := \"{value}\""),
+        format!("--password={value}"),
+        format!("env['PASSWORD'] = r\"{value}\""),
+    ];
+    for case in cases {
+        let findings = scanner().scan_text("x", &case);
+        assert_eq!(findings.len(), 1, "{case}");
+        assert_eq!(findings[0].fingerprint, fingerprint(value), "{case}");
+    }
+    for clean in [
+        format!("password == \"{value}\""),
+        "password: str".to_owned(),
+        format!("password_hash = \"{value}\""),
+        format!("password = {value}("),
+    ] {
+        assert!(scanner().scan_text("x", &clean).is_empty(), "{clean}");
+    }
+}

@@ -774,6 +774,26 @@ pub fn clean(g: &mut Gen) -> Vec<CorpusFile> {
             .line("Set `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` before running.")
             .line("The token expires after an hour; the secret is rotated daily.")
             .line(format!("Build id {} in Asia/Tokyo.", g.uuid())),
+        // Code shapes that once fooled the generic rule in third-party sources.
+        CorpusFile::new("src/parse/tokens.rs")
+            .line("    pub group_token: token::Group,")
+            .line("            Token::StructEnd,")
+            .line("    let paren_token = parenthesized!(content in input);")
+            .line("    secret: &OkmBlock,")
+            .line("    let takes_ownership = move |token: CancellationToken| {")
+            .line("    if( nToken>FTS5_MAX_TOKEN_SIZE ) nToken = FTS5_MAX_TOKEN_SIZE;")
+            .line("    x.u.zToken = sqlite3DbSpanDup(db, zStart, zEnd);")
+            .line("    SectionKind::RsaPrivateKey => pkcs1_key = Some(der),")
+            .line("    const DEFAULT_SECRET: Aligned64<[u8; DEFAULT_SECRET_SIZE]> = Aligned64(DEFAULT_SECRET);")
+            .line("    ServerApplicationTrafficSecret => \"SERVER_TRAFFIC_SECRET_0\",")
+            .line("    const TOKEN_PAYLOAD: &str = \"eyJvaWQiOiIxMjM0NTY3OC05YWJjIn0\";")
+            .line("    - sync: make `CancellationToken::run_until_cancelled` biased")
+            .line("    let url = format!(\"postgres://{user}:{password}@{host}/db\");"),
+        CorpusFile::new("docs/badges.md")
+            .line(format!("[![cov](https://cov.invalid/gh/acme/app/graph/badge.svg?token={}&style=flat)]", g.alnum(10)))
+            .line("http://wiki.invalid/wiki/The_Secret_Saturdays:_Beasts_of_the_5th_Sun")
+            .line("redis://sentinel_user:sentinel_pass@127.0.0.1")
+            .line("https://Aladdin:opensesame@localhost:8887"),
         CorpusFile::new("src/api/keys.go")
             .line("var apiKey = os.Getenv(\"API_KEY\")")
             .line("password := r.FormValue(\"password\")")
