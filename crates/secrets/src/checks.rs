@@ -177,137 +177,164 @@ fn assignment_entropy_floor(len: usize) -> f64 {
 
 /// Words that, as the last word of a name, say the value is about a secret, not the secret:
 /// `token_url`, `password_hash`, `api_key_id`, `secretKeyRef`, `max_tokens`.
-const NON_SECRET_LAST_WORDS: &[&str] = &[
-    "id",
-    "ids",
-    "name",
-    "names",
-    "type",
-    "types",
-    "file",
-    "files",
-    "path",
-    "paths",
-    "dir",
-    "url",
-    "uri",
-    "urls",
-    "endpoint",
-    "env",
-    "var",
-    "variable",
-    "header",
-    "field",
-    "hash",
-    "hashed",
-    "digest",
-    "sha",
-    "sha1",
-    "sha256",
-    "sha512",
-    "md5",
-    "checksum",
-    "fingerprint",
-    "length",
-    "len",
-    "size",
-    "count",
-    "ttl",
-    "expiry",
-    "expires",
-    "expiration",
-    "lifetime",
-    "timeout",
-    "prefix",
-    "suffix",
-    "format",
-    "regex",
-    "pattern",
-    "placeholder",
-    "label",
-    "hint",
-    "description",
-    "desc",
-    "min",
-    "max",
-    "policy",
-    "mode",
-    "version",
-    "limit",
-    "ref",
-    "reference",
-    "arn",
-    "provider",
-    "kind",
-    "source",
-    "method",
-    "location",
-    "template",
-    "example",
-    "enabled",
-    "required",
-    "strategy",
-    "class",
-    "manager",
-    "store",
-    "param",
-    "parameter",
-    "attr",
-    "attribute",
-    "prop",
-    "property",
-    "prompt",
-    "help",
-    "message",
-    "msg",
-    "error",
-    "errors",
-    "valid",
-    "validation",
-    "validator",
-    "rule",
-    "rules",
-    "config",
-    "options",
-    "settings",
-    "schema",
-    "tag",
-    "index",
-    "scope",
-    "scopes",
-    "audience",
-    "issuer",
-    "algorithm",
-    "alg",
-    "cache",
-    "tokens",
-    "secrets",
-    "keys",
-    "passwords",
-    "usage",
-    "budget",
-    "encoder",
-    "encoding",
-    "tokenizer",
-    "position",
-    "offset",
-    "start",
-    "end",
-    "store",
-    "mount",
-    "volume",
-    "selector",
-    "generator",
-    "payload",
-    "namespace",
-];
+fn is_non_secret_last_word(word: &str) -> bool {
+    // A `match` on strings compiles to a length switch and a few compares, where a slice
+    // `contains` compared against every entry (the generic rule runs this at every hit).
+    matches!(
+        word,
+        "id" | "ids"
+            | "name"
+            | "names"
+            | "type"
+            | "types"
+            | "file"
+            | "files"
+            | "path"
+            | "paths"
+            | "dir"
+            | "url"
+            | "uri"
+            | "urls"
+            | "endpoint"
+            | "env"
+            | "var"
+            | "variable"
+            | "header"
+            | "field"
+            | "hash"
+            | "hashed"
+            | "digest"
+            | "sha"
+            | "sha1"
+            | "sha256"
+            | "sha512"
+            | "md5"
+            | "checksum"
+            | "fingerprint"
+            | "length"
+            | "len"
+            | "size"
+            | "count"
+            | "ttl"
+            | "expiry"
+            | "expires"
+            | "expiration"
+            | "lifetime"
+            | "timeout"
+            | "prefix"
+            | "suffix"
+            | "format"
+            | "regex"
+            | "pattern"
+            | "placeholder"
+            | "label"
+            | "hint"
+            | "description"
+            | "desc"
+            | "min"
+            | "max"
+            | "policy"
+            | "mode"
+            | "version"
+            | "limit"
+            | "ref"
+            | "reference"
+            | "arn"
+            | "provider"
+            | "kind"
+            | "source"
+            | "method"
+            | "location"
+            | "template"
+            | "example"
+            | "enabled"
+            | "required"
+            | "strategy"
+            | "class"
+            | "manager"
+            | "store"
+            | "param"
+            | "parameter"
+            | "attr"
+            | "attribute"
+            | "prop"
+            | "property"
+            | "prompt"
+            | "help"
+            | "message"
+            | "msg"
+            | "error"
+            | "errors"
+            | "valid"
+            | "validation"
+            | "validator"
+            | "rule"
+            | "rules"
+            | "config"
+            | "options"
+            | "settings"
+            | "schema"
+            | "tag"
+            | "index"
+            | "scope"
+            | "scopes"
+            | "audience"
+            | "issuer"
+            | "algorithm"
+            | "alg"
+            | "cache"
+            | "tokens"
+            | "secrets"
+            | "keys"
+            | "passwords"
+            | "usage"
+            | "budget"
+            | "encoder"
+            | "encoding"
+            | "tokenizer"
+            | "position"
+            | "offset"
+            | "start"
+            | "end"
+            | "mount"
+            | "volume"
+            | "selector"
+            | "generator"
+            | "payload"
+            | "namespace"
+    )
+}
 
 /// First words that make a name a flag or a function, not a value holder: `is_secret`,
 /// `use_token`, `num_tokens`.
-const NON_SECRET_FIRST_WORDS: &[&str] = &[
-    "is", "has", "use", "show", "hide", "require", "requires", "enable", "disable", "allow", "no",
-    "num", "max", "min", "validate", "check", "get", "set", "on", "handle", "should", "needs",
-];
+fn is_non_secret_first_word(word: &str) -> bool {
+    // A `match` on strings compiles to a length switch and a few compares, where a slice
+    // `contains` compared against every entry (the generic rule runs this at every hit).
+    matches!(
+        word,
+        "is" | "has"
+            | "use"
+            | "show"
+            | "hide"
+            | "require"
+            | "requires"
+            | "enable"
+            | "disable"
+            | "allow"
+            | "no"
+            | "num"
+            | "max"
+            | "min"
+            | "validate"
+            | "check"
+            | "get"
+            | "set"
+            | "on"
+            | "handle"
+            | "should"
+            | "needs"
+    )
+}
 
 /// Splits an identifier into words at `_`, `-`, `.` and camelCase humps: the identifier
 /// lower-cased and the words' byte ranges in it (two allocations, whatever the word count:
@@ -354,9 +381,7 @@ pub(crate) fn is_secret_name(name: &str) -> bool {
     let (Some(&first), Some(&last)) = (words.first(), words.last()) else {
         return false;
     };
-    if NON_SECRET_LAST_WORDS.contains(&last)
-        || (words.len() > 1 && NON_SECRET_FIRST_WORDS.contains(&first))
-    {
+    if is_non_secret_last_word(last) || (words.len() > 1 && is_non_secret_first_word(first)) {
         return false;
     }
     const SECRET_WORDS: &[&str] = &[
