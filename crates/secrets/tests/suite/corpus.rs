@@ -628,7 +628,7 @@ pub fn planted(g: &mut Gen) -> Vec<CorpusFile> {
 pub fn clean(g: &mut Gen) -> Vec<CorpusFile> {
     let dashes = "-".repeat(5);
     let aws_doc_id = p(&["AKIA", "IOSFODNN7", "EXAMPLE"]);
-    let aws_doc_secret = p(&["wJalrXUtnFEMI/K7MDENG/bPxRfiCY", "EXAMPLEKEY"]);
+    let aws_doc_secret = p(&["wJalrXUtnFEMI", "/K7MDENG", "/bPxRfiCY", "EXAMPLEKEY"]);
     let integrity = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, g.bytes(64));
     let mut public_key = g.pem_lines("PUBLIC KEY", 294);
     public_key.insert(0, "const PUBLIC_KEY = `".to_owned());

@@ -5,9 +5,15 @@ use std::process::{Command, Output};
 
 /// A token built at run time, so the repository holds none.
 fn token() -> String {
-    let alphabet = b"Zq7Xw2Lm9Kp4Rt6Yv8Nb3Hc5Jd1Fg0Sa";
-    let body: String = (0..36usize)
-        .map(|i| char::from(alphabet[(i * 7 + i / 5) % alphabet.len()]))
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state = 7u64;
+    let body: String = (0..36)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(alphabet[(state >> 33) as usize % alphabet.len()])
+        })
         .collect();
     ["gh", "p_"].concat() + &body
 }
