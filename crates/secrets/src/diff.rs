@@ -15,10 +15,13 @@ pub struct DiffFile {
 
 /// Whether `text` is a unified diff: it starts with `diff --git` or `--- `, or is a
 /// `git format-patch` mail holding one.
+/// A `+++` header is required too, so a YAML document opening with `--- ` is not taken for
+/// an (empty) diff and left unscanned.
 pub fn looks_like_diff(text: &str) -> bool {
-    text.starts_with("diff --git ")
+    let opening = text.starts_with("diff --git ")
         || text.starts_with("--- ")
-        || (text.starts_with("From ") && text.contains("\ndiff --git "))
+        || (text.starts_with("From ") && text.contains("\ndiff --git "));
+    opening && (text.contains("\n+++ ") || text.starts_with("diff --git "))
 }
 
 /// Where the parser is.

@@ -71,4 +71,5 @@ fn diffs_are_told_from_other_files() {
     assert!(looks_like_diff(DIFF));
     assert!(looks_like_diff("--- a\n+++ b\n"));
     assert!(!looks_like_diff("fn main() {}\n"));
+    assert!(!looks_like_diff("--- # a YAML document\npassword: x\n"));
 }
