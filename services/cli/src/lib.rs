@@ -1,10 +1,14 @@
 //! The `cap` command: starts the whole fleet locally on the embedded defaults (SQLite, local
 //! sandbox, local git forge, mTLS on loopback) and, when no model endpoint is configured,
 //! drives the sample task with the scripted model so the whole path shows: request, plan,
-//! edits, tests in the sandbox, pull request, review.
+//! edits, tests in the sandbox, pull request, review. `cap scan` runs the secret scanner
+//! (`cap-secrets`) on a tree or a diff.
+
+mod scan;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,6 +16,7 @@ use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{ImportRepositoryRequest, ImportedFile};
 use cap_scripted_model::{ScriptStep, ScriptedModel};
+pub use scan::{ScanArgs, ScanFormat, scan};
 
 /// The sample repository's files (the end-to-end tests use the same ones).
 const SAMPLE_FILES: [(&str, &str); 3] = [
@@ -55,6 +60,9 @@ pub struct Cli {
 pub enum Command {
     /// Start the fleet and serve until Ctrl-C (the default).
     Up(UpArgs),
+    /// Scan a directory tree or a unified diff for secrets: exit 1 when something is found,
+    /// 0 when clean, 2 on an error. Secrets are only ever printed redacted.
+    Scan(ScanArgs),
 }
 
 /// Flags of `cap up`.
@@ -102,11 +110,12 @@ impl Default for UpArgs {
     }
 }
 
-/// Runs the command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; the exit status is the command's (`cap scan` has three).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Up(args)) => up(args).await,
-        None => up(UpArgs::default()).await,
+        Some(Command::Up(args)) => up(args).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Scan(args)) => Ok(scan(&args)),
+        None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

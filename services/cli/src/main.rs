@@ -3,7 +3,7 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     cap_runtime::init_tracing("cap");
     cap_cli::run(cap_cli::Cli::parse()).await
 }

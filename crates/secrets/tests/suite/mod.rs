@@ -1,0 +1,7 @@
+mod allow;
+mod corpus;
+mod diff;
+mod redaction;
+mod report;
+mod support;
+mod tree;
