@@ -24,7 +24,7 @@ use std::sync::Arc;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{
-    Ack, AgentId, AgentStatus, ErrorReport, TaskEvent, TaskId, TaskRequest,
+    Ack, AgentId, AgentStatus, Constraint, ErrorReport, TaskEvent, TaskId, TaskRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,7 +35,7 @@ mod events;
 mod tasks;
 
 pub use events::{Events, EventsClosed, now_ms};
-pub use tasks::{RunningGuard, RunningTasks};
+pub use tasks::{RunningGuard, RunningTasks, Steering};
 
 /// Events buffered between a role and its caller (each way).
 pub const EVENT_BUFFER: usize = 64;
@@ -55,12 +55,14 @@ pub trait Role: Send + Sync + 'static {
     /// Runs `job`, sending its events to `events` (sign them with [`Events::new`] and
     /// [`Role::AGENT`]) until it ends or `cancel` fires (`InterruptTask`, or the caller went
     /// away). Ending on an interrupt is `Ok` after an `interrupted` Checkpoint; `Err` when
-    /// the agent could not do its job.
+    /// the agent could not do its job. `steering` brings the constraints humans add while it
+    /// runs (`AddConstraint`); a role that cannot change course mid-run ignores it.
     fn run(
         &self,
         job: Self::Job,
         events: mpsc::Sender<TaskEvent>,
         cancel: CancellationToken,
+        steering: Steering,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
@@ -103,9 +105,12 @@ pub enum Error {
         /// This agent.
         agent: &'static str,
     },
-    /// `InterruptTask` without a task id.
+    /// `InterruptTask` or `AddConstraint` without a task id.
     #[error("task_id is empty")]
     EmptyTaskId,
+    /// `AddConstraint` without text.
+    #[error("text: the constraint is empty")]
+    EmptyConstraint,
 }
 
 impl RoleError for Error {
@@ -113,7 +118,7 @@ impl RoleError for Error {
         match self {
             Error::AlreadyRunning { .. } => Code::AlreadyExists,
             Error::UnknownAgent { .. } => Code::NotFound,
-            Error::EmptyTaskId => Code::InvalidArgument,
+            Error::EmptyTaskId | Error::EmptyConstraint => Code::InvalidArgument,
         }
     }
 
@@ -193,10 +198,11 @@ impl<R: Role> Inner<R> {
         task_id: &str,
         job: R::Job,
         cancel: CancellationToken,
+        steering: Steering,
         out: &mpsc::Sender<Result<TaskEvent, Status>>,
     ) {
         let (events, mut received) = mpsc::channel::<TaskEvent>(EVENT_BUFFER);
-        let run = self.role.run(job, events, cancel.clone());
+        let run = self.role.run(job, events, cancel.clone(), steering);
         let forward = async {
             let mut gone = false;
             loop {
@@ -270,8 +276,9 @@ impl<R: Role> AgentOrchestrator for AgentServer<R> {
         tracing::info!(agent = R::AGENT, %task_id, %session_id, "task accepted");
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let inner = self.inner.clone();
+        let steering = guard.steering();
         tokio::spawn(async move {
-            inner.execute(&task_id, job, cancel, &tx).await;
+            inner.execute(&task_id, job, cancel, steering, &tx).await;
             // Unregistered before the stream ends: a caller that saw the end sees the task
             // done in `GetAgentStatus`.
             drop(guard);
@@ -300,6 +307,19 @@ impl<R: Role> AgentOrchestrator for AgentServer<R> {
             return Err(to_status(&Error::EmptyTaskId));
         }
         Ok(Response::new(self.inner.tasks.interrupt_ack(&task_id)))
+    }
+
+    async fn add_constraint(&self, request: Request<Constraint>) -> Result<Response<Ack>, Status> {
+        let Constraint { task_id, text } = request.into_inner();
+        if task_id.trim().is_empty() {
+            return Err(to_status(&Error::EmptyTaskId));
+        }
+        if text.trim().is_empty() {
+            return Err(to_status(&Error::EmptyConstraint));
+        }
+        Ok(Response::new(
+            self.inner.tasks.add_constraint(&task_id, text.trim()),
+        ))
     }
 }
 

@@ -53,6 +53,7 @@ impl Role for Toy {
         job: String,
         events: mpsc::Sender<TaskEvent>,
         cancel: CancellationToken,
+        mut steering: Steering,
     ) -> Result<(), ToyError> {
         let events = Events::new(Self::AGENT, events);
         let closed = |_| ToyError::Reported;
@@ -64,6 +65,14 @@ impl Role for Toy {
                     .await
                     .map_err(closed)?;
                 Err(ToyError::Reported)
+            }
+            "steer" => {
+                steering.changed().await;
+                let added = steering.take_new().join("; ");
+                events
+                    .thought(&format!("following: {added}"))
+                    .await
+                    .map_err(closed)
             }
             "wait" => {
                 cancel.cancelled().await;
@@ -229,4 +238,48 @@ async fn a_caller_going_away_interrupts_its_task() {
 fn chains_show_a_status_by_its_message() {
     let error = ToyError::Failed(Status::unavailable("connection refused"));
     assert_eq!(error_chain(&error), "the toy failed: connection refused");
+}
+
+#[tokio::test]
+async fn constraints_reach_the_running_role() {
+    let server = AgentServer::new(Toy);
+    let constraint = |task_id: &str, text: &str| {
+        Request::new(Constraint {
+            task_id: task_id.into(),
+            text: text.into(),
+        })
+    };
+    let mut stream = server
+        .execute_task(task("t", "steer"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ack = server
+        .add_constraint(constraint("t", "  keep the public API  "))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ack.accepted, "{ack:?}");
+    let event = stream.next().await.unwrap().unwrap();
+    assert!(
+        matches!(&event.payload, Some(Payload::Thought(t)) if t.reasoning == "following: keep the public API"),
+        "{event:?}"
+    );
+    assert!(stream.next().await.is_none());
+
+    let ack = server
+        .add_constraint(constraint("t", "too late"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (ack.accepted, ack.message.as_str()),
+        (false, "task t is not running on the toy agent")
+    );
+    let refused = server
+        .add_constraint(constraint("t", " "))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(refused.message(), "text: the constraint is empty");
 }

@@ -1,11 +1,13 @@
 //! The tasks an agent service is running: registered when `ExecuteTask` starts, interrupted
-//! by `InterruptTask`, listed by `GetAgentStatus`, removed when the work ends however it ends.
+//! by `InterruptTask`, steered by `AddConstraint`, listed by `GetAgentStatus`, removed when the
+//! work ends however it ends.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cap_proto::agent::v1::{Ack, AgentStatus};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
@@ -19,8 +21,16 @@ pub struct RunningTasks {
 #[derive(Debug)]
 struct Inner {
     agent: &'static str,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: Mutex<HashMap<String, Running>>,
     finished: AtomicU64,
+}
+
+/// One running task's switches.
+#[derive(Debug)]
+struct Running {
+    cancel: CancellationToken,
+    /// Every constraint added while it runs, oldest first.
+    constraints: watch::Sender<Vec<String>>,
 }
 
 /// Unregisters its task when dropped, counting it as finished.
@@ -28,6 +38,62 @@ struct Inner {
 pub struct RunningGuard {
     tasks: RunningTasks,
     task_id: String,
+    constraints: watch::Receiver<Vec<String>>,
+}
+
+impl RunningGuard {
+    /// The constraints humans add to the task while it runs.
+    pub fn steering(&self) -> Steering {
+        Steering {
+            constraints: Some(self.constraints.clone()),
+            seen: 0,
+        }
+    }
+}
+
+/// The constraints humans add to a running task (`AddConstraint`), for the role to follow from
+/// its next step.
+#[derive(Debug)]
+pub struct Steering {
+    constraints: Option<watch::Receiver<Vec<String>>>,
+    seen: usize,
+}
+
+impl Steering {
+    /// Steering that never brings anything (a run outside the server, tests).
+    pub fn none() -> Self {
+        Self {
+            constraints: None,
+            seen: 0,
+        }
+    }
+
+    /// Waits until a constraint the last [`Steering::take_new`] did not return is there;
+    /// never returns when none can come any more.
+    pub async fn changed(&mut self) {
+        let Some(constraints) = &mut self.constraints else {
+            return std::future::pending().await;
+        };
+        loop {
+            if constraints.borrow().len() > self.seen {
+                return;
+            }
+            if constraints.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// The constraints added since the last call, oldest first.
+    pub fn take_new(&mut self) -> Vec<String> {
+        let Some(constraints) = &mut self.constraints else {
+            return Vec::new();
+        };
+        let all = constraints.borrow_and_update();
+        let new = all.get(self.seen..).unwrap_or_default().to_vec();
+        self.seen = all.len();
+        new
+    }
 }
 
 impl Drop for RunningGuard {
@@ -60,10 +126,18 @@ impl RunningTasks {
             });
         }
         let token = CancellationToken::new();
-        running.insert(task_id.to_owned(), token.clone());
+        let (constraints, steering) = watch::channel(Vec::new());
+        running.insert(
+            task_id.to_owned(),
+            Running {
+                cancel: token.clone(),
+                constraints,
+            },
+        );
         let guard = RunningGuard {
             tasks: self.clone(),
             task_id: task_id.to_owned(),
+            constraints: steering,
         };
         Ok((token, guard))
     }
@@ -72,11 +146,34 @@ impl RunningTasks {
     /// has not reached its first wait yet still sees the cancellation: tokens stay cancelled.
     pub fn interrupt(&self, task_id: &str) -> bool {
         match self.lock().get(task_id) {
-            Some(token) => {
-                token.cancel();
+            Some(running) => {
+                running.cancel.cancel();
                 true
             }
             None => false,
+        }
+    }
+
+    /// Adds a constraint to a running task, for its role to follow from its next step; says
+    /// so, as `AddConstraint` answers.
+    pub fn add_constraint(&self, task_id: &str, text: &str) -> Ack {
+        match self.lock().get(task_id) {
+            Some(running) => {
+                running
+                    .constraints
+                    .send_modify(|constraints| constraints.push(text.to_owned()));
+                Ack {
+                    accepted: true,
+                    message: format!("task {task_id} follows the constraint from its next step"),
+                }
+            }
+            None => Ack {
+                accepted: false,
+                message: format!(
+                    "task {task_id} is not running on the {} agent",
+                    self.inner.agent
+                ),
+            },
         }
     }
 
@@ -127,7 +224,7 @@ impl RunningTasks {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Running>> {
         // Entries are inserted and removed whole: the map is consistent whatever a panicking
         // holder did.
         self.inner

@@ -61,6 +61,15 @@ fn context_entries(context: &TaskContext) -> Vec<(&'static str, String)> {
     let entries = [
         ("attempt", non_zero(context.attempt)),
         ("avoid_files", context.avoid_files.join(", ")),
+        (
+            "human_constraints",
+            context
+                .human_constraints
+                .iter()
+                .map(|constraint| format!("- {}", constraint.trim()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
         ("max_files_changed", non_zero(context.max_files_changed)),
         ("plan", context.plan.clone()),
         (

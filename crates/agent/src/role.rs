@@ -1,7 +1,7 @@
 //! The coding agent as a role of the agent server: `ExecuteTask` runs [`CodingAgent::run`];
 //! the agent streams its own ErrorReports, interrupts stop it at its next step.
 
-use cap_agent_server::{Reported, Role, RoleError};
+use cap_agent_server::{Reported, Role, RoleError, Steering};
 use cap_proto::agent::v1::{TaskEvent, TaskRequest};
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +24,11 @@ impl Role for CodingAgent {
         job: TaskRequest,
         events: Sender<TaskEvent>,
         cancel: CancellationToken,
+        steering: Steering,
     ) -> Result<()> {
-        CodingAgent::run(self, job, events, cancel).await.map(drop)
+        CodingAgent::run(self, job, events, cancel, steering)
+            .await
+            .map(drop)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tool-calling loop.
 
 use cap_agent_server::Events as Emitter;
+use cap_agent_server::Steering;
 use cap_llm::{ChatClient, Message, ToolSpec};
 use cap_proto::agent::v1::{CheckpointKind, TaskEvent, TaskRequest};
 use cap_sandbox_client::Sandbox;
@@ -16,6 +17,10 @@ use crate::{AGENT_NAME, AgentConfig, Error, Finish, Outcome, Result};
 /// Told to the model when its reply was cut off at the token limit.
 const CUT_OFF: &str = "Your reply was cut off at the output limit. Continue, with shorter \
 steps: call one tool at a time, or give the final summary.";
+
+/// Put before a constraint a human added while the task runs.
+const HUMAN_CONSTRAINT: &str = "A human reviewer added a constraint to this task while you \
+work. Follow it from now on, and undo earlier edits that break it:\n";
 
 /// The coding agent: a model, tools and a sandbox.
 #[derive(Debug, Clone)]
@@ -87,12 +92,14 @@ impl CodingAgent {
     }
 
     /// Runs `request` in its sandbox session until the model finishes, the step limit is
-    /// reached or `cancel` fires, sending the events to `events`.
+    /// reached or `cancel` fires, sending the events to `events`. Constraints that come
+    /// through `steering` are given to the model before its next step.
     pub async fn run(
         &self,
         request: TaskRequest,
         events: Sender<TaskEvent>,
         cancel: CancellationToken,
+        steering: Steering,
     ) -> Result<Outcome> {
         Self::validate(&request)?;
         let session = request
@@ -101,7 +108,7 @@ impl CodingAgent {
             .map(|repo| repo.sandbox_session_id.clone())
             .unwrap_or_default();
         let ws = SandboxWorkspace::new(self.sandbox.clone(), session);
-        self.run_in(&ws, request, events, cancel).await
+        self.run_in(&ws, request, events, cancel, steering).await
     }
 
     /// [`CodingAgent::run`] against any [`Workspace`].
@@ -111,13 +118,14 @@ impl CodingAgent {
         request: TaskRequest,
         events: Sender<TaskEvent>,
         cancel: CancellationToken,
+        mut steering: Steering,
     ) -> Result<Outcome> {
         Self::validate(&request)?;
         tracing::info!(task_id = %request.task_id, "coding task started");
         let emitter = Emitter::new(AGENT_NAME, events);
         let mut overlay = Overlay::default();
         let result = self
-            .drive(ws, &request, &emitter, &mut overlay, &cancel)
+            .drive(ws, &request, &emitter, &mut overlay, &cancel, &mut steering)
             .await;
         match &result {
             Ok(outcome) => tracing::info!(
@@ -147,6 +155,7 @@ impl CodingAgent {
         emitter: &Emitter,
         overlay: &mut Overlay,
         cancel: &CancellationToken,
+        steering: &mut Steering,
     ) -> Result<Outcome> {
         let session_id = request
             .repo
@@ -176,6 +185,16 @@ impl CodingAgent {
         loop {
             if steps >= self.config.max_steps {
                 return self.step_limit(ws, emitter, overlay, steps).await;
+            }
+            for constraint in steering.take_new() {
+                emitter
+                    .checkpoint(
+                        CheckpointKind::ConstraintAdded,
+                        constraint.clone(),
+                        serde_json::json!({ "step": steps }).to_string(),
+                    )
+                    .await?;
+                messages.push(Message::user(format!("{HUMAN_CONSTRAINT}{constraint}")));
             }
             let reply = tokio::select! {
                 biased;

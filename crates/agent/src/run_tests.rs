@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cap_agent_server::Steering;
 use cap_llm::{ModelConfig, RetryPolicy};
 use cap_proto::agent::v1::{
     RepositoryContext, TaskContext, TaskEvent, TaskRequest, Tool, observation, task_event,
@@ -67,7 +68,7 @@ async fn run(
 ) -> (crate::Result<Outcome>, Vec<TaskEvent>) {
     let (tx, mut rx) = mpsc::channel(1000);
     let result = agent
-        .run_in(ws, request, tx, CancellationToken::new())
+        .run_in(ws, request, tx, CancellationToken::new(), Steering::none())
         .await;
     let mut events = Vec::new();
     while let Ok(event) = rx.try_recv() {
@@ -735,7 +736,10 @@ async fn interrupt_stops_before_the_next_model_turn() {
         }
         seen
     };
-    let (result, events) = tokio::join!(agent.run_in(&ws, request(), tx, cancel.clone()), consumer);
+    let (result, events) = tokio::join!(
+        agent.run_in(&ws, request(), tx, cancel.clone(), Steering::none()),
+        consumer
+    );
     let outcome = result.unwrap();
     assert_eq!(outcome.finish, Finish::Interrupted);
     assert_eq!(
@@ -764,7 +768,7 @@ async fn an_interrupt_before_the_start_calls_no_model() {
     let cancel = CancellationToken::new();
     cancel.cancel();
     let outcome = agent(&model, 10)
-        .run_in(&workspace(), request(), tx, cancel)
+        .run_in(&workspace(), request(), tx, cancel, Steering::none())
         .await
         .unwrap();
     assert_eq!(outcome.finish, Finish::Interrupted);
@@ -833,7 +837,13 @@ async fn a_closed_event_stream_stops_the_task() {
     let (tx, rx) = mpsc::channel(10);
     drop(rx);
     let result = agent(&model, 10)
-        .run_in(&workspace(), request(), tx, CancellationToken::new())
+        .run_in(
+            &workspace(),
+            request(),
+            tx,
+            CancellationToken::new(),
+            Steering::none(),
+        )
         .await;
     assert!(matches!(result, Err(Error::EventsClosed)), "{result:?}");
 }
@@ -878,7 +888,7 @@ async fn invalid_requests_are_refused() {
     for (request, message) in cases {
         let (tx, _rx) = mpsc::channel(10);
         let err = agent
-            .run(request, tx, CancellationToken::new())
+            .run(request, tx, CancellationToken::new(), Steering::none())
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), message);
@@ -909,4 +919,73 @@ fn bad_configuration_is_refused() {
     bad_url.model.base_url = "nope".into();
     let err = CodingAgent::new(bad_url, client()).unwrap_err();
     assert!(err.chain().contains("not a URL"), "{}", err.chain());
+}
+
+/// A constraint a human adds while the task runs reaches the model before its next step, and
+/// the agent reports it; the task's own constraints from the supervisor are in the prompt.
+#[tokio::test]
+async fn constraints_added_mid_flight_reach_the_model_at_its_next_step() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", args(json!({"path": "app/hello.py"}))),
+        ScriptStep::text("Nothing to change after all."),
+    ])
+    .await
+    .unwrap();
+    let agent = agent(&model, 10);
+    let tasks = cap_agent_server::RunningTasks::new("coding");
+    let (_cancel, guard) = tasks.register("task-1").unwrap();
+    let mut request = request();
+    if let Some(context) = request.context.as_mut() {
+        context.human_constraints = vec!["Keep the README as it is".to_owned()];
+    }
+    let (tx, mut rx) = mpsc::channel(1000);
+    let steering = guard.steering();
+    assert!(
+        tasks
+            .add_constraint("task-1", "Leave shout() alone")
+            .accepted
+    );
+    let result = agent
+        .run_in(
+            &workspace(),
+            request,
+            tx,
+            CancellationToken::new(),
+            steering,
+        )
+        .await;
+    result.unwrap();
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    assert_eq!(describe(&events[0]), "checkpoint constraint_added");
+    let Some(task_event::Payload::Checkpoint(added)) = &events[0].payload else {
+        panic!()
+    };
+    assert_eq!(added.description, "Leave shout() alone");
+    let messages = model.requests()[0]["messages"].as_array().unwrap().clone();
+    let user = messages[1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("## human_constraints\n- Keep the README as it is"),
+        "{user}"
+    );
+    let last = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        last.starts_with("A human reviewer added a constraint")
+            && last.ends_with("Leave shout() alone"),
+        "{last}"
+    );
+    // Taken once: the next request does not repeat it.
+    let again = model.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Leave shout()"))
+        })
+        .count();
+    assert_eq!(again, 1);
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use cap_agent::{AgentConfig, Change, ChangedFile, CodingAgent, Error, Finish};
+use cap_agent_server::Steering;
 use cap_llm::{ModelConfig, RetryPolicy};
 use cap_mtls::Pki;
 use cap_proto::agent::v1::{RepositoryContext, TaskEvent, TaskRequest, observation, task_event};
@@ -173,7 +174,12 @@ async fn fixes_a_bug_in_a_real_sandbox() {
     let agent = agent(&model, fx.sandbox.clone());
     let (tx, mut rx) = mpsc::channel(1000);
     let outcome = agent
-        .run(request(&fx.session_id), tx, CancellationToken::new())
+        .run(
+            request(&fx.session_id),
+            tx,
+            CancellationToken::new(),
+            Steering::none(),
+        )
         .await
         .unwrap();
     let mut events = Vec::new();
@@ -341,7 +347,12 @@ async fn an_unknown_session_is_refused_before_the_model_is_asked() {
     let (tx, mut rx) = mpsc::channel(10);
     let missing = "00000000-0000-4000-8000-000000000000";
     let err = agent
-        .run(request(missing), tx, CancellationToken::new())
+        .run(
+            request(missing),
+            tx,
+            CancellationToken::new(),
+            Steering::none(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Session { .. }), "{err:?}");
@@ -386,7 +397,12 @@ async fn edits_are_formatted_by_the_repositorys_formatter() {
     let agent = agent(&model, fx.sandbox.clone());
     let (tx, mut rx) = mpsc::channel(1000);
     let outcome = agent
-        .run(request(&fx.session_id), tx, CancellationToken::new())
+        .run(
+            request(&fx.session_id),
+            tx,
+            CancellationToken::new(),
+            Steering::none(),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.finish, Finish::Finished);

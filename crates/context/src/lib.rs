@@ -305,12 +305,14 @@ impl Role for ContextAgent {
         Job::from_request(request)
     }
 
-    /// An interrupt stops the work at its next file, copying or indexing.
+    /// An interrupt stops the work at its next file, copying or indexing. The analysis does
+    /// not change course mid-run: constraints reach it with its next task.
     async fn run(
         &self,
         job: Job,
         events: mpsc::Sender<TaskEvent>,
         interrupt: CancellationToken,
+        _steering: cap_agent_server::Steering,
     ) -> Result<()> {
         let events = Events::new(AGENT_NAME, events);
         let cancel = Arc::new(AtomicBool::new(false));

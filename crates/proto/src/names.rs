@@ -19,6 +19,8 @@ impl CheckpointKind {
             Self::TestsFailed => "tests_failed",
             Self::NoTests => "no_tests",
             Self::ContextReady => "context_ready",
+            Self::ConstraintAdded => "constraint_added",
+            Self::Aborted => "aborted",
         }
     }
 
@@ -57,7 +59,7 @@ mod tests {
                 assert_eq!(parsed, Some(kind));
             }
         }
-        assert_eq!(seen, 11);
+        assert_eq!(seen, 13);
         assert_eq!(CheckpointKind::from_name("TESTS_PASSED"), None);
         assert_eq!(CheckpointKind::from_name("tests passed"), None);
         assert_eq!(CheckpointKind::from_name(""), None);

@@ -139,12 +139,14 @@ impl Role for TestingAgent {
         Job::from_request(request)
     }
 
-    /// The steps end at once on an interrupt: the sandbox `Exec` stream is dropped.
+    /// The steps end at once on an interrupt: the sandbox `Exec` stream is dropped. A test
+    /// run does not change course mid-run: constraints reach it with its next task.
     async fn run(
         &self,
         job: Job,
         events: mpsc::Sender<TaskEvent>,
         cancel: CancellationToken,
+        _steering: cap_agent_server::Steering,
     ) -> Result<()> {
         let events = Events::new(AGENT_NAME, events);
         tokio::select! {

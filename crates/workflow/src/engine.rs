@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     live: Live,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Told when a human added a constraint to a task running here.
+    pub(crate) steering: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Told each time a runner has ended here.
     stopped: tokio::sync::Notify,
     /// The runner tasks, to stop them all at once ([`Engine::abort`]).
@@ -132,6 +134,7 @@ impl Engine {
                 coordination,
                 live: Live::default(),
                 running: Mutex::new(HashMap::new()),
+                steering: Mutex::default(),
                 stopped: tokio::sync::Notify::new(),
                 runners: Mutex::default(),
                 slots,
@@ -243,6 +246,11 @@ impl Engine {
             }
         }
         self.wait_until_stopped(task_id).await?;
+        if self.inner.store.abort_requested(task_id).await?.is_some() {
+            return Err(Error::Conflict(format!(
+                "task {task_id} was aborted; submit it again to start over"
+            )));
+        }
         let mut state = self
             .resume_state(task_id)
             .await?
@@ -319,7 +327,9 @@ impl Engine {
         Ok(ReceiverStream::new(rx))
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+    pub(crate) fn lock_running(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
         // A poisoned map only means a runner panicked; the map itself is still consistent.
         self.inner
             .running
@@ -327,14 +337,16 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn spawn(&self, task: TaskRecord, state: WorkflowState) {
+    pub(crate) fn spawn(&self, task: TaskRecord, state: WorkflowState) {
         let (switch, interrupt) = watch::channel(false);
+        let steered = Arc::new(tokio::sync::Notify::new());
         {
             let mut running = self.lock_running();
             if running.contains_key(&task.task_id) {
                 return; // already running here (a takeover scan raced a resume)
             }
             running.insert(task.task_id.clone(), switch);
+            crate::hitl::lock(&self.inner.steering).insert(task.task_id.clone(), steered.clone());
         }
         let engine = self.clone();
         let runner = tokio::spawn(async move {
@@ -348,6 +360,7 @@ impl Engine {
                             task,
                             state,
                             interrupt,
+                            steered,
                             checkpointed_state: String::new(),
                         };
                         run.drive_to_end().await;
@@ -373,6 +386,7 @@ impl Engine {
                     tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not claim the task; the takeover scan tries again");
                 }
             }
+            crate::hitl::lock(&engine.inner.steering).remove(&task_id);
             engine.lock_running().remove(&task_id);
             engine.inner.stopped.notify_waiters();
         });
@@ -581,6 +595,8 @@ pub(crate) struct Run {
     pub(crate) task: TaskRecord,
     pub(crate) state: WorkflowState,
     pub(crate) interrupt: watch::Receiver<bool>,
+    /// Told when a human added a constraint to the task.
+    pub(crate) steered: Arc<tokio::sync::Notify>,
     /// The state as the task's last checkpoint (taken by this run) holds it.
     pub(crate) checkpointed_state: String,
 }
@@ -644,6 +660,9 @@ impl Run {
 
     /// Runs nodes until the graph ends, the task fails or a human interrupts it.
     async fn drive(&mut self) -> Result<()> {
+        if let Some(reason) = self.inner.store.abort_requested(&self.task.task_id).await? {
+            return self.abort(&reason).await;
+        }
         if self.state.next_node.is_none() && !self.task.status.is_terminal() {
             self.state.next_node = Some(Node::Plan);
         }
@@ -708,8 +727,12 @@ impl Run {
         self.set_status(TaskStatus::Completed).await
     }
 
-    /// Stops at `node`, keeping the workspace, so the task can be resumed there.
+    /// Stops at `node`, keeping the workspace, so the task can be resumed there; or, when the
+    /// interrupt was an abort, ends the task.
     async fn pause(&mut self, node: Node) -> Result<()> {
+        if let Some(reason) = self.inner.store.abort_requested(&self.task.task_id).await? {
+            return self.abort(&reason).await;
+        }
         self.emit(
             "supervisor",
             Payload::Checkpoint(Checkpoint {

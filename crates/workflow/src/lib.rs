@@ -10,6 +10,7 @@
 mod coordination;
 mod engine;
 mod history;
+mod hitl;
 mod live;
 mod naming;
 mod nodes;

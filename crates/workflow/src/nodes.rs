@@ -3,8 +3,8 @@
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{
-    Checkpoint, CheckpointKind, ErrorReport, RepositoryContext, TaskContext, TaskId, TaskRequest,
-    Thought,
+    Checkpoint, CheckpointKind, Constraint, ErrorReport, RepositoryContext, TaskContext, TaskId,
+    TaskRequest, Thought,
 };
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
@@ -75,6 +75,8 @@ pub struct WorkflowState {
     pub head_sha: String,
     /// The pull request, once opened.
     pub pull_request_id: String,
+    /// How many of the task's human constraints the run has reported and passed on.
+    pub constraints_seen: usize,
 }
 
 impl WorkflowState {
@@ -469,6 +471,8 @@ impl Run {
             Agent::Coding => self.inner.clients.coding.clone(),
             Agent::Testing => self.inner.clients.testing.clone(),
         };
+        let mut context = context;
+        context.human_constraints = self.take_constraints().await?.all;
         let request = TaskRequest {
             task_id: self.task.task_id.clone(),
             repo: Some(RepositoryContext {
@@ -501,6 +505,17 @@ impl Run {
                         let task_id = TaskId { task_id: self.task.task_id.clone() };
                         if let Err(status) = client.interrupt_task(task_id).await {
                             tracing::warn!(error = %status.message(), "agent refused interrupt");
+                        }
+                    }
+                    continue;
+                }
+                () = self.steered.notified() => {
+                    for text in self.take_constraints().await?.new {
+                        let constraint = Constraint { task_id: self.task.task_id.clone(), text };
+                        match client.add_constraint(constraint).await {
+                            Ok(ack) if ack.get_ref().accepted => {}
+                            Ok(ack) => tracing::warn!(message = %ack.get_ref().message, "agent did not take the constraint; it gets it with its next call"),
+                            Err(status) => tracing::warn!(error = %status.message(), "agent refused the constraint; it gets it with its next call"),
                         }
                     }
                     continue;

@@ -316,6 +316,57 @@ impl Store {
         .try_get("taken")?)
     }
 
+    /// Adds a constraint to the task, after those it has.
+    pub async fn add_constraint(&self, task_id: &str, text: &str) -> Result<()> {
+        let sql = "INSERT INTO task_constraints (task_id, seq, text, created_at_ms) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM task_constraints \
+             WHERE task_id = $1";
+        let binds = vec![
+            Bind::Text(task_id.to_owned()),
+            Bind::Text(text.to_owned()),
+            Bind::Int(now_ms()),
+        ];
+        self.writer.submit(Write::Exec { sql, binds }).await?;
+        Ok(())
+    }
+
+    /// The task's constraints, oldest first.
+    pub async fn constraints(&self, task_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT text FROM task_constraints WHERE task_id = $1 ORDER BY seq")
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("text")?))
+            .collect()
+    }
+
+    /// Asks for the queued, running or paused task to be aborted, for `reason`; returns
+    /// whether it was one of those.
+    pub async fn request_abort(&self, task_id: &str, reason: &str) -> Result<bool> {
+        let sql = "UPDATE tasks SET abort_requested = 1, abort_reason = $2, \
+             interrupt_requested = 1 \
+             WHERE task_id = $1 AND status IN ('queued', 'running', 'paused')";
+        let binds = vec![
+            Bind::Text(task_id.to_owned()),
+            Bind::Text(reason.to_owned()),
+        ];
+        Ok(self.writer.submit(Write::Exec { sql, binds }).await? == 1)
+    }
+
+    /// Why the task was asked to abort (`Some("")`: no reason given), or `None`.
+    pub async fn abort_requested(&self, task_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT abort_requested, abort_reason FROM tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::TaskNotFound(task_id.to_owned()))?;
+        let asked: i64 = row.try_get("abort_requested")?;
+        Ok((asked != 0)
+            .then(|| row.try_get("abort_reason"))
+            .transpose()?)
+    }
+
     /// Gives up `owner`'s lease on `task_id` (when its run ended here).
     pub async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
         let sql = "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \

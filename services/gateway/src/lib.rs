@@ -72,6 +72,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/tasks/{task_id}/events", get(tasks::events))
         .route("/api/v1/tasks/{task_id}/interrupt", post(tasks::interrupt))
         .route("/api/v1/tasks/{task_id}/resume", post(tasks::resume))
+        .route(
+            "/api/v1/tasks/{task_id}/constraints",
+            post(tasks::add_constraint),
+        )
+        .route("/api/v1/tasks/{task_id}/abort", post(tasks::abort))
         .route("/api/v1/pull-requests", get(pull_requests::list))
         .route("/api/v1/pull-requests/{pr_id}", get(pull_requests::get))
         .route(

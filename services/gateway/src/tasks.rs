@@ -4,15 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ResumeTaskRequest, SubmitTaskRequest,
-    Task, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
+    ResumeTaskRequest, SubmitTaskRequest, Task, WatchTaskRequest,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::events::{WsEvent, rfc3339_ms, ws_event};
-use crate::input::{self, ApiJson, JsonBody, PathParam, QueryParams};
+use crate::input::{self, ApiJson, JsonBody, OptionalJson, PathParam, QueryParams};
 use crate::state::AppState;
 
 /// Longest prompt accepted, in characters (PRD: natural-language requests).
@@ -347,6 +347,86 @@ pub async fn resume(
             "ResumeTask",
             state.tasks().resume_task(ResumeTaskRequest { task_id }),
         )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskView::new(task, &ws_base(&headers))),
+    ))
+}
+
+/// Longest constraint added to a running task, in characters (as the supervisor allows).
+pub const MAX_CONSTRAINT_CHARS: usize = 2000;
+/// Longest abort reason, in characters.
+pub const MAX_ABORT_REASON_CHARS: usize = 2000;
+
+/// Body of `POST /api/v1/tasks/{task_id}/constraints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintBody {
+    /// What the task must do or avoid, in the human's words.
+    pub text: String,
+}
+
+impl JsonBody for ConstraintBody {
+    const OBJECTS: &'static [&'static str] = &[""];
+}
+
+/// `POST /api/v1/tasks/{task_id}/constraints`: a queued, running or paused task follows the
+/// constraint from its next step (the running agent gets it at once).
+pub async fn add_constraint(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ConstraintBody>,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    let task_id = input::task_id(&task_id)?;
+    input::text("text", &body.text, MAX_CONSTRAINT_CHARS)?;
+    let request = AddConstraintRequest {
+        task_id,
+        text: body.text,
+    };
+    let task = state
+        .call(
+            "supervisor",
+            "AddConstraint",
+            state.tasks().add_constraint(request),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskView::new(task, &ws_base(&headers))),
+    ))
+}
+
+/// Body of `POST /api/v1/tasks/{task_id}/abort` (optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortBody {
+    /// Why, shown in the task's error message.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl JsonBody for AbortBody {
+    const OBJECTS: &'static [&'static str] = &[""];
+}
+
+/// `POST /api/v1/tasks/{task_id}/abort`: a queued, running or paused task ends for good,
+/// failed as aborted, its workspace released.
+pub async fn abort(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<AbortBody>,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    let task_id = input::task_id(&task_id)?;
+    let reason = body.and_then(|body| body.reason).unwrap_or_default();
+    if !reason.is_empty() {
+        input::text("reason", &reason, MAX_ABORT_REASON_CHARS)?;
+    }
+    let request = AbortTaskRequest { task_id, reason };
+    let task = state
+        .call("supervisor", "AbortTask", state.tasks().abort_task(request))
         .await?;
     Ok((
         StatusCode::ACCEPTED,

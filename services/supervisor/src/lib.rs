@@ -8,12 +8,13 @@ use anyhow::Context as _;
 
 use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
-use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, TaskEvent, TaskId, TaskRequest};
+use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, Constraint, TaskEvent, TaskId, TaskRequest};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
-    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
+    ListTasksResponse, ResumeTaskRequest, SubmitTaskRequest, SubmitTaskResponse, Task,
+    TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{
@@ -307,6 +308,34 @@ impl TaskService for SupervisorService {
         let task = self.engine.resume(&task_id).await.map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
     }
+
+    async fn add_constraint(
+        &self,
+        request: Request<AddConstraintRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let task = self
+            .engine
+            .add_constraint(&request.task_id, &request.text)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
+    }
+
+    async fn abort_task(
+        &self,
+        request: Request<AbortTaskRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let task = self
+            .engine
+            .abort_task(&request.task_id, &request.reason)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
+    }
 }
 
 #[tonic::async_trait]
@@ -364,6 +393,19 @@ impl AgentOrchestrator for SupervisorService {
         Ok(Response::new(Ack {
             accepted,
             message: message.into(),
+        }))
+    }
+
+    async fn add_constraint(&self, request: Request<Constraint>) -> Result<Response<Ack>, Status> {
+        let Constraint { task_id, text } = request.into_inner();
+        check_task_id(&task_id)?;
+        self.engine
+            .add_constraint(&task_id, &text)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(Ack {
+            accepted: true,
+            message: "the task follows the constraint from its next step".into(),
         }))
     }
 }

@@ -163,6 +163,7 @@ impl Fleet {
                 self.request("task-fix", objective),
                 tx,
                 CancellationToken::new(),
+                cap_agent_server::Steering::none(),
             )
             .await
             .unwrap();

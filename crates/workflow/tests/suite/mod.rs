@@ -1,4 +1,5 @@
 mod graph;
+mod hitl;
 mod load;
 mod redis;
 mod replicas;

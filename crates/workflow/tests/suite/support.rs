@@ -9,7 +9,8 @@ use cap_proto::agent::v1::agent_orchestrator_client::AgentOrchestratorClient;
 use cap_proto::agent::v1::agent_orchestrator_server::{AgentOrchestrator, AgentOrchestratorServer};
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{
-    Ack, AgentId, AgentStatus, Checkpoint, CheckpointKind, TaskEvent, TaskId, TaskRequest, Thought,
+    Ack, AgentId, AgentStatus, Checkpoint, CheckpointKind, Constraint, TaskEvent, TaskId,
+    TaskRequest, Thought,
 };
 use cap_proto::github::v1 as gh;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
@@ -69,6 +70,7 @@ pub struct StubAgent {
     sandbox: Arc<MemorySandbox>,
     steps: Mutex<VecDeque<Step>>,
     requests: Mutex<Vec<TaskRequest>>,
+    constraints: Mutex<Vec<Constraint>>,
     interrupted: Arc<Notify>,
     /// Told when a call starts, so a test can interrupt a hanging agent once it runs.
     pub started: Arc<Notify>,
@@ -83,6 +85,7 @@ impl StubAgent {
             sandbox,
             steps: Mutex::default(),
             requests: Mutex::default(),
+            constraints: Mutex::default(),
             interrupted: Arc::default(),
             started: Arc::default(),
             delay: Mutex::default(),
@@ -102,6 +105,12 @@ impl StubAgent {
     /// The requests received so far.
     pub fn requests(&self) -> Vec<TaskRequest> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The constraints received through `AddConstraint` so far.
+    #[allow(dead_code)] // not used by the bench, which shares this file
+    pub fn constraints(&self) -> Vec<Constraint> {
+        self.constraints.lock().unwrap().clone()
     }
 }
 
@@ -205,6 +214,14 @@ impl AgentOrchestrator for StubAgent {
 
     async fn interrupt_task(&self, _request: Request<TaskId>) -> Result<Response<Ack>, Status> {
         self.interrupted.notify_one();
+        Ok(Response::new(Ack {
+            accepted: true,
+            message: String::new(),
+        }))
+    }
+
+    async fn add_constraint(&self, request: Request<Constraint>) -> Result<Response<Ack>, Status> {
+        self.constraints.lock().unwrap().push(request.into_inner());
         Ok(Response::new(Ack {
             accepted: true,
             message: String::new(),

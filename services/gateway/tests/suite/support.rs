@@ -21,8 +21,9 @@ use cap_proto::github::v1::{
 };
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    GetTaskRequest, InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
-    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
+    ListTasksResponse, ResumeTaskRequest, SubmitTaskRequest, SubmitTaskResponse, Task,
+    TaskEventRecord, WatchTaskRequest,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -46,6 +47,8 @@ struct TaskEntry {
     records: Vec<TaskEventRecord>,
     /// Present while the task runs; dropping it ends every watcher's stream.
     live: Option<broadcast::Sender<Live>>,
+    /// Constraints added through `AddConstraint`, oldest first.
+    constraints: Vec<String>,
 }
 
 /// The supervisor's `TaskService`, in memory.
@@ -91,6 +94,7 @@ impl FakeTasks {
                 task,
                 records,
                 live,
+                constraints: Vec::new(),
             },
         );
     }
@@ -136,6 +140,10 @@ impl FakeTasks {
     }
 
     /// Requests `SubmitTask` received.
+    pub fn constraints(&self, task_id: &str) -> Vec<String> {
+        self.tasks.lock().unwrap()[task_id].constraints.clone()
+    }
+
     pub fn submitted(&self) -> Vec<SubmitTaskRequest> {
         self.submitted.lock().unwrap().clone()
     }
@@ -238,6 +246,41 @@ impl TaskService for FakeTasks {
     ) -> Result<GrpcResponse<Task>, Status> {
         self.take_failure()?;
         self.set_status(&request.into_inner().task_id, "paused", "queued")
+    }
+
+    async fn add_constraint(
+        &self,
+        request: GrpcRequest<AddConstraintRequest>,
+    ) -> Result<GrpcResponse<Task>, Status> {
+        self.take_failure()?;
+        let AddConstraintRequest { task_id, text } = request.into_inner();
+        let mut tasks = self.tasks.lock().unwrap();
+        let entry = tasks
+            .get_mut(&task_id)
+            .ok_or_else(|| Status::not_found(format!("task {task_id} not found")))?;
+        entry.constraints.push(text);
+        Ok(GrpcResponse::new(entry.task.clone()))
+    }
+
+    async fn abort_task(
+        &self,
+        request: GrpcRequest<AbortTaskRequest>,
+    ) -> Result<GrpcResponse<Task>, Status> {
+        self.take_failure()?;
+        let AbortTaskRequest { task_id, reason } = request.into_inner();
+        let mut tasks = self.tasks.lock().unwrap();
+        let entry = tasks
+            .get_mut(&task_id)
+            .ok_or_else(|| Status::not_found(format!("task {task_id} not found")))?;
+        if matches!(entry.task.status.as_str(), "completed" | "failed") {
+            return Err(Status::failed_precondition(format!(
+                "task {task_id} is {} and cannot be aborted",
+                entry.task.status
+            )));
+        }
+        entry.task.status = "failed".into();
+        entry.task.error_message = format!("aborted by a human: {reason}");
+        Ok(GrpcResponse::new(entry.task.clone()))
     }
 
     type WatchTaskStream = ReceiverStream<Result<TaskEventRecord, Status>>;

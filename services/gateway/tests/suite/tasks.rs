@@ -404,3 +404,72 @@ async fn interrupt_and_resume_move_the_task() {
         Some("task_id")
     );
 }
+
+#[tokio::test]
+async fn constraints_and_aborts_reach_the_supervisor_with_their_fields_checked() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state();
+    fleet.tasks.add_task(running_task(TASK), vec![]);
+
+    let added = send(
+        &state,
+        post_json(
+            &format!("/api/v1/tasks/{TASK}/constraints"),
+            r#"{"text": "Keep the public API"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::ACCEPTED, "{}", added.text);
+    assert_eq!(fleet.tasks.constraints(TASK), ["Keep the public API"]);
+    for (body, field) in [
+        (r#"{"text": "  "}"#, "text"),
+        (r#"{"text": 3}"#, "text"),
+        (r#"{"text": "a", "extra": 1}"#, "extra"),
+    ] {
+        let refused = send(
+            &state,
+            post_json(&format!("/api/v1/tasks/{TASK}/constraints"), body),
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.text
+        );
+        assert_eq!(
+            refused.error(StatusCode::BAD_REQUEST).1.as_deref(),
+            Some(field),
+            "{body}"
+        );
+    }
+    let long = format!(r#"{{"text": "{}"}}"#, "x".repeat(2001));
+    let refused = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/constraints"), &long),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+
+    let aborted = send(
+        &state,
+        post_json(
+            &format!("/api/v1/tasks/{TASK}/abort"),
+            r#"{"reason": "wrong repository"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(aborted.status, StatusCode::ACCEPTED, "{}", aborted.text);
+    assert_eq!(aborted.json["status"], "failed");
+    assert_eq!(
+        aborted.json["error_message"],
+        "aborted by a human: wrong repository"
+    );
+    // Aborting an ended task conflicts; a body is optional.
+    let again = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/abort"), ""),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+}
