@@ -1,5 +1,6 @@
 mod chaos;
 mod dashboard;
+mod gates;
 mod recovery;
 mod support;
 mod task_flow;

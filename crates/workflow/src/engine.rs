@@ -255,6 +255,12 @@ impl Engine {
             .resume_state(task_id)
             .await?
             .unwrap_or_else(WorkflowState::new);
+        if state.quarantined {
+            return Err(Error::Conflict(format!(
+                "task {task_id} is quarantined: its change held secrets, and its workspace is \
+                 kept for an Admin; submit it again to start over"
+            )));
+        }
         if state.session_id.is_empty() || state.next_node.is_none() {
             state = WorkflowState::new();
         }
@@ -758,17 +764,23 @@ impl Run {
             other => cap_errors::chain(other),
         };
         tracing::warn!(task_id = %self.task.task_id, %message, "task failed");
+        let quarantine = matches!(error, Error::SecretsFound(_));
+        if quarantine {
+            self.state.quarantined = true;
+        }
         self.emit(
             "supervisor",
             Payload::Error(ErrorReport {
-                severity: "error".into(),
+                severity: if quarantine { "critical" } else { "error" }.into(),
                 message: message.clone(),
                 recoverable: false,
             }),
         )
         .await?;
         self.task.error_message = message;
-        self.destroy_session().await;
+        if !quarantine {
+            self.destroy_session().await;
+        }
         self.set_status(TaskStatus::Failed).await
     }
 
@@ -825,6 +837,7 @@ impl Run {
         if event.created_at_ms == 0 {
             event.created_at_ms = cap_storage::now_ms();
         }
+        crate::gates::redact_event(&mut event);
         let state_json = self.state_json()?;
         let checkpoint =
             (kind != "event" || state_json != self.checkpointed_state).then(|| CheckpointOf {

@@ -9,6 +9,7 @@
 
 mod coordination;
 mod engine;
+mod gates;
 mod history;
 mod hitl;
 mod live;
@@ -65,6 +66,11 @@ pub enum Error {
     /// The task failed for a reason the workflow decided (tests failing, constraints broken).
     #[error("{0}")]
     TaskFailed(String),
+    /// The change holds what looks like a credential (error category D): the task stops
+    /// with its workspace quarantined. The message names rules, files and lines with the
+    /// secrets' redacted fingerprints only.
+    #[error("{0}")]
+    SecretsFound(String),
     /// A human interrupted the task.
     #[error("interrupted")]
     Interrupted,
@@ -110,6 +116,7 @@ impl Error {
             | Self::InvalidRequest(_)
             | Self::Conflict(_)
             | Self::TaskFailed(_)
+            | Self::SecretsFound(_)
             | Self::Interrupted
             | Self::LeaseLost(_)
             | Self::Redis { .. } => false,

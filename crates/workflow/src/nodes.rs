@@ -75,6 +75,9 @@ pub struct WorkflowState {
     pub head_sha: String,
     /// The pull request, once opened.
     pub pull_request_id: String,
+    /// The change held secrets: the workspace is kept for an Admin, not released, and the
+    /// task is not resumed.
+    pub quarantined: bool,
     /// How many of the task's human constraints the run has reported and passed on.
     pub constraints_seen: usize,
 }
@@ -255,7 +258,8 @@ impl Run {
         let objective = self.task.spec.prompt.clone();
         let finish = self.run_agent(Agent::Coding, objective, context).await?;
         if let Some(finish) = finish {
-            self.state.agent_summary = summary_of(&finish.state_json);
+            // It goes into the pull request's body and every checkpoint.
+            self.state.agent_summary = cap_secrets::redact(&summary_of(&finish.state_json));
         }
 
         let changes = self.workspace_changes().await?;
@@ -282,7 +286,7 @@ impl Run {
             .ok_or_else(|| {
                 Error::TaskFailed("the testing agent ended without reporting a result".into())
             })?;
-        self.state.last_test_report = finish.state_json.clone();
+        self.state.last_test_report = cap_secrets::redact(&finish.state_json);
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
             CheckpointKind::TestsFailed => {
@@ -353,8 +357,10 @@ impl Run {
                     session_id: self.state.session_id.clone(),
                 })
                 .await
-                .map_err(|status| Error::upstream("sandbox", status))?
-                .changes;
+                .map_err(|status| Error::upstream("sandbox", status))?;
+            // Again at the commit: the test run may have written files since the review.
+            self.check_secrets(&changes.diff)?;
+            let changes = changes.changes;
             let commit = github
                 .commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
@@ -445,6 +451,7 @@ impl Run {
             })
             .await
             .map_err(|status| Error::upstream("sandbox", status))?;
+        self.check_secrets(&changes.diff)?;
         Ok(changes
             .changes
             .into_iter()

@@ -171,9 +171,10 @@ fn to_status(error: Error) -> Status {
         Error::TaskNotFound(_) => Status::not_found(error.to_string()),
         Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
         Error::Conflict(_) | Error::LeaseLost(_) => Status::failed_precondition(error.to_string()),
-        Error::Upstream { .. } | Error::TaskFailed(_) | Error::Interrupted => {
-            Status::unavailable(error.to_string())
-        }
+        Error::Upstream { .. }
+        | Error::TaskFailed(_)
+        | Error::SecretsFound(_)
+        | Error::Interrupted => Status::unavailable(error.to_string()),
         Error::Redis { .. } => {
             tracing::error!(error = ?error, "redis error");
             Status::unavailable("the supervisors' coordination (redis) failed; try again")

@@ -1,3 +1,4 @@
+mod gates;
 mod graph;
 mod hitl;
 mod load;

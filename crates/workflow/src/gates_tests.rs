@@ -1,0 +1,59 @@
+use cap_proto::agent::v1::{Action, Observation, Thought};
+
+use super::*;
+
+/// A token of the GitHub format, made at run time so the repository holds none.
+fn token() -> String {
+    let body: String = (0..36)
+        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
+        .collect();
+    format!("{}{body}", ["gh", "p_"].concat())
+}
+
+#[test]
+fn every_text_of_an_event_is_redacted() {
+    let secret = token();
+    let events = [
+        Payload::Thought(Thought {
+            reasoning: format!("I will use {secret} for the API"),
+        }),
+        Payload::Action(Action {
+            call_id: "c1".into(),
+            tool: "write_file".into(),
+            arguments_json: format!(r#"{{"path":"a.py","content":"TOKEN = '{secret}'"}}"#),
+        }),
+        Payload::Observation(Observation {
+            call_id: "c1".into(),
+            tool: "run_command".into(),
+            is_error: false,
+            content: format!("echo {secret}"),
+            detail: None,
+        }),
+    ];
+    for payload in events {
+        let mut event = TaskEvent {
+            payload: Some(payload),
+            agent: "coding".into(),
+            created_at_ms: 1,
+        };
+        redact_event(&mut event);
+        let shown = format!("{event:?}");
+        assert!(!shown.contains(&secret), "{shown}");
+        assert!(shown.contains('…'), "the redacted form is shown: {shown}");
+    }
+    // Arguments stay JSON.
+    let mut event = TaskEvent {
+        payload: Some(Payload::Action(Action {
+            call_id: "c1".into(),
+            tool: "write_file".into(),
+            arguments_json: format!(r#"{{"content":"{secret}"}}"#),
+        })),
+        agent: "coding".into(),
+        created_at_ms: 1,
+    };
+    redact_event(&mut event);
+    let Some(Payload::Action(action)) = event.payload else {
+        panic!()
+    };
+    serde_json::from_str::<serde_json::Value>(&action.arguments_json).unwrap();
+}

@@ -1,0 +1,67 @@
+//! The gates between the workspace and the forge: a change holding a secret is not committed.
+
+use pretty_assertions::assert_eq;
+
+use super::support::{Harness, Step, config};
+
+/// A token of the GitHub format, made at run time so the repository holds none.
+fn token() -> String {
+    let body: String = (0..36)
+        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
+        .collect();
+    format!("{}{body}", ["gh", "p_"].concat())
+}
+
+#[tokio::test]
+async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_committed() {
+    let h = Harness::start(config()).await;
+    let secret = token();
+    let content: &'static str = Box::leak(
+        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
+    );
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::edit("calc.py", content)]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    let failed = h.wait_for(&task.task_id, "failed").await;
+
+    assert!(
+        failed.error_message.contains("github-pat") && failed.error_message.contains("calc.py:4:"),
+        "{}",
+        failed.error_message
+    );
+    assert!(
+        failed.error_message.contains("quarantined"),
+        "{}",
+        failed.error_message
+    );
+    assert!(!failed.error_message.contains(&secret));
+    let trail = h.trail(&task.task_id).await;
+    assert_eq!(
+        trail[trail.len() - 2..],
+        ["supervisor:error:critical", "supervisor:status:failed"],
+        "{trail:#?}"
+    );
+    // Nothing reached the forge; the workspace is kept for an Admin.
+    assert!(h.github.commits.lock().unwrap().is_empty());
+    assert!(h.github.branches.lock().unwrap().is_empty());
+    assert_eq!(
+        h.sandbox.sessions().len(),
+        1,
+        "the workspace is quarantined, not released"
+    );
+    // Tests never ran on it: the gate is before review.
+    assert!(h.testing.requests().is_empty());
+    // The secret is nowhere in the store.
+    for record in h.events(&task.task_id).await {
+        assert!(
+            !format!("{:?}", record.event).contains(&secret),
+            "{record:?}"
+        );
+    }
+    for checkpoint in h.store.checkpoints(&task.task_id).await.unwrap() {
+        assert!(!checkpoint.state_json.contains(&secret));
+    }
+    let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
+    assert!(resumed.to_string().contains("quarantined"), "{resumed}");
+}

@@ -1,0 +1,70 @@
+//! The security gates through the whole fleet: a model that writes a credential into the
+//! change gets no commit, and the credential shows nowhere.
+
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+use cap_testkit::ScriptStep;
+
+use super::support::*;
+
+/// A token of the GitHub format, made at run time so the repository holds none.
+fn token() -> String {
+    let body: String = (0..36)
+        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
+        .collect();
+    format!("{}{body}", ["gh", "p_"].concat())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged() {
+    let secret = token();
+    let edit = json!({
+        "path": "calc.py",
+        "old_string": "    return a - b\n\n\ndef subtract",
+        "new_string": format!("    return a + b\n\n\nAPI_TOKEN = \"{secret}\"\n\n\ndef subtract"),
+    });
+    let script = vec![
+        ScriptStep::tool_call("edit_file", &edit.to_string()).with_content(format!(
+            "Fixing add() and keeping the token {secret} handy."
+        )),
+        ScriptStep::text("Fixed add()."),
+    ];
+    let fleet = TestFleet::start(script, None).await;
+    let repository_id = format!("e2e/secret-{}", uuid::Uuid::new_v4().simple());
+    let bare = fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
+
+    let (status, created) = fleet
+        .post(
+            "/api/v1/tasks",
+            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let events = fleet.stream_events(&task_id).await.unwrap();
+    let task = fleet.wait_for_end(&task_id).await.unwrap();
+
+    assert_eq!(task["status"], "failed", "{task}\n{}", fleet.logs());
+    let message = task["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("github-pat") && message.contains("calc.py:9:"),
+        "{message}"
+    );
+    let critical = find_event(&events, 0, "error", |d| d["severity"] == "critical");
+    assert!(critical.is_ok(), "{events:#?}");
+    // Nothing in the forge but the base branch.
+    assert_eq!(
+        git(&bare, &["branch", "--format=%(refname:short)"]).trim(),
+        "main"
+    );
+    // The secret is in no event, no task field and no log line.
+    let streamed = serde_json::to_string(&events).unwrap();
+    assert!(!streamed.contains(&secret), "an event carries the secret");
+    assert!(!task.to_string().contains(&secret));
+    for name in fleet.fleet.process_names() {
+        let path = fleet.fleet.config().log_dir().join(format!("{name}.log"));
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(!log.contains(&secret), "{name}'s log carries the secret");
+    }
+}
