@@ -25,7 +25,7 @@ async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged
         "new_string": format!("    return a + b\n\n\nAPI_TOKEN = \"{secret}\"\n\n\ndef subtract"),
     });
     let script = vec![
-        ScriptStep::tool_call("edit_file", &edit.to_string()).with_content(format!(
+        ScriptStep::tool_call("edit_file", edit.to_string()).with_content(format!(
             "Fixing add() and keeping the token {secret} handy."
         )),
         ScriptStep::text("Fixed add()."),
