@@ -1,14 +1,16 @@
 //! Gates between the workspace and the outside world (error category D): the change is
-//! scanned for secrets before it is reviewed and again before it is committed, and every
-//! event is redacted before it is stored or streamed.
+//! scanned for secrets before it is reviewed and again before it is committed, only the
+//! coding agent's own edits are committed (what commands wrote is reported and left out), and
+//! every event is redacted before it is stored or streamed.
 //!
 //! A finding stops the task: it fails naming the rule, the file and the line with the
 //! secret's redacted fingerprint only, a `critical` error event is raised, nothing is
 //! committed, and the workspace is kept (quarantined) for an Admin to look at, not released.
 
-use cap_proto::agent::v1::TaskEvent;
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
+use cap_proto::agent::v1::{ErrorReport, TaskEvent};
+use cap_proto::common::v1::FileChange;
 
 use crate::engine::Run;
 use crate::{Error, Result};
@@ -50,6 +52,73 @@ impl Run {
             if count == 1 { "" } else { "s" },
             named.join("; ")
         )))
+    }
+}
+
+/// The files the coding agent says it changed through its own edit tools: the paths of the
+/// `files_changed` its ending checkpoint reports (none when it reports none).
+pub(crate) fn agent_files(state_json: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|state| state.get("files_changed").cloned())
+        .and_then(|files| files.as_array().cloned())
+        .into_iter()
+        .flatten()
+        .filter_map(|file| file.get("path")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+impl Run {
+    /// Before the coding agent runs: a change in the workspace that is neither the agent's
+    /// nor a known side effect was left by a run of the coding agent whose end was never
+    /// recorded (the supervisor or the agent died in it), since what the test runs write is
+    /// recorded after each of them. It is the agent's.
+    pub(crate) async fn adopt_unrecorded_edits(&mut self) -> Result<()> {
+        let changes = self.workspace_changes().await?;
+        for change in changes {
+            if !self.state.agent_files.contains(&change.path)
+                && !self.state.side_effects.contains(&change.path)
+            {
+                self.state.agent_files.push(change.path);
+            }
+        }
+        self.state.agent_files.sort();
+        Ok(())
+    }
+
+    /// Keeps the changes the coding agent made through its edit tools; the others were
+    /// written by commands (tests, builds, scripts: code the repository controls) and are left
+    /// out, each reported once as a warning so a reviewer sees it.
+    pub(crate) async fn own_changes(
+        &mut self,
+        changes: Vec<FileChange>,
+    ) -> Result<Vec<FileChange>> {
+        let (own, side_effects): (Vec<FileChange>, Vec<FileChange>) = changes
+            .into_iter()
+            .partition(|change| self.state.agent_files.contains(&change.path));
+        let new: Vec<String> = side_effects
+            .into_iter()
+            .map(|change| change.path)
+            .filter(|path| !self.state.side_effects.contains(path))
+            .collect();
+        if !new.is_empty() {
+            self.state.side_effects.extend(new.iter().cloned());
+            self.state.side_effects.sort();
+            self.emit(
+                "supervisor",
+                Payload::Error(ErrorReport {
+                    severity: "warning".into(),
+                    message: format!(
+                        "left out of the pull request, changed by commands run in the sandbox \
+                         and not by the coding agent's edits: {}",
+                        new.join(", ")
+                    ),
+                    recoverable: true,
+                }),
+            )
+            .await?;
+        }
+        Ok(own)
     }
 }
 

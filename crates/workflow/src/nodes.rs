@@ -6,6 +6,7 @@ use cap_proto::agent::v1::{
     Checkpoint, CheckpointKind, Constraint, ErrorReport, RepositoryContext, TaskContext, TaskId,
     TaskRequest, Thought,
 };
+use cap_proto::common::v1::FileChange;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
 };
@@ -75,6 +76,10 @@ pub struct WorkflowState {
     pub head_sha: String,
     /// The pull request, once opened.
     pub pull_request_id: String,
+    /// Files the coding agent changed through its edit tools, over all its runs.
+    pub agent_files: Vec<String>,
+    /// Files commands changed that the agent did not: reported, never committed.
+    pub side_effects: Vec<String>,
     /// The change held secrets: the workspace is kept for an Admin, not released, and the
     /// task is not resumed.
     pub quarantined: bool,
@@ -255,20 +260,28 @@ impl Run {
             },
             ..TaskContext::default()
         };
+        self.adopt_unrecorded_edits().await?;
         let objective = self.task.spec.prompt.clone();
         let finish = self.run_agent(Agent::Coding, objective, context).await?;
         if let Some(finish) = finish {
             // It goes into the pull request's body and every checkpoint.
             self.state.agent_summary = cap_secrets::redact(&summary_of(&finish.state_json));
+            for path in crate::gates::agent_files(&finish.state_json) {
+                if !self.state.agent_files.contains(&path) {
+                    self.state.agent_files.push(path);
+                }
+            }
+            self.state.agent_files.sort();
         }
 
         let changes = self.workspace_changes().await?;
+        let changes = self.own_changes(changes).await?;
         if changes.is_empty() {
             return Err(Error::TaskFailed(
-                "the coding agent finished without changing any file".into(),
+                "the coding agent finished without changing any file through its edit tools".into(),
             ));
         }
-        self.state.changed_files = changes;
+        self.state.changed_files = changes.into_iter().map(|change| change.path).collect();
         check_constraints(&self.task.spec, &self.state.changed_files)?;
         self.progress(65, Agent::Coding.display()).await?;
         Ok(Some(Node::Review))
@@ -287,6 +300,9 @@ impl Run {
                 Error::TaskFailed("the testing agent ended without reporting a result".into())
             })?;
         self.state.last_test_report = cap_secrets::redact(&finish.state_json);
+        // What the test run wrote is known for what it is before the agent works again.
+        let changes = self.workspace_changes().await?;
+        self.own_changes(changes).await?;
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
             CheckpointKind::TestsFailed => {
@@ -360,7 +376,7 @@ impl Run {
                 .map_err(|status| Error::upstream("sandbox", status))?;
             // Again at the commit: the test run may have written files since the review.
             self.check_secrets(&changes.diff)?;
-            let changes = changes.changes;
+            let changes = self.own_changes(changes.changes).await?;
             let commit = github
                 .commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
@@ -429,6 +445,15 @@ impl Run {
         for file in &self.state.changed_files {
             body.push_str(&format!("- `{file}`\n"));
         }
+        if !self.state.side_effects.is_empty() {
+            body.push_str(
+                "\n## Left out\n\nChanged by commands run in the sandbox (tests, builds, \
+                 scripts), not by the coding agent's edits, so not part of this change:\n\n",
+            );
+            for file in &self.state.side_effects {
+                body.push_str(&format!("- `{file}`\n"));
+            }
+        }
         body.push_str(&format!(
             "\n## Tests\n\n{} ({})\n",
             tests.description,
@@ -441,7 +466,8 @@ impl Run {
         body
     }
 
-    async fn workspace_changes(&mut self) -> Result<Vec<String>> {
+    /// The workspace's changes (created, modified or deleted files), cleared of secrets.
+    pub(crate) async fn workspace_changes(&mut self) -> Result<Vec<FileChange>> {
         let changes = self
             .inner
             .clients
@@ -456,7 +482,6 @@ impl Run {
             .changes
             .into_iter()
             .filter(|change| change.change.is_some())
-            .map(|change| change.path)
             .collect())
     }
 

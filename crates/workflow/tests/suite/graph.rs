@@ -171,7 +171,7 @@ async fn a_coding_agent_that_changes_nothing_or_breaks_a_constraint_fails_the_ta
     let failed = h.wait_for(&nothing.task_id, "failed").await;
     assert_eq!(
         failed.error_message,
-        "the coding agent finished without changing any file"
+        "the coding agent finished without changing any file through its edit tools"
     );
 
     let avoided = h

@@ -124,7 +124,15 @@ fn event(agent: &str, payload: Payload) -> TaskEvent {
     }
 }
 
-fn checkpoint(agent: &str, kind: &str) -> TaskEvent {
+/// The ending checkpoint of `kind`, reporting `edited` as the files the agent changed through
+/// its own edit tools (as the coding agent does).
+fn checkpoint(agent: &str, kind: &str, edited: &[&str]) -> TaskEvent {
+    let files: Vec<serde_json::Value> = edited
+        .iter()
+        .map(|path| serde_json::json!({"path": path, "change": "modified"}))
+        .collect();
+    let state =
+        serde_json::json!({"summary": format!("{agent} did its part"), "files_changed": files});
     event(
         agent,
         Payload::Checkpoint(Checkpoint {
@@ -132,7 +140,7 @@ fn checkpoint(agent: &str, kind: &str) -> TaskEvent {
                 .unwrap_or_else(|| panic!("no checkpoint kind {kind}"))
                 .into(),
             description: format!("{agent} ended with {kind}"),
-            state_json: format!(r#"{{"summary": "{agent} did its part"}}"#),
+            state_json: state.to_string(),
         }),
     )
 }
@@ -169,10 +177,11 @@ impl AgentOrchestrator for StubAgent {
                     .repo
                     .map(|repo| repo.sandbox_session_id)
                     .unwrap_or_default();
-                for (path, content) in writes {
+                for (path, content) in &writes {
                     self.sandbox.put_file(&session, path, content);
                 }
-                let events = vec![Ok(thought), Ok(checkpoint(name, kind))];
+                let edited: Vec<&str> = writes.iter().map(|(path, _)| *path).collect();
+                let events = vec![Ok(thought), Ok(checkpoint(name, kind, &edited))];
                 Ok(Response::new(Box::pin(futures::stream::iter(events))))
             }
             Step::EditWhenOpened {
@@ -189,7 +198,7 @@ impl AgentOrchestrator for StubAgent {
                     gate.notified().await;
                     sandbox.put_file(&session, path, content);
                     yield Ok(thought);
-                    yield Ok(checkpoint(name, "agent_finished"));
+                    yield Ok(checkpoint(name, "agent_finished", &[path]));
                 };
                 Ok(Response::new(Box::pin(stream)))
             }
@@ -198,7 +207,7 @@ impl AgentOrchestrator for StubAgent {
                 let stream = async_stream::stream! {
                     yield Ok(thought);
                     interrupted.notified().await;
-                    yield Ok(checkpoint(name, "interrupted"));
+                    yield Ok(checkpoint(name, "interrupted", &[]));
                 };
                 Ok(Response::new(Box::pin(stream)))
             }
