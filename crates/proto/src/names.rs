@@ -21,6 +21,7 @@ impl CheckpointKind {
             Self::ContextReady => "context_ready",
             Self::ConstraintAdded => "constraint_added",
             Self::Aborted => "aborted",
+            Self::Approved => "approved",
         }
     }
 
@@ -59,7 +60,7 @@ mod tests {
                 assert_eq!(parsed, Some(kind));
             }
         }
-        assert_eq!(seen, 13);
+        assert_eq!(seen, 14);
         assert_eq!(CheckpointKind::from_name("TESTS_PASSED"), None);
         assert_eq!(CheckpointKind::from_name("tests passed"), None);
         assert_eq!(CheckpointKind::from_name(""), None);

@@ -261,6 +261,14 @@ impl Engine {
                  kept for an Admin; submit it again to start over"
             )));
         }
+        if !state.awaiting_approval.is_empty()
+            && self.inner.store.approval(task_id).await?.0.is_empty()
+        {
+            return Err(Error::Conflict(format!(
+                "task {task_id} waits for a human to approve or reject its change to {}",
+                state.awaiting_approval.join(", ")
+            )));
+        }
         if state.session_id.is_empty() || state.next_node.is_none() {
             state = WorkflowState::new();
         }
@@ -700,6 +708,9 @@ impl Run {
                     .await?;
                 }
                 Err(Error::Interrupted) => return self.pause(node).await,
+                Err(Error::AwaitingApproval(description)) => {
+                    return self.await_human(description).await;
+                }
                 Err(error) if error.is_retryable() && retries < self.inner.config.node_retries => {
                     retries += 1;
                     let wait = self.backoff(retries);

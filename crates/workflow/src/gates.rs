@@ -74,7 +74,7 @@ impl Run {
     /// recorded (the supervisor or the agent died in it), since what the test runs write is
     /// recorded after each of them. It is the agent's.
     pub(crate) async fn adopt_unrecorded_edits(&mut self) -> Result<()> {
-        let changes = self.workspace_changes().await?;
+        let changes = self.workspace_changes().await?.changes;
         for change in changes {
             if !self.state.agent_files.contains(&change.path)
                 && !self.state.side_effects.contains(&change.path)
@@ -152,3 +152,179 @@ pub(crate) fn redact_event(event: &mut TaskEvent) {
 #[cfg(test)]
 #[path = "gates_tests.rs"]
 mod tests;
+
+impl crate::Engine {
+    /// A human's decision on the change a paused task waits with (protected files): approved,
+    /// the task goes on to review; rejected, it ends failed naming the reason.
+    pub async fn decide(
+        &self,
+        task_id: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<crate::TaskRecord> {
+        let task = self.store().get_task(task_id).await?;
+        let waiting = self
+            .resume_state(task_id)
+            .await?
+            .is_some_and(|state| !state.awaiting_approval.is_empty());
+        if task.status != crate::TaskStatus::Paused || !waiting {
+            return Err(Error::Conflict(format!(
+                "task {task_id} is {} and does not wait for an approval",
+                task.status.as_str()
+            )));
+        }
+        let decision = if approve { "approved" } else { "rejected" };
+        if !self
+            .store()
+            .decide_approval(task_id, decision, reason.trim())
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "task {task_id} was decided already"
+            )));
+        }
+        tracing::info!(%task_id, decision, "protected change decided");
+        self.resume(task_id).await
+    }
+}
+
+/// Why a change to `path` needs a human before it is committed, if it does: files that run
+/// code in CI or at install, or change how git treats the repository. `added` is the text the
+/// change adds to the file.
+pub(crate) fn protected_reason(path: &str, added: &str) -> Option<&'static str> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let under = |dir: &str| path.starts_with(dir) || path.contains(&format!("/{dir}"));
+    if under(".github/") || under(".gitlab/") || under(".circleci/") || under(".buildkite/") {
+        return Some("CI or automation configuration");
+    }
+    if matches!(
+        name,
+        ".gitlab-ci.yml"
+            | "Jenkinsfile"
+            | ".travis.yml"
+            | "azure-pipelines.yml"
+            | "bitbucket-pipelines.yml"
+            | ".drone.yml"
+    ) {
+        return Some("CI configuration");
+    }
+    if matches!(name, ".gitattributes" | ".gitmodules") {
+        return Some("git attributes or submodules (filters and fetches run on checkout)");
+    }
+    if under(".githooks/") || under(".husky/") || name == ".pre-commit-config.yaml" {
+        return Some("git hooks configuration");
+    }
+    if name == "setup.py" {
+        return Some("a setup script, run at install");
+    }
+    if name == "package.json"
+        && [
+            "\"preinstall\"",
+            "\"install\"",
+            "\"postinstall\"",
+            "\"prepare\"",
+        ]
+        .iter()
+        .any(|script| added.contains(script))
+    {
+        return Some("an install script in the package manifest");
+    }
+    None
+}
+
+/// The protected files among `changes`, each with why, from the change's unified `diff`.
+pub(crate) fn protected_changes(changes: &[FileChange], diff: &str) -> Vec<(String, &'static str)> {
+    let added = cap_secrets::parse_diff(diff).unwrap_or_default();
+    changes
+        .iter()
+        .filter_map(|change| {
+            let text = added
+                .iter()
+                .find(|file| file.path == change.path)
+                .map(|file| file.text.as_str())
+                .unwrap_or_default();
+            protected_reason(&change.path, text).map(|reason| (change.path.clone(), reason))
+        })
+        .collect()
+}
+
+impl Run {
+    /// Holds a change touching protected files until a human approves it: the task pauses
+    /// at a `human_approval_required` checkpoint naming each file (`Error::AwaitingApproval`)
+    /// and goes on to review once approved; a rejection ends it. Files approved once are not
+    /// asked about again.
+    pub(crate) async fn gate_protected(
+        &mut self,
+        protected: Vec<(String, &'static str)>,
+    ) -> Result<()> {
+        let asked: Vec<(String, &'static str)> = protected
+            .into_iter()
+            .filter(|(path, _)| !self.state.approved_files.contains(path))
+            .collect();
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<String> = asked
+            .iter()
+            .map(|(path, reason)| format!("{path} ({reason})"))
+            .collect();
+        self.state.awaiting_approval = asked.into_iter().map(|(path, _)| path).collect();
+        self.state.next_node = Some(crate::Node::Review);
+        Err(Error::AwaitingApproval(format!(
+            "the change touches protected files and waits for a human: {}; approve to go on \
+             to review, or reject to end the task",
+            files.join(", ")
+        )))
+    }
+
+    /// Pauses the task until a human decides on its change (see [`Run::gate_protected`]).
+    pub(crate) async fn await_human(&mut self, description: String) -> Result<()> {
+        self.emit(
+            "supervisor",
+            Payload::Checkpoint(cap_proto::agent::v1::Checkpoint {
+                kind: cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired.into(),
+                description,
+                state_json: self.state_json()?,
+            }),
+        )
+        .await?;
+        self.set_status(crate::TaskStatus::Paused).await
+    }
+
+    /// At review, after a pause for approval: the human's decision. Approved files are
+    /// remembered; a rejection fails the task.
+    pub(crate) async fn take_decision(&mut self) -> Result<()> {
+        if self.state.awaiting_approval.is_empty() {
+            return Ok(());
+        }
+        let (decision, reason) = self.inner.store.take_approval(&self.task.task_id).await?;
+        let files = self.state.awaiting_approval.join(", ");
+        let said = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        match decision.as_str() {
+            "approved" => {
+                let approved = std::mem::take(&mut self.state.awaiting_approval);
+                self.state.approved_files.extend(approved);
+                self.emit(
+                    "supervisor",
+                    Payload::Checkpoint(cap_proto::agent::v1::Checkpoint {
+                        kind: cap_proto::agent::v1::CheckpointKind::Approved.into(),
+                        description: format!("a human approved the change to {files}{said}"),
+                        state_json: self.state_json()?,
+                    }),
+                )
+                .await?;
+                Ok(())
+            }
+            "rejected" => Err(Error::TaskFailed(format!(
+                "a human rejected the change to protected files {files}{said}"
+            ))),
+            _ => Err(Error::Conflict(format!(
+                "the change to protected files {files} has not been approved"
+            ))),
+        }
+    }
+}

@@ -57,3 +57,33 @@ fn every_text_of_an_event_is_redacted() {
     };
     serde_json::from_str::<serde_json::Value>(&action.arguments_json).unwrap();
 }
+
+#[test]
+fn protected_files_are_named_with_why() {
+    for path in [
+        ".github/workflows/ci.yml",
+        "sub/.github/dependabot.yml",
+        ".gitlab-ci.yml",
+        ".circleci/config.yml",
+        "Jenkinsfile",
+        ".gitattributes",
+        ".gitmodules",
+        ".husky/pre-commit",
+        ".pre-commit-config.yaml",
+        "setup.py",
+    ] {
+        assert!(protected_reason(path, "").is_some(), "{path}");
+    }
+    for path in [
+        "src/github.py",
+        "docs/ci.md",
+        "app/setup_helpers.py",
+        "package.json",
+    ] {
+        assert_eq!(protected_reason(path, "\"name\": \"x\""), None, "{path}");
+    }
+    assert_eq!(
+        protected_reason("package.json", "  \"postinstall\": \"node x.js\",\n"),
+        Some("an install script in the package manifest")
+    );
+}

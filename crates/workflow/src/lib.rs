@@ -71,6 +71,9 @@ pub enum Error {
     /// secrets' redacted fingerprints only.
     #[error("{0}")]
     SecretsFound(String),
+    /// The change waits for a human's approval (the message says of what); the task pauses.
+    #[error("{0}")]
+    AwaitingApproval(String),
     /// A human interrupted the task.
     #[error("interrupted")]
     Interrupted,
@@ -117,6 +120,7 @@ impl Error {
             | Self::Conflict(_)
             | Self::TaskFailed(_)
             | Self::SecretsFound(_)
+            | Self::AwaitingApproval(_)
             | Self::Interrupted
             | Self::LeaseLost(_)
             | Self::Redis { .. } => false,

@@ -6,11 +6,12 @@ use cap_proto::agent::v1::{
     Checkpoint, CheckpointKind, Constraint, ErrorReport, RepositoryContext, TaskContext, TaskId,
     TaskRequest, Thought,
 };
-use cap_proto::common::v1::FileChange;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
 };
-use cap_proto::sandbox::v1::{CreateSessionRequest, GetChangesRequest, ListDirectoryRequest};
+use cap_proto::sandbox::v1::{
+    CreateSessionRequest, GetChangesRequest, GetChangesResponse, ListDirectoryRequest,
+};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
@@ -80,6 +81,10 @@ pub struct WorkflowState {
     pub agent_files: Vec<String>,
     /// Files commands changed that the agent did not: reported, never committed.
     pub side_effects: Vec<String>,
+    /// Protected files the change touches that wait for a human's decision.
+    pub awaiting_approval: Vec<String>,
+    /// Protected files a human approved.
+    pub approved_files: Vec<String>,
     /// The change held secrets: the workspace is kept for an Admin, not released, and the
     /// task is not resumed.
     pub quarantined: bool,
@@ -274,20 +279,23 @@ impl Run {
             self.state.agent_files.sort();
         }
 
-        let changes = self.workspace_changes().await?;
-        let changes = self.own_changes(changes).await?;
+        let workspace = self.workspace_changes().await?;
+        let changes = self.own_changes(workspace.changes).await?;
         if changes.is_empty() {
             return Err(Error::TaskFailed(
                 "the coding agent finished without changing any file through its edit tools".into(),
             ));
         }
-        self.state.changed_files = changes.into_iter().map(|change| change.path).collect();
+        self.state.changed_files = changes.iter().map(|change| change.path.clone()).collect();
         check_constraints(&self.task.spec, &self.state.changed_files)?;
+        let protected = crate::gates::protected_changes(&changes, &workspace.diff);
+        self.gate_protected(protected).await?;
         self.progress(65, Agent::Coding.display()).await?;
         Ok(Some(Node::Review))
     }
 
     async fn review(&mut self) -> Result<Option<Node>> {
+        self.take_decision().await?;
         self.progress(70, Agent::Testing.display()).await?;
         let finish = self
             .run_agent(
@@ -301,7 +309,7 @@ impl Run {
             })?;
         self.state.last_test_report = cap_secrets::redact(&finish.state_json);
         // What the test run wrote is known for what it is before the agent works again.
-        let changes = self.workspace_changes().await?;
+        let changes = self.workspace_changes().await?.changes;
         self.own_changes(changes).await?;
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
@@ -466,8 +474,9 @@ impl Run {
         body
     }
 
-    /// The workspace's changes (created, modified or deleted files), cleared of secrets.
-    pub(crate) async fn workspace_changes(&mut self) -> Result<Vec<FileChange>> {
+    /// The workspace's changes (created, modified or deleted files) and their unified diff,
+    /// cleared of secrets.
+    pub(crate) async fn workspace_changes(&mut self) -> Result<GetChangesResponse> {
         let changes = self
             .inner
             .clients
@@ -478,11 +487,14 @@ impl Run {
             .await
             .map_err(|status| Error::upstream("sandbox", status))?;
         self.check_secrets(&changes.diff)?;
-        Ok(changes
-            .changes
-            .into_iter()
-            .filter(|change| change.change.is_some())
-            .collect())
+        Ok(GetChangesResponse {
+            changes: changes
+                .changes
+                .into_iter()
+                .filter(|change| change.change.is_some())
+                .collect(),
+            diff: changes.diff,
+        })
     }
 
     /// Runs one agent's `ExecuteTask`, storing each event it streams; returns the last

@@ -367,6 +367,46 @@ impl Store {
             .transpose()?)
     }
 
+    /// Records a human's decision (`approved` or `rejected`) on the task's protected change,
+    /// while the task is paused waiting for it; returns whether it was paused.
+    pub async fn decide_approval(
+        &self,
+        task_id: &str,
+        decision: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        let sql = "UPDATE tasks SET approval = $2, approval_reason = $3 \
+             WHERE task_id = $1 AND status = 'paused'";
+        let binds = vec![
+            Bind::Text(task_id.to_owned()),
+            Bind::Text(decision.to_owned()),
+            Bind::Text(reason.to_owned()),
+        ];
+        Ok(self.writer.submit(Write::Exec { sql, binds }).await? == 1)
+    }
+
+    /// The human's decision on the task's protected change (`""` when none) and its reason.
+    pub async fn approval(&self, task_id: &str) -> Result<(String, String)> {
+        let row = sqlx::query("SELECT approval, approval_reason FROM tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::TaskNotFound(task_id.to_owned()))?;
+        Ok((row.try_get("approval")?, row.try_get("approval_reason")?))
+    }
+
+    /// [`Store::approval`], cleared once read, so the next protected change is asked about
+    /// again.
+    pub async fn take_approval(&self, task_id: &str) -> Result<(String, String)> {
+        let decision = self.approval(task_id).await?;
+        if !decision.0.is_empty() {
+            let sql = "UPDATE tasks SET approval = '', approval_reason = '' WHERE task_id = $1";
+            let binds = vec![Bind::Text(task_id.to_owned())];
+            self.writer.submit(Write::Exec { sql, binds }).await?;
+        }
+        Ok(decision)
+    }
+
     /// Gives up `owner`'s lease on `task_id` (when its run ended here).
     pub async fn release(&self, task_id: &str, owner: &str) -> Result<()> {
         let sql = "UPDATE tasks SET lease_owner = '', lease_until_ms = 0 \

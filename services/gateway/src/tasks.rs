@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cap_proto::supervisor::v1::{
-    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
-    ResumeTaskRequest, SubmitTaskRequest, Task, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
+    InterruptTaskRequest, ListTasksRequest, ResumeTaskRequest, SubmitTaskRequest, Task,
+    WatchTaskRequest,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -356,7 +357,7 @@ pub async fn resume(
 
 /// Longest constraint added to a running task, in characters (as the supervisor allows).
 pub const MAX_CONSTRAINT_CHARS: usize = 2000;
-/// Longest abort reason, in characters.
+/// Longest abort, approval or rejection reason, in characters.
 pub const MAX_ABORT_REASON_CHARS: usize = 2000;
 
 /// Body of `POST /api/v1/tasks/{task_id}/constraints`.
@@ -427,6 +428,69 @@ pub async fn abort(
     let request = AbortTaskRequest { task_id, reason };
     let task = state
         .call("supervisor", "AbortTask", state.tasks().abort_task(request))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskView::new(task, &ws_base(&headers))),
+    ))
+}
+
+/// Body of `POST /api/v1/tasks/{task_id}/approve` and `.../reject` (optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// Why, recorded with the decision.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl JsonBody for DecisionBody {
+    const OBJECTS: &'static [&'static str] = &[""];
+}
+
+/// `POST /api/v1/tasks/{task_id}/approve`: a task paused at a protected change goes on.
+pub async fn approve(
+    state: State<AppState>,
+    task_id: PathParam,
+    headers: HeaderMap,
+    body: OptionalJson<DecisionBody>,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    decide(state, task_id, headers, body, true).await
+}
+
+/// `POST /api/v1/tasks/{task_id}/reject`: a task paused at a protected change ends, failed.
+pub async fn reject(
+    state: State<AppState>,
+    task_id: PathParam,
+    headers: HeaderMap,
+    body: OptionalJson<DecisionBody>,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    decide(state, task_id, headers, body, false).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+    approve: bool,
+) -> Result<(StatusCode, Json<TaskView>)> {
+    let task_id = input::task_id(&task_id)?;
+    let reason = body.and_then(|body| body.reason).unwrap_or_default();
+    if !reason.is_empty() {
+        input::text("reason", &reason, MAX_ABORT_REASON_CHARS)?;
+    }
+    let request = DecideTaskRequest {
+        task_id,
+        approve,
+        reason,
+    };
+    let task = state
+        .call(
+            "supervisor",
+            "DecideTask",
+            state.tasks().decide_task(request),
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,

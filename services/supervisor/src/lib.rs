@@ -12,9 +12,9 @@ use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, Constraint, TaskEvent, Tas
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
-    ListTasksResponse, ResumeTaskRequest, SubmitTaskRequest, SubmitTaskResponse, Task,
-    TaskEventRecord, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
+    InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
+    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{
@@ -174,6 +174,7 @@ fn to_status(error: Error) -> Status {
         Error::Upstream { .. }
         | Error::TaskFailed(_)
         | Error::SecretsFound(_)
+        | Error::AwaitingApproval(_)
         | Error::Interrupted => Status::unavailable(error.to_string()),
         Error::Redis { .. } => {
             tracing::error!(error = ?error, "redis error");
@@ -319,6 +320,20 @@ impl TaskService for SupervisorService {
         let task = self
             .engine
             .add_constraint(&request.task_id, &request.text)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(task_to_proto(task)))
+    }
+
+    async fn decide_task(
+        &self,
+        request: Request<DecideTaskRequest>,
+    ) -> Result<Response<Task>, Status> {
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let task = self
+            .engine
+            .decide(&request.task_id, request.approve, &request.reason)
             .await
             .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))

@@ -107,3 +107,85 @@ async fn files_written_by_commands_are_left_out_of_the_commit_and_reported() {
         "{body}"
     );
 }
+
+async fn task_touching_ci(h: &Harness) -> String {
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::Finish {
+        kind: "agent_finished",
+        writes: vec![
+            ("calc.py", "def add(a, b):\n    return a + b\n"),
+            (".github/workflows/evil.yml", "on: pull_request_target\n"),
+        ],
+    }]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    let paused = h.wait_for(&task.task_id, "paused").await;
+    assert_eq!(paused.current_node, "execute");
+    let events = h.events(&task.task_id).await;
+    let asked = events
+        .iter()
+        .rev()
+        .find_map(|record| match &record.event.payload {
+            Some(cap_proto::agent::v1::task_event::Payload::Checkpoint(c))
+                if c.kind() == cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired =>
+            {
+                Some(c.description.clone())
+            }
+            _ => None,
+        })
+        .expect("a human_approval_required checkpoint");
+    assert!(
+        asked.contains(".github/workflows/evil.yml (CI or automation configuration)")
+            && !asked.contains("calc.py"),
+        "{asked}"
+    );
+    // Not past the gate without a decision.
+    let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
+    assert!(
+        resumed.to_string().contains("waits for a human to approve"),
+        "{resumed}"
+    );
+    assert!(h.testing.requests().is_empty());
+    task.task_id
+}
+
+#[tokio::test]
+async fn a_change_to_ci_files_waits_for_a_human_and_a_rejection_ends_it() {
+    let h = Harness::start(config()).await;
+    let task_id = task_touching_ci(&h).await;
+    h.engine
+        .decide(&task_id, false, "no workflow changes")
+        .await
+        .unwrap();
+    let failed = h.wait_for(&task_id, "failed").await;
+    assert_eq!(
+        failed.error_message,
+        "a human rejected the change to protected files .github/workflows/evil.yml: no workflow changes"
+    );
+    assert!(h.github.commits.lock().unwrap().is_empty());
+    assert!(h.sandbox.sessions().is_empty());
+    let again = h.engine.decide(&task_id, true, "").await.unwrap_err();
+    assert!(
+        again.to_string().contains("does not wait for an approval"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn an_approved_change_to_ci_files_is_reviewed_and_committed() {
+    let h = Harness::start(config()).await;
+    let task_id = task_touching_ci(&h).await;
+    h.engine.decide(&task_id, true, "reviewed").await.unwrap();
+    h.wait_for(&task_id, "completed").await;
+    let commits = h.github.commits.lock().unwrap().clone();
+    let mut committed: Vec<&str> = commits[0].changes.iter().map(|c| c.path.as_str()).collect();
+    committed.sort();
+    assert_eq!(committed, [".github/workflows/evil.yml", "calc.py"]);
+    let trail = h.trail(&task_id).await;
+    assert!(
+        trail.contains(&"supervisor:checkpoint:approved".to_owned()),
+        "{trail:#?}"
+    );
+    // The coding agent ran once: the task went on at review.
+    assert_eq!(h.coding.requests().len(), 1);
+}

@@ -21,9 +21,9 @@ use cap_proto::github::v1::{
 };
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    AbortTaskRequest, AddConstraintRequest, GetTaskRequest, InterruptTaskRequest, ListTasksRequest,
-    ListTasksResponse, ResumeTaskRequest, SubmitTaskRequest, SubmitTaskResponse, Task,
-    TaskEventRecord, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
+    InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
+    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -281,6 +281,16 @@ impl TaskService for FakeTasks {
         entry.task.status = "failed".into();
         entry.task.error_message = format!("aborted by a human: {reason}");
         Ok(GrpcResponse::new(entry.task.clone()))
+    }
+
+    async fn decide_task(
+        &self,
+        request: GrpcRequest<DecideTaskRequest>,
+    ) -> Result<GrpcResponse<Task>, Status> {
+        self.take_failure()?;
+        let request = request.into_inner();
+        let to = if request.approve { "queued" } else { "failed" };
+        self.set_status(&request.task_id, "paused", to)
     }
 
     type WatchTaskStream = ReceiverStream<Result<TaskEventRecord, Status>>;

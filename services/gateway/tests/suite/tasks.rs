@@ -473,3 +473,37 @@ async fn constraints_and_aborts_reach_the_supervisor_with_their_fields_checked()
     .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
 }
+
+#[tokio::test]
+async fn approve_and_reject_decide_a_paused_task() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state();
+    let mut paused = running_task(TASK);
+    paused.status = "paused".into();
+    fleet.tasks.add_task(paused, vec![]);
+
+    let rejected = send(
+        &state,
+        post_json(
+            &format!("/api/v1/tasks/{TASK}/reject"),
+            r#"{"reason": "no workflow changes"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(rejected.status, StatusCode::ACCEPTED, "{}", rejected.text);
+    assert_eq!(rejected.json["status"], "failed");
+    // Deciding a task that does not wait conflicts; a bad body names its field.
+    let again = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/approve"), ""),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let bad = send(
+        &state,
+        post_json(&format!("/api/v1/tasks/{TASK}/approve"), r#"{"why": 1}"#),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(bad.error(StatusCode::BAD_REQUEST).1.as_deref(), Some("why"));
+}
