@@ -37,7 +37,7 @@ fn strip(path: &str, prefix: &str) -> String {
 
 fn op_of(operation: &FileOperation<'_, str>) -> Result<Op, ToolError> {
     let path =
-        |raw: &str, prefix: &str| normalize(&strip(raw, prefix), false).map_err(ToolError::Message);
+        |raw: &str, prefix: &str| normalize(&strip(raw, prefix), false).map_err(ToolError::Refused);
     Ok(match operation {
         FileOperation::Create(p) => Op::Create(path(p, "b/")?),
         FileOperation::Delete(p) => Op::Delete(path(p, "a/")?),

@@ -9,7 +9,7 @@ fn ws() -> MemoryWorkspace {
 
 async fn message(ws: &MemoryWorkspace, overlay: &Overlay, diff: &str) -> String {
     match plan(overlay, ws, diff).await {
-        Err(ToolError::Message(message)) => message,
+        Err(ToolError::Message(message) | ToolError::Refused(message)) => message,
         other => panic!("expected a message, got {other:?}"),
     }
 }

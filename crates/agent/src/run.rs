@@ -271,6 +271,15 @@ impl CodingAgent {
                     ))
                 };
                 observe(emitter, &call.id, &call.name, &output).await?;
+                if output.refused {
+                    // What the model tried is a reviewer's business, not only the model's.
+                    let message = format!(
+                        "the {} call was refused: {}",
+                        call.name,
+                        output.content.trim_start_matches("Error: ")
+                    );
+                    emitter.error("warning", message, true).await?;
+                }
                 messages.push(Message::tool(&call.id, &output.content));
             }
         }

@@ -989,3 +989,44 @@ async fn constraints_added_mid_flight_reach_the_model_at_its_next_step() {
         .count();
     assert_eq!(again, 1);
 }
+
+/// A call refused for safety (a path out of the workspace, `.git`) is reported as a warning
+/// event, not only told to the model.
+#[tokio::test]
+async fn refused_calls_are_reported_as_events() {
+    let model = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", args(json!({"path": "../../etc/passwd"}))),
+        ScriptStep::tool_call(
+            "create_file",
+            args(json!({"path": ".git/hooks/pre-commit", "content": "evil"})),
+        ),
+        ScriptStep::tool_call("read_file", args(json!({"path": "missing.py"}))),
+        ScriptStep::text("Gave up."),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&agent(&model, 10), &workspace(), request()).await;
+    result.unwrap();
+    let warnings: Vec<String> = events
+        .iter()
+        .filter_map(|event| match &event.payload {
+            Some(task_event::Payload::Error(e)) if e.severity == "warning" => {
+                Some(e.message.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0]
+            .starts_with("the read_file call was refused: invalid path \"../../etc/passwd\""),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].starts_with("the create_file call was refused: invalid path")
+            && warnings[1].contains(".git"),
+        "{}",
+        warnings[1]
+    );
+}

@@ -164,8 +164,11 @@ pub(crate) fn spec(name: &str) -> Option<ToolSpec> {
 /// A tool call that did not work.
 #[derive(Debug)]
 pub(crate) enum ToolError {
-    /// The model's mistake or a refusal: told to the model.
+    /// The model's mistake: told to the model.
     Message(String),
+    /// Refused for safety (a path leaving the workspace, `.git`, a denied file): told to the
+    /// model and reported as an event, so a reviewer sees what the model tried.
+    Refused(String),
     /// The infrastructure failed: the task stops.
     Fatal(Error),
 }
@@ -176,6 +179,9 @@ impl From<Error> for ToolError {
             return ToolError::Fatal(error);
         }
         match error {
+            Error::Sandbox { source, .. } if source.code() == tonic::Code::PermissionDenied => {
+                ToolError::Refused(source.message().to_owned())
+            }
             Error::Sandbox { source, .. } => ToolError::Message(source.message().to_owned()),
             other => ToolError::Message(other.chain()),
         }
@@ -188,6 +194,8 @@ pub(crate) struct ToolOutput {
     /// What goes back to the model.
     pub(crate) content: String,
     pub(crate) is_error: bool,
+    /// The call was refused for safety ([`ToolError::Refused`]).
+    pub(crate) refused: bool,
     pub(crate) detail: Option<observation::Detail>,
 }
 
@@ -196,6 +204,7 @@ impl ToolOutput {
         Self {
             content: content.into(),
             is_error: false,
+            refused: false,
             detail: None,
         }
     }
@@ -204,7 +213,15 @@ impl ToolOutput {
         Self {
             content: format!("Error: {}", message.as_ref()),
             is_error: true,
+            refused: false,
             detail: None,
+        }
+    }
+
+    fn refused(message: String) -> Self {
+        Self {
+            refused: true,
+            ..Self::error(message)
         }
     }
 
@@ -307,7 +324,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 fn path_arg(path: &str, allow_root: bool) -> Result<String, ToolError> {
-    normalize(path, allow_root).map_err(ToolError::Message)
+    normalize(path, allow_root).map_err(ToolError::Refused)
 }
 
 /// Line counts of a change, for `file_modified`.
@@ -378,7 +395,7 @@ impl<W: Workspace> Toolbox<'_, W> {
                 match self.format_staged(&mut output).await {
                     Ok(()) => Ok(output),
                     // The edit stands; the model hears why it was not formatted.
-                    Err(ToolError::Message(message)) => {
+                    Err(ToolError::Message(message) | ToolError::Refused(message)) => {
                         output.content.push_str(&format!(
                             "\nthe modified files could not be formatted: {message}"
                         ));
@@ -392,6 +409,7 @@ impl<W: Workspace> Toolbox<'_, W> {
         match result {
             Ok(output) => Ok(output),
             Err(ToolError::Message(message)) => Ok(ToolOutput::error(message)),
+            Err(ToolError::Refused(message)) => Ok(ToolOutput::refused(message)),
             Err(ToolError::Fatal(error)) => Err(error),
         }
     }
@@ -590,7 +608,7 @@ impl<W: Workspace> Toolbox<'_, W> {
                     ToolError::Message(message) => {
                         ToolError::Message(format!("cannot create {path}: {message}"))
                     }
-                    fatal => fatal,
+                    other => other,
                 });
             }
         }
@@ -719,7 +737,7 @@ impl<W: Workspace> Toolbox<'_, W> {
                 ToolError::Message(message) => ToolError::Message(format!(
                     "the staged edits could not be written, nothing ran: {message}"
                 )),
-                fatal => fatal,
+                other => other,
             })?;
         Ok(())
     }
