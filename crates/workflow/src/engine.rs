@@ -13,6 +13,7 @@ use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::breaker::Breaker;
 use crate::live::{Delivery, Live};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -57,6 +58,12 @@ pub struct EngineConfig {
     /// How long a task's lease lasts unrenewed; it is renewed every third of it. Another
     /// replica takes the task over once it has expired.
     pub lease: Duration,
+    /// GitHub service calls failing in a row (unreachable, timed out) that open its circuit:
+    /// calls then fail at once, for `circuit_open_for`, before one trial goes through (0:
+    /// never open).
+    pub circuit_failures: u32,
+    /// How long an open circuit refuses calls.
+    pub circuit_open_for: Duration,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +75,8 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_secs(1),
             replica_id: "local".to_owned(),
             lease: Duration::from_secs(30),
+            circuit_failures: 5,
+            circuit_open_for: Duration::from_secs(30),
         }
     }
 }
@@ -87,6 +96,8 @@ pub(crate) struct Inner {
     pub(crate) coordination: Coordination,
     /// Stored events handed to their task's watchers in this process.
     live: Live,
+    /// The GitHub service's circuit.
+    pub(crate) github_circuit: Breaker,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Told when a human added a constraint to a task running here.
@@ -126,6 +137,8 @@ impl Engine {
         coordination: Coordination,
     ) -> Self {
         let slots = Slots::new(config.max_concurrent_tasks);
+        let github_circuit =
+            Breaker::new("github", config.circuit_failures, config.circuit_open_for);
         let engine = Self {
             inner: Arc::new(Inner {
                 store,
@@ -133,6 +146,7 @@ impl Engine {
                 config,
                 coordination,
                 live: Live::default(),
+                github_circuit,
                 running: Mutex::new(HashMap::new()),
                 steering: Mutex::default(),
                 stopped: tokio::sync::Notify::new(),

@@ -150,14 +150,13 @@ impl Run {
     async fn plan(&mut self) -> Result<Option<Node>> {
         self.progress(5, "Supervisor").await?;
         let repository_id = self.task.spec.repository_id.clone();
+        let mut github = self.inner.clients.github.clone();
         let repo =
             self.inner
-                .clients
-                .github
-                .clone()
-                .get_repository(GetRepositoryRequest {
+                .github_circuit
+                .guard(github.get_repository(GetRepositoryRequest {
                     repository_id: repository_id.clone(),
-                })
+                }))
                 .await
                 .map_err(|status| match status.code() {
                     tonic::Code::NotFound | tonic::Code::InvalidArgument => Error::TaskFailed(
@@ -342,6 +341,8 @@ impl Run {
     async fn open_pull_request(&mut self, tests: &Checkpoint) -> Result<()> {
         let repository_id = self.task.spec.repository_id.clone();
         let mut github = self.inner.clients.github.clone();
+        let inner = self.inner.clone();
+        let circuit = &inner.github_circuit;
         if self.state.branch.is_empty() {
             self.state.branch =
                 branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
@@ -357,12 +358,12 @@ impl Run {
                 .await?;
         }
         if !self.state.branch_created {
-            let created = github
-                .create_branch(CreateBranchRequest {
+            let created = circuit
+                .guard(github.create_branch(CreateBranchRequest {
                     repository_id: repository_id.clone(),
                     branch: self.state.branch.clone(),
                     from_sha: self.state.base_sha.clone(),
-                })
+                }))
                 .await;
             match created {
                 Ok(_) => {}
@@ -385,13 +386,13 @@ impl Run {
             // Again at the commit: the test run may have written files since the review.
             self.check_secrets(&changes.diff)?;
             let changes = self.own_changes(changes.changes).await?;
-            let commit = github
-                .commit_changes(CommitChangesRequest {
+            let commit = circuit
+                .guard(github.commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
                     branch: self.state.branch.clone(),
                     message: commit_message(&self.task.spec.prompt, &self.task.task_id),
                     changes,
-                })
+                }))
                 .await
                 .map_err(|status| Error::upstream("github", status))?
                 .into_inner();
@@ -408,15 +409,15 @@ impl Run {
                 .await?;
         }
         if self.state.pull_request_id.is_empty() {
-            let pull_request = github
-                .open_pull_request(OpenPullRequestRequest {
+            let pull_request = circuit
+                .guard(github.open_pull_request(OpenPullRequestRequest {
                     repository_id,
                     head_branch: self.state.branch.clone(),
                     base_branch: self.state.default_branch.clone(),
                     title: title_of(&self.task.spec.prompt),
                     body: self.pull_request_body(tests),
                     task_id: self.task.task_id.clone(),
-                })
+                }))
                 .await
                 .map_err(|status| Error::upstream("github", status))?
                 .into_inner();
