@@ -42,7 +42,9 @@ pub struct Clients {
 /// Tunables of the workflow.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// How many times the execute node runs before failing tests fail the task (PRD 11.3: 5).
+    /// How many times in a row the execute node runs while the tests fail before a human is
+    /// asked (PRD 14: code errors go back to the agent at most 3 times); a resume gives
+    /// another round.
     pub max_fix_attempts: u32,
     /// Tasks running at once; the rest wait in the queue, `high` before `normal` before
     /// `low`, first come first served within each.
@@ -69,7 +71,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            max_fix_attempts: 5,
+            max_fix_attempts: 3,
             max_concurrent_tasks: 4,
             node_retries: 3,
             retry_backoff: Duration::from_secs(1),
@@ -722,7 +724,7 @@ impl Run {
                     .await?;
                 }
                 Err(Error::Interrupted) => return self.pause(node).await,
-                Err(Error::AwaitingApproval(description)) => {
+                Err(Error::NeedsHuman(description)) => {
                     return self.await_human(description).await;
                 }
                 Err(error) if error.is_retryable() && retries < self.inner.config.node_retries => {

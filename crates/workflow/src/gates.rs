@@ -250,7 +250,7 @@ pub(crate) fn protected_changes(changes: &[FileChange], diff: &str) -> Vec<(Stri
 
 impl Run {
     /// Holds a change touching protected files until a human approves it: the task pauses
-    /// at a `human_approval_required` checkpoint naming each file (`Error::AwaitingApproval`)
+    /// at a `human_approval_required` checkpoint naming each file (`Error::NeedsHuman`)
     /// and goes on to review once approved; a rejection ends it. Files approved once are not
     /// asked about again.
     pub(crate) async fn gate_protected(
@@ -270,7 +270,7 @@ impl Run {
             .collect();
         self.state.awaiting_approval = asked.into_iter().map(|(path, _)| path).collect();
         self.state.next_node = Some(crate::Node::Review);
-        Err(Error::AwaitingApproval(format!(
+        Err(Error::NeedsHuman(format!(
             "the change touches protected files and waits for a human: {}; approve to go on \
              to review, or reject to end the task",
             files.join(", ")

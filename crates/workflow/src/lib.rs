@@ -72,9 +72,10 @@ pub enum Error {
     /// secrets' redacted fingerprints only.
     #[error("{0}")]
     SecretsFound(String),
-    /// The change waits for a human's approval (the message says of what); the task pauses.
+    /// The task needs a human (the message says for what: approving a protected change, or
+    /// guidance once the fix attempts ran out); it pauses until one acts.
     #[error("{0}")]
-    AwaitingApproval(String),
+    NeedsHuman(String),
     /// A human interrupted the task.
     #[error("interrupted")]
     Interrupted,
@@ -121,7 +122,7 @@ impl Error {
             | Self::Conflict(_)
             | Self::TaskFailed(_)
             | Self::SecretsFound(_)
-            | Self::AwaitingApproval(_)
+            | Self::NeedsHuman(_)
             | Self::Interrupted
             | Self::LeaseLost(_)
             | Self::Redis { .. } => false,

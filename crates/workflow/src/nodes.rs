@@ -317,9 +317,14 @@ impl Run {
                 if self.state.execute_attempts < self.inner.config.max_fix_attempts {
                     return Ok(Some(Node::Execute));
                 }
-                return Err(Error::TaskFailed(format!(
-                    "the repository's tests still fail after {} attempts: {}",
-                    self.state.execute_attempts, finish.description
+                // The agent had its tries: a human decides (guide it with a constraint and
+                // resume for another round of attempts, or abort).
+                let attempts = std::mem::take(&mut self.state.execute_attempts);
+                self.state.next_node = Some(Node::Execute);
+                return Err(Error::NeedsHuman(format!(
+                    "the repository's tests still fail after {attempts} attempts: {}; add a \
+                     constraint to guide the coding agent and resume for {} more, or abort",
+                    finish.description, self.inner.config.max_fix_attempts
                 )));
             }
             other => {

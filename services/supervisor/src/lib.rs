@@ -51,8 +51,9 @@ pub struct Config {
     /// The context agent; without it, plans carry no repository map.
     #[arg(long, env = "CAP_CONTEXT_AGENT_URL")]
     pub context_agent_url: Option<String>,
-    /// How many times the coding agent may try before failing tests fail the task.
-    #[arg(long, env = "CAP_MAX_FIX_ATTEMPTS", default_value_t = 5)]
+    /// How many times in a row the coding agent may try while the tests fail before the task
+    /// pauses for a human (who may guide it and resume for another round).
+    #[arg(long, env = "CAP_MAX_FIX_ATTEMPTS", default_value_t = 3)]
     pub max_fix_attempts: u32,
     /// Tasks running at once.
     #[arg(long, env = "CAP_MAX_CONCURRENT_TASKS", default_value_t = 4)]
@@ -174,7 +175,7 @@ fn to_status(error: Error) -> Status {
         Error::Upstream { .. }
         | Error::TaskFailed(_)
         | Error::SecretsFound(_)
-        | Error::AwaitingApproval(_)
+        | Error::NeedsHuman(_)
         | Error::Interrupted => Status::unavailable(error.to_string()),
         Error::Redis { .. } => {
             tracing::error!(error = ?error, "redis error");

@@ -107,33 +107,56 @@ async fn failing_tests_send_the_task_back_to_execute_with_the_failure() {
 }
 
 #[tokio::test]
-async fn tests_failing_after_the_last_attempt_fail_the_task_naming_why() {
+async fn tests_failing_after_the_last_attempt_ask_a_human_who_can_guide_another_round() {
     let h = Harness::start(config()).await;
     h.context.script([Step::finish("context_ready")]);
-    h.coding
-        .script([Step::edit("calc.py", "x\n"), Step::edit("calc.py", "y\n")]);
-    h.testing
-        .script([Step::finish("tests_failed"), Step::finish("tests_failed")]);
+    h.coding.script([
+        Step::edit("calc.py", "x\n"),
+        Step::edit("calc.py", "y\n"),
+        Step::edit("calc.py", FIX),
+    ]);
+    h.testing.script([
+        Step::finish("tests_failed"),
+        Step::finish("tests_failed"),
+        Step::finish("tests_passed"),
+    ]);
     let task = h.submit("Fix add").await;
-    let failed = h.wait_for(&task.task_id, "failed").await;
-
+    let paused = h.wait_for(&task.task_id, "paused").await;
+    assert_eq!(paused.current_node, "review");
+    let asked = h
+        .events(&task.task_id)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|record| match record.event.payload? {
+            Payload::Checkpoint(c) if c.kind().name() == "human_approval_required" => {
+                Some(c.description)
+            }
+            _ => None,
+        })
+        .unwrap();
     assert!(
-        failed
-            .error_message
-            .starts_with("the repository's tests still fail after 2 attempts"),
-        "{}",
-        failed.error_message
-    );
-    let trail = h.trail(&task.task_id).await;
-    assert_eq!(
-        trail[trail.len() - 2..],
-        ["supervisor:error:error", "supervisor:status:failed"]
+        asked.starts_with("the repository's tests still fail after 2 attempts"),
+        "{asked}"
     );
     assert!(h.github.pull_requests.lock().unwrap().is_empty());
-    assert!(
-        h.sandbox.sessions().is_empty(),
-        "a failed task's workspace is released"
+    assert_eq!(
+        h.sandbox.sessions().len(),
+        1,
+        "the workspace waits with the task"
     );
+
+    // A human guides the agent and resumes: a fresh round of attempts, from execute.
+    h.engine
+        .add_constraint(&task.task_id, "add() must return a + b")
+        .await
+        .unwrap();
+    h.engine.resume(&task.task_id).await.unwrap();
+    h.wait_for(&task.task_id, "completed").await;
+    let third = &h.coding.requests()[2];
+    let context = third.context.as_ref().unwrap();
+    assert_eq!(context.attempt, 1);
+    assert_eq!(context.human_constraints, ["add() must return a + b"]);
 }
 
 #[tokio::test]
