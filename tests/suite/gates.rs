@@ -8,17 +8,9 @@ use cap_testkit::ScriptStep;
 
 use super::support::*;
 
-/// A token of the GitHub format, made at run time so the repository holds none.
-fn token() -> String {
-    let body: String = (0..36)
-        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
-        .collect();
-    format!("{}{body}", ["gh", "p_"].concat())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged() {
-    let secret = token();
+    let secret = cap_testkit::fake_github_token();
     let edit = json!({
         "path": "calc.py",
         "old_string": "    return a - b\n\n\ndef subtract",

@@ -2,17 +2,9 @@ use cap_proto::agent::v1::{Action, Observation, Thought};
 
 use super::*;
 
-/// A token of the GitHub format, made at run time so the repository holds none.
-fn token() -> String {
-    let body: String = (0..36)
-        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
-        .collect();
-    format!("{}{body}", ["gh", "p_"].concat())
-}
-
 #[test]
 fn every_text_of_an_event_is_redacted() {
-    let secret = token();
+    let secret = cap_testkit::fake_github_token();
     let events = [
         Payload::Thought(Thought {
             reasoning: format!("I will use {secret} for the API"),

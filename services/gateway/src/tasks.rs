@@ -314,7 +314,7 @@ pub async fn interrupt(
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     query: QueryParams,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     let task_id = input::task_id(&task_id)?;
     query.only(&[])?;
     let task = state
@@ -326,10 +326,7 @@ pub async fn interrupt(
                 .interrupt_task(InterruptTaskRequest { task_id }),
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(TaskView::new(task, &ws_base(&headers))),
-    ))
+    Ok(accepted(task, &headers))
 }
 
 /// `POST /api/v1/tasks/{task_id}/resume`: a paused or failed task runs again from its last
@@ -339,7 +336,7 @@ pub async fn resume(
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     query: QueryParams,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     let task_id = input::task_id(&task_id)?;
     query.only(&[])?;
     let task = state
@@ -349,10 +346,7 @@ pub async fn resume(
             state.tasks().resume_task(ResumeTaskRequest { task_id }),
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(TaskView::new(task, &ws_base(&headers))),
-    ))
+    Ok(accepted(task, &headers))
 }
 
 /// Longest constraint added to a running task, in characters (as the supervisor allows).
@@ -379,7 +373,7 @@ pub async fn add_constraint(
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ConstraintBody>,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     let task_id = input::task_id(&task_id)?;
     input::text("text", &body.text, MAX_CONSTRAINT_CHARS)?;
     let request = AddConstraintRequest {
@@ -393,10 +387,7 @@ pub async fn add_constraint(
             state.tasks().add_constraint(request),
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(TaskView::new(task, &ws_base(&headers))),
-    ))
+    Ok(accepted(task, &headers))
 }
 
 /// Body of `POST /api/v1/tasks/{task_id}/abort` (optional).
@@ -419,7 +410,7 @@ pub async fn abort(
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<AbortBody>,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     let task_id = input::task_id(&task_id)?;
     let reason = body.and_then(|body| body.reason).unwrap_or_default();
     if !reason.is_empty() {
@@ -429,10 +420,7 @@ pub async fn abort(
     let task = state
         .call("supervisor", "AbortTask", state.tasks().abort_task(request))
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(TaskView::new(task, &ws_base(&headers))),
-    ))
+    Ok(accepted(task, &headers))
 }
 
 /// Body of `POST /api/v1/tasks/{task_id}/approve` and `.../reject` (optional).
@@ -454,7 +442,7 @@ pub async fn approve(
     task_id: PathParam,
     headers: HeaderMap,
     body: OptionalJson<DecisionBody>,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     decide(state, task_id, headers, body, true).await
 }
 
@@ -464,7 +452,7 @@ pub async fn reject(
     task_id: PathParam,
     headers: HeaderMap,
     body: OptionalJson<DecisionBody>,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     decide(state, task_id, headers, body, false).await
 }
 
@@ -474,7 +462,7 @@ async fn decide(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<DecisionBody>,
     approve: bool,
-) -> Result<(StatusCode, Json<TaskView>)> {
+) -> Result<Accepted> {
     let task_id = input::task_id(&task_id)?;
     let reason = body.and_then(|body| body.reason).unwrap_or_default();
     if !reason.is_empty() {
@@ -492,10 +480,17 @@ async fn decide(
             state.tasks().decide_task(request),
         )
         .await?;
-    Ok((
+    Ok(accepted(task, &headers))
+}
+
+/// The answer of a request that changes a task: 202 with the task as it is now.
+type Accepted = (StatusCode, Json<TaskView>);
+
+fn accepted(task: Task, headers: &HeaderMap) -> Accepted {
+    (
         StatusCode::ACCEPTED,
-        Json(TaskView::new(task, &ws_base(&headers))),
-    ))
+        Json(TaskView::new(task, &ws_base(headers))),
+    )
 }
 
 /// Answer of `GET /api/v1/tasks/{task_id}/events`.

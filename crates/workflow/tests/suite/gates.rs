@@ -4,18 +4,10 @@ use pretty_assertions::assert_eq;
 
 use super::support::{Harness, Step, config};
 
-/// A token of the GitHub format, made at run time so the repository holds none.
-fn token() -> String {
-    let body: String = (0..36)
-        .map(|i| char::from(b"aZ7qW3eR9tY1uI5oP2sD8fG4hJ6kL0"[(i * 7 + 3) % 30]))
-        .collect();
-    format!("{}{body}", ["gh", "p_"].concat())
-}
-
 #[tokio::test]
 async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_committed() {
     let h = Harness::start(config()).await;
-    let secret = token();
+    let secret = cap_testkit::fake_github_token();
     let content: &'static str = Box::leak(
         format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
     );
