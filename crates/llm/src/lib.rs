@@ -11,7 +11,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use cap_circuit::Breaker;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +68,13 @@ pub enum Error {
     /// The completion has no choices.
     #[error("model endpoint sent a chat completion without choices")]
     NoChoices,
+    /// The endpoint failed too often in a row: calls fail at once for a while (the message
+    /// says until when) instead of adding to its load.
+    #[error("{message}")]
+    CircuitOpen {
+        /// What the circuit says.
+        message: String,
+    },
 }
 
 impl Error {
@@ -74,7 +84,11 @@ impl Error {
         match self {
             Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => true,
             Error::Status { status, .. } => *status == 429 || *status >= 500,
-            Error::InvalidConfig { .. } | Error::Decode { .. } | Error::NoChoices => false,
+            // An open circuit is retried by whoever called, later, not by this call.
+            Error::InvalidConfig { .. }
+            | Error::Decode { .. }
+            | Error::NoChoices
+            | Error::CircuitOpen { .. } => false,
         }
     }
 }
@@ -220,12 +234,20 @@ pub struct AssistantReply {
     pub usage: Option<Usage>,
 }
 
-/// A client of one chat-completions endpoint.
+/// Requests in a row that end failed for the endpoint's own reasons (after their retries)
+/// before its circuit opens.
+pub const CIRCUIT_FAILURES: u32 = 5;
+
+/// How long an open circuit fails requests at once.
+pub const CIRCUIT_OPEN_FOR: Duration = Duration::from_secs(30);
+
+/// A client of one chat-completions endpoint. Clones share its circuit breaker.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     config: ModelConfig,
     url: reqwest::Url,
     http: reqwest::Client,
+    circuit: Arc<Breaker>,
 }
 
 impl ChatClient {
@@ -259,7 +281,12 @@ impl ChatClient {
             .map_err(|e| Error::InvalidConfig {
                 reason: format!("HTTP client setup failed: {e}"),
             })?;
-        Ok(Self { config, url, http })
+        Ok(Self {
+            config,
+            url,
+            http,
+            circuit: Arc::new(Breaker::new("model", CIRCUIT_FAILURES, CIRCUIT_OPEN_FOR)),
+        })
     }
 
     /// The configuration this client was made from.
@@ -299,7 +326,13 @@ impl ChatClient {
         tools: &[ToolSpec],
         policy: &RetryPolicy,
     ) -> Result<AssistantReply> {
-        retry(policy, || self.chat(messages, tools)).await
+        self.circuit
+            .guard(
+                retry(policy, || self.chat(messages, tools)),
+                Error::is_retryable,
+                |message| Error::CircuitOpen { message },
+            )
+            .await
     }
 }
 

@@ -212,3 +212,50 @@ async fn a_silent_server_times_out() -> anyhow::Result<()> {
     assert!(err.is_retryable());
     Ok(())
 }
+
+/// After `CIRCUIT_FAILURES` requests in a row that failed for the endpoint's own reasons, the
+/// next ones fail at once without reaching it (clones share the circuit); a bad request
+/// (HTTP 400) does not count.
+#[tokio::test]
+async fn a_failing_endpoint_opens_the_circuit_for_every_clone() -> anyhow::Result<()> {
+    let failures = cap_llm::CIRCUIT_FAILURES as usize;
+    let mut steps = vec![ScriptStep::http_error(400)];
+    steps.extend((0..failures).map(|_| ScriptStep::http_error(503)));
+    steps.push(ScriptStep::text("never reached"));
+    let model = ScriptedModel::start(steps).await?;
+    let client = client(model.base_url(), None);
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..fast_retries()
+    };
+    let ask = |client: ChatClient| {
+        let policy = once.clone();
+        async move {
+            client
+                .chat_with_retry(&[Message::user("hi")], &[], &policy)
+                .await
+        }
+    };
+    assert!(matches!(
+        ask(client.clone()).await,
+        Err(Error::Status { status: 400, .. })
+    ));
+    for _ in 0..failures {
+        assert!(matches!(
+            ask(client.clone()).await,
+            Err(Error::Status { status: 503, .. })
+        ));
+    }
+    let open = ask(client.clone()).await;
+    let Err(Error::CircuitOpen { message }) = open else {
+        panic!("{open:?}")
+    };
+    assert!(
+        message.starts_with("the model circuit is open"),
+        "{message}"
+    );
+    assert!(!Error::CircuitOpen { message }.is_retryable());
+    assert_eq!(model.requests().len(), failures + 1);
+    assert_eq!(model.remaining(), 1);
+    Ok(())
+}

@@ -13,8 +13,8 @@ use cap_proto::sandbox::v1::DestroySessionRequest;
 use cap_sandbox_client::Sandbox;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::breaker::Breaker;
 use crate::live::{Delivery, Live};
+use cap_circuit::Breaker;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
@@ -99,7 +99,7 @@ pub(crate) struct Inner {
     /// Stored events handed to their task's watchers in this process.
     live: Live,
     /// The GitHub service's circuit.
-    pub(crate) github_circuit: Breaker,
+    github_circuit: Breaker,
     /// Interrupt switches of the running tasks.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Told when a human added a constraint to a task running here.
@@ -111,6 +111,28 @@ pub(crate) struct Inner {
     slots: Arc<Slots>,
     /// Runs that ended (completed, failed or paused) since start.
     finished_runs: AtomicU64,
+}
+
+impl Inner {
+    /// Runs a call of the GitHub service through its circuit breaker: an open circuit fails
+    /// the call at once as `UNAVAILABLE`, which the node's retry takes like any other.
+    pub(crate) async fn github_call<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    ) -> std::result::Result<T, tonic::Status> {
+        let service_failed = |status: &tonic::Status| {
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Unknown
+                    | tonic::Code::ResourceExhausted
+            )
+        };
+        self.github_circuit
+            .guard(call, service_failed, tonic::Status::unavailable)
+            .await
+    }
 }
 
 /// The stream `Engine::watch` returns.

@@ -7,7 +7,6 @@
 //! service (repository, branch, commit, pull request), the sandbox service (the workspace)
 //! and the agents (`AgentOrchestrator`).
 
-mod breaker;
 mod coordination;
 mod engine;
 mod gates;

@@ -153,8 +153,7 @@ impl Run {
         let mut github = self.inner.clients.github.clone();
         let repo =
             self.inner
-                .github_circuit
-                .guard(github.get_repository(GetRepositoryRequest {
+                .github_call(github.get_repository(GetRepositoryRequest {
                     repository_id: repository_id.clone(),
                 }))
                 .await
@@ -347,7 +346,6 @@ impl Run {
         let repository_id = self.task.spec.repository_id.clone();
         let mut github = self.inner.clients.github.clone();
         let inner = self.inner.clone();
-        let circuit = &inner.github_circuit;
         if self.state.branch.is_empty() {
             self.state.branch =
                 branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
@@ -363,8 +361,8 @@ impl Run {
                 .await?;
         }
         if !self.state.branch_created {
-            let created = circuit
-                .guard(github.create_branch(CreateBranchRequest {
+            let created = inner
+                .github_call(github.create_branch(CreateBranchRequest {
                     repository_id: repository_id.clone(),
                     branch: self.state.branch.clone(),
                     from_sha: self.state.base_sha.clone(),
@@ -391,8 +389,8 @@ impl Run {
             // Again at the commit: the test run may have written files since the review.
             self.check_secrets(&changes.diff)?;
             let changes = self.own_changes(changes.changes).await?;
-            let commit = circuit
-                .guard(github.commit_changes(CommitChangesRequest {
+            let commit = inner
+                .github_call(github.commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
                     branch: self.state.branch.clone(),
                     message: commit_message(&self.task.spec.prompt, &self.task.task_id),
@@ -414,8 +412,8 @@ impl Run {
                 .await?;
         }
         if self.state.pull_request_id.is_empty() {
-            let pull_request = circuit
-                .guard(github.open_pull_request(OpenPullRequestRequest {
+            let pull_request = inner
+                .github_call(github.open_pull_request(OpenPullRequestRequest {
                     repository_id,
                     head_branch: self.state.branch.clone(),
                     base_branch: self.state.default_branch.clone(),

@@ -1,17 +1,15 @@
-//! A circuit breaker in front of a service the workflow calls (the GitHub service): after
+//! A circuit breaker in front of a remote service (the GitHub service, the model): after
 //! `failures` calls in a row that failed for the service's own reasons (unreachable, timed
-//! out, broken connection), calls fail at once, without reaching it, for `open_for`; then one
-//! trial call goes through, and its outcome closes or opens the circuit again. Many tasks
-//! retrying against a service that is down then cost nothing, and the service is not flooded
-//! the moment it comes back. The failure it returns is `UNAVAILABLE`, so the node's own retry
-//! with backoff takes it.
+//! out, overloaded: the caller says which errors are those), calls fail at once, without
+//! reaching it, for `open_for`; then one trial call goes through, and its outcome closes or
+//! opens the circuit again. Many tasks retrying against a service that is down then cost
+//! nothing, and the service is not flooded the moment it comes back.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::{Code, Status};
 
 /// Where the circuit stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +23,9 @@ enum State {
     Trial { since: Instant },
 }
 
-/// One service's circuit.
+/// One service's circuit. Share it (an `Arc`) among every caller of the service.
 #[derive(Debug)]
-pub(crate) struct Breaker {
+pub struct Breaker {
     service: &'static str,
     failures: u32,
     open_for: Duration,
@@ -36,7 +34,7 @@ pub(crate) struct Breaker {
 
 impl Breaker {
     /// A closed circuit for `service`, opening after `failures` failures in a row (0: never).
-    pub(crate) fn new(service: &'static str, failures: u32, open_for: Duration) -> Self {
+    pub fn new(service: &'static str, failures: u32, open_for: Duration) -> Self {
         Self {
             service,
             failures,
@@ -45,18 +43,22 @@ impl Breaker {
         }
     }
 
-    /// Runs `call` unless the circuit is open, and counts its outcome.
-    pub(crate) async fn guard<T>(
+    /// Runs `call` unless the circuit is open (then `open` makes the error from a message
+    /// saying so), and counts its outcome: a failure when `is_failure` says the error is the
+    /// service's own.
+    pub async fn guard<T, E>(
         &self,
-        call: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        self.admit()?;
+        call: impl Future<Output = Result<T, E>>,
+        is_failure: impl Fn(&E) -> bool,
+        open: impl FnOnce(String) -> E,
+    ) -> Result<T, E> {
+        self.admit().map_err(open)?;
         let outcome = call.await;
-        self.count(outcome.as_ref().err());
+        self.count(outcome.as_ref().err().is_some_and(is_failure));
         outcome
     }
 
-    fn admit(&self) -> Result<(), Status> {
+    fn admit(&self) -> Result<(), String> {
         let mut state = self.lock();
         match *state {
             State::Closed { .. } => Ok(()),
@@ -72,30 +74,21 @@ impl Breaker {
                 };
                 Ok(())
             }
-            State::Open { until } => Err(Status::unavailable(format!(
+            State::Open { until } => Err(format!(
                 "the {} circuit is open after {} failed calls in a row; the next call goes \
                  through in {} ms",
                 self.service,
                 self.failures,
                 until.saturating_duration_since(Instant::now()).as_millis()
-            ))),
-            State::Trial { .. } => Err(Status::unavailable(format!(
+            )),
+            State::Trial { .. } => Err(format!(
                 "the {} circuit is open; a trial call is out",
                 self.service
-            ))),
+            )),
         }
     }
 
-    fn count(&self, error: Option<&Status>) {
-        let failed = error.is_some_and(|status| {
-            matches!(
-                status.code(),
-                Code::Unavailable
-                    | Code::DeadlineExceeded
-                    | Code::Unknown
-                    | Code::ResourceExhausted
-            )
-        });
+    fn count(&self, failed: bool) {
         let mut state = self.lock();
         *state = match (*state, failed) {
             (_, false) => State::Closed { failures: 0 },
@@ -128,5 +121,5 @@ impl Breaker {
 }
 
 #[cfg(test)]
-#[path = "breaker_tests.rs"]
+#[path = "lib_tests.rs"]
 mod tests;
