@@ -6,6 +6,7 @@ use cap_proto::agent::v1::{
     Checkpoint, CheckpointKind, Constraint, ErrorReport, RepositoryContext, TaskContext, TaskId,
     TaskRequest, Thought,
 };
+use cap_proto::common::v1::FileChange;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
 };
@@ -306,9 +307,10 @@ impl Run {
                 Error::TaskFailed("the testing agent ended without reporting a result".into())
             })?;
         self.state.last_test_report = cap_secrets::redact(&finish.state_json);
-        // What the test run wrote is known for what it is before the agent works again.
+        // What the test run wrote is known for what it is before the agent works again, and
+        // the agent's own changes, cleared of secrets after it, are what gets committed.
         let changes = self.workspace_changes().await?.changes;
-        self.own_changes(changes).await?;
+        let changes = self.own_changes(changes).await?;
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
             CheckpointKind::TestsFailed => {
@@ -335,14 +337,18 @@ impl Run {
             }
         }
         self.progress(85, "GitHubAutomation").await?;
-        self.open_pull_request(&finish).await?;
+        self.open_pull_request(&finish, changes).await?;
         self.destroy_session().await;
         Ok(None)
     }
 
     /// Branch, commit, pull request; each step is recorded in the state before the next, so a
     /// resumed run does not repeat what the forge already has.
-    async fn open_pull_request(&mut self, tests: &Checkpoint) -> Result<()> {
+    async fn open_pull_request(
+        &mut self,
+        tests: &Checkpoint,
+        changes: Vec<FileChange>,
+    ) -> Result<()> {
         let repository_id = self.task.spec.repository_id.clone();
         let mut github = self.inner.clients.github.clone();
         let inner = self.inner.clone();
@@ -377,18 +383,6 @@ impl Run {
             self.state.branch_created = true;
         }
         if self.state.head_sha.is_empty() {
-            let changes = self
-                .inner
-                .clients
-                .sandbox
-                .get_changes(GetChangesRequest {
-                    session_id: self.state.session_id.clone(),
-                })
-                .await
-                .map_err(|status| Error::upstream("sandbox", status))?;
-            // Again at the commit: the test run may have written files since the review.
-            self.check_secrets(&changes.diff)?;
-            let changes = self.own_changes(changes.changes).await?;
             let commit = inner
                 .github_call(github.commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
