@@ -382,11 +382,7 @@ impl Engine {
     pub(crate) fn lock_running(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
-        // A poisoned map only means a runner panicked; the map itself is still consistent.
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.inner.running)
     }
 
     pub(crate) fn spawn(&self, task: TaskRecord, state: WorkflowState) {
@@ -398,7 +394,7 @@ impl Engine {
                 return; // already running here (a takeover scan raced a resume)
             }
             running.insert(task.task_id.clone(), switch);
-            crate::hitl::lock(&self.inner.steering).insert(task.task_id.clone(), steered.clone());
+            crate::lock(&self.inner.steering).insert(task.task_id.clone(), steered.clone());
         }
         let engine = self.clone();
         let runner = tokio::spawn(async move {
@@ -438,15 +434,11 @@ impl Engine {
                     tracing::warn!(%task_id, error = %cap_errors::chain(&error), "could not claim the task; the takeover scan tries again");
                 }
             }
-            crate::hitl::lock(&engine.inner.steering).remove(&task_id);
+            crate::lock(&engine.inner.steering).remove(&task_id);
             engine.lock_running().remove(&task_id);
             engine.inner.stopped.notify_waiters();
         });
-        let mut runners = self
-            .inner
-            .runners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut runners = crate::lock(&self.inner.runners);
         runners.retain(|runner| !runner.is_finished());
         runners.push(runner.abort_handle());
     }
@@ -482,13 +474,7 @@ impl Engine {
     /// nothing more is written, leases are left to expire, workspaces are kept, so another
     /// replica (or this one restarted) resumes each task from its last checkpoint.
     pub fn abort(&self) {
-        let runners = std::mem::take(
-            &mut *self
-                .inner
-                .runners
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let runners = std::mem::take(&mut *crate::lock(&self.inner.runners));
         for runner in runners {
             runner.abort();
         }

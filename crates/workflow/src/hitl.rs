@@ -11,12 +11,8 @@
 //! released, an `aborted` checkpoint naming who asked and why. A paused task is aborted by a
 //! short run of its own that does just that.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{Checkpoint, CheckpointKind};
-use tokio::sync::Notify;
 
 use crate::engine::{Engine, Run};
 use crate::store::{TaskRecord, TaskStatus};
@@ -31,15 +27,6 @@ pub(crate) struct Constraints {
     pub(crate) all: Vec<String>,
     /// Those this run had not seen.
     pub(crate) new: Vec<String>,
-}
-
-pub(crate) fn lock(
-    steering: &Mutex<HashMap<String, Arc<Notify>>>,
-) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
-    // A poisoned map only means a holder panicked; the map itself is consistent.
-    steering
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Engine {
@@ -67,7 +54,7 @@ impl Engine {
             )));
         }
         self.store().add_constraint(task_id, text).await?;
-        if let Some(steered) = lock(&self.inner.steering).get(task_id) {
+        if let Some(steered) = crate::lock(&self.inner.steering).get(task_id) {
             // A permit is kept if the run is not waiting right now.
             steered.notify_one();
         }

@@ -161,6 +161,14 @@ fn broke_in_transport(status: &tonic::Status) -> bool {
     false
 }
 
+/// Locks `mutex` even if a holder panicked: every map and list the engine keeps behind one
+/// is changed whole, so it is consistent whatever that holder did.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Result of the workflow.
 pub type Result<T> = std::result::Result<T, Error>;
 

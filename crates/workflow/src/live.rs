@@ -61,9 +61,6 @@ impl Live {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, broadcast::Sender<Delivery>>> {
-        // A poisoned map only means a holder panicked; the map itself is consistent.
-        self.channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.channels)
     }
 }
