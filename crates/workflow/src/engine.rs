@@ -226,8 +226,15 @@ impl Engine {
             .filter(|task| !running.contains(&task.task_id))
             .collect();
         let tasks = self.unclaimed(tasks).await?;
-        let count = tasks.len();
+        let mut count = 0;
         for task in tasks {
+            // Claimed here, not only in the runner, so that a task another replica took
+            // first is neither counted nor announced as resumed (the runner's own claim of a
+            // task this replica holds succeeds again).
+            if !self.claim_lease(&task.task_id).await? {
+                continue;
+            }
+            count += 1;
             let state = self
                 .resume_state(&task.task_id)
                 .await?
