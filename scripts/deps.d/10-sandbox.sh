@@ -23,8 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# bubblewrap older than 0.8 lacks options the sandbox relies on.
-if ! bwrap --help 2>&1 | grep -q -- --disable-userns; then
+# bubblewrap older than 0.8 lacks options the sandbox relies on. The help is read whole
+# first: `grep -q` in a pipe stops reading at the match, and under pipefail bwrap's SIGPIPE
+# would then fail the check now and then.
+bwrap_help="$(bwrap --help 2>&1 || true)"
+if ! grep -q -- --disable-userns <<<"$bwrap_help"; then
   echo "bubblewrap $(bwrap --version 2>/dev/null) is too old: 0.8.0 or later is needed" >&2
   exit 1
 fi
