@@ -1,6 +1,8 @@
 // Drives the dashboard as a person would, in Debian's headless Chromium: submit a task with the
 // form, watch its events arrive live, open the pull request it produced, and approve it.
-// Usage: node dashboard.mjs <gateway-url> <repository-id>. Prints one JSON line on success.
+// Usage: node dashboard.mjs <gateway-url> <repository-id>, with the accounts in the environment
+// (DEVELOPER_PASSWORD for `developer`, REVIEWER_PASSWORD for `reviewer`, VIEWER_PASSWORD for
+// `viewer`). Prints one JSON line on success.
 import { chromium } from "playwright-core";
 
 const [base, repositoryId] = process.argv.slice(2);
@@ -22,13 +24,37 @@ try {
   page.setDefaultTimeout(120_000);
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   page.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url()}`);
-  });
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+    // Before signing in, "who am I" is expected to answer 401.
+    const expected = response.status() === 401 && response.url().endsWith("/api/v1/auth/me");
+    if (response.status() >= 400 && !expected) problems.push(`HTTP ${response.status()} for ${response.url()}`);
   });
 
+  const signIn = async (user, password) => {
+    await page.locator("form.signin").waitFor();
+    await page.fill("input[name=username]", user);
+    await page.fill("input[name=password]", password);
+    await page.click("form.signin button[type=submit]");
+    await page.locator("#whoami .user", { hasText: user }).waitFor();
+  };
+  const signOut = async () => {
+    await page.click("#whoami button:has-text('Sign out')");
+    await page.locator("form.signin").waitFor();
+  };
+  page.on("console", (message) => {
+    // Chromium logs every failed load; the response handler above judges those by URL.
+    const load = /Failed to load resource/.test(message.text());
+    if (message.type() === "error" && !load) problems.push(`console error: ${message.text()}`);
+  });
+
+  // Nothing shows before signing in; a Viewer reads but gets no task form.
   await page.goto(`${base}/`);
+  await signIn("viewer", process.env.VIEWER_PASSWORD);
+  await page.locator("#whoami .role", { hasText: "viewer" }).waitFor();
+  await page.locator("h2", { hasText: "Recent tasks" }).waitFor();
+  if (await page.locator("textarea[name=prompt]").count()) throw new Error("a Viewer was shown the task form");
+  await signOut();
+
+  await signIn("developer", process.env.DEVELOPER_PASSWORD);
   await page.fill("input[name=repository_id]", repositoryId);
   await page.fill("textarea[name=prompt]", "Fix the bug that makes test_add fail.");
   await page.click("button[type=submit]");
@@ -43,14 +69,17 @@ try {
   await log.locator(".entry.closed", { hasText: "task finished" }).waitFor();
   await page.locator("dd .status", { hasText: "completed" }).waitFor();
 
-  // The pull request page shows the fix; approving it records the review.
+  // The pull request page shows the fix; a second person approves it (the author may not).
   await page.click("a[href^='#/pull-requests/']");
   await page.waitForURL(/#\/pull-requests\/[0-9a-f-]{36}$/);
   const pullRequestId = page.url().split("/").pop();
   await page.locator("text=+    return a + b").first().waitFor();
-  await page.fill("input[placeholder^='Your name']", "dashboard-test");
+  await signOut();
+  await signIn("reviewer", process.env.REVIEWER_PASSWORD);
+  await page.locator("text=+    return a + b").first().waitFor();
+  await page.locator("text=Reviewing as reviewer").waitFor();
   await page.click("button:has-text('Approve')");
-  await page.locator(".review", { hasText: "dashboard-test" }).waitFor();
+  await page.locator(".review", { hasText: "reviewer" }).waitFor();
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
 
   if (problems.length) throw new Error(problems.join("\n"));

@@ -21,7 +21,27 @@ async fn a_person_submits_watches_and_approves_in_the_dashboard() {
             .exists(),
         "playwright-core is not installed in tests/browser (run `make deps`)"
     );
+    let store = fleet.fleet.identity().await.unwrap();
+    let mut passwords = Vec::new();
+    for (user, role) in [
+        ("viewer", cap_identity::Role::Viewer),
+        ("developer", cap_identity::Role::Developer),
+        ("reviewer", cap_identity::Role::Developer),
+    ] {
+        let password = cap_identity::password::generate().unwrap();
+        store
+            .add_user(
+                user,
+                role,
+                Some(&password),
+                cap_identity::DEFAULT_ORGANISATION,
+            )
+            .await
+            .unwrap();
+        passwords.push((format!("{}_PASSWORD", user.to_uppercase()), password));
+    }
     let output = tokio::process::Command::new("node")
+        .envs(passwords)
         .arg(&script)
         .arg(fleet.fleet.gateway_url())
         .arg(&repository_id)
@@ -47,5 +67,5 @@ async fn a_person_submits_watches_and_approves_in_the_dashboard() {
     assert_eq!(task["pull_request_id"], pr_id);
     let (_, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
     assert_eq!(pr["state"], "approved");
-    assert_eq!(pr["reviews"][0]["reviewer"], "dashboard-test");
+    assert_eq!(pr["reviews"][0]["reviewer"], "reviewer");
 }

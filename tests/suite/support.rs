@@ -25,10 +25,15 @@ pub fn load_script(name: &str) -> Vec<ScriptStep> {
 }
 
 /// A fleet with its scripted model and data directory, torn down on drop.
+///
+/// Requests go as `e2e-developer` (who submits the tasks); reviews of their pull requests
+/// need a second person, `e2e-reviewer` ([`TestFleet::post_as_reviewer`]).
 pub struct TestFleet {
     pub fleet: Fleet,
     pub model: ScriptedModel,
     pub http: reqwest::Client,
+    pub token: String,
+    pub reviewer_token: String,
     _data: tempfile::TempDir,
 }
 
@@ -59,12 +64,23 @@ impl TestFleet {
         };
         let mut config = FleetConfig::new(data.path(), endpoint).unwrap();
         config.log_filter = "info,cap=debug".into();
+        config.allowed_repositories = vec!["*".into()];
         configure(&mut config);
         let fleet = Fleet::start(config).await.unwrap();
+        let token = fleet
+            .issue_token("e2e-developer", cap_identity::Role::Developer)
+            .await
+            .unwrap();
+        let reviewer_token = fleet
+            .issue_token("e2e-reviewer", cap_identity::Role::Developer)
+            .await
+            .unwrap();
         Self {
             fleet,
             model,
             http: reqwest::Client::new(),
+            token,
+            reviewer_token,
             _data: data,
         }
     }
@@ -79,15 +95,31 @@ impl TestFleet {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_with(&self.token, path, body).await
+    }
+
+    /// A request by the second person, who may review the developer's pull requests.
+    pub async fn post_as_reviewer(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_with(&self.reviewer_token, path, body).await
+    }
+
+    async fn post_with(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
             .post(self.url(path))
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
@@ -129,7 +161,12 @@ impl TestFleet {
             "ws://{}/ws/tasks/{task_id}/stream",
             self.fleet.gateway_http()
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
         let mut events = Vec::new();
         let read_all = async {
             while let Some(message) = socket.next().await {

@@ -133,10 +133,21 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
         )
     );
 
-    // A human approves; the review is recorded.
+    // The author may not approve their own task's change (four-eyes); a second person does,
+    // and the review names them.
+    let review_path = format!("/api/v1/pull-requests/{pr_id}/review");
+    let (status, refused) = fleet.post(&review_path, json!({"action": "approve"})).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("four-eyes"),
+        "{refused}"
+    );
     let (status, reviewed) = fleet
-        .post(
-            &format!("/api/v1/pull-requests/{pr_id}/review"),
+        .post_as_reviewer(
+            &review_path,
             json!({"action": "approve", "comments": [{"file": "calc.py", "line": 6, "body": "Good catch"}]}),
         )
         .await;
@@ -145,6 +156,7 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     let (_, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
     assert_eq!(pr["state"], "approved");
     assert_eq!(pr["reviews"].as_array().unwrap().len(), 1);
+    assert_eq!(pr["reviews"][0]["reviewer"], "e2e-reviewer");
 
     // Task and events survive restarts of the services that hold and serve them.
     for service in ["supervisor", "github", "gateway"] {

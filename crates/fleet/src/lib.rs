@@ -57,6 +57,16 @@ pub enum Error {
     /// The service is not part of the fleet.
     #[error("unknown service {0:?}")]
     UnknownService(String),
+    /// The gateway's identity store could not be used.
+    #[error("the gateway's identity store")]
+    Identity(#[from] cap_identity::Error),
+}
+
+/// The gateway's SQLite file in its data directory (as the gateway names it).
+const GATEWAY_DATABASE: &str = "gateway.db";
+
+fn time_day() -> cap_identity::Lifetime {
+    cap_identity::Lifetime::days(1)
 }
 
 /// Result of the launcher.
@@ -117,6 +127,9 @@ pub struct FleetConfig {
     pub supervisor_replicas: usize,
     /// The supervisors' task lease in seconds (`--lease-seconds`); `None` keeps theirs.
     pub supervisor_lease_seconds: Option<u64>,
+    /// Repository ids or globs the default organisation may target (the gateway's
+    /// `--allow-repository`); Admins add others through the API.
+    pub allowed_repositories: Vec<String>,
 }
 
 impl FleetConfig {
@@ -133,6 +146,7 @@ impl FleetConfig {
             log_filter: "info".to_owned(),
             supervisor_replicas: 1,
             supervisor_lease_seconds: None,
+            allowed_repositories: vec!["demo/*".to_owned()],
         })
     }
 
@@ -273,6 +287,44 @@ impl Fleet {
         self.gateway_http
     }
 
+    /// The gateway's store of users and tokens, as its Admin tools use it (the gateway has
+    /// made and migrated it by the time the fleet is up).
+    pub async fn identity(&self) -> Result<cap_identity::IdentityStore> {
+        let url =
+            self.config.database_url.clone().unwrap_or_else(|| {
+                cap_storage::sqlite_url(&self.gateway_dir().join(GATEWAY_DATABASE))
+            });
+        Ok(cap_identity::IdentityStore::open(&url).await?)
+    }
+
+    /// An API token for `user` acting as `role`, valid for a day; the user is made (without
+    /// a password) if it does not exist. For the launcher's own sample task and for tests.
+    pub async fn issue_token(&self, user: &str, role: cap_identity::Role) -> Result<String> {
+        let store = self.identity().await?;
+        match store
+            .add_user(user, role, None, cap_identity::DEFAULT_ORGANISATION)
+            .await
+        {
+            Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let issued = store
+            .create_token(user, role, "issued by the fleet launcher", time_day())
+            .await?;
+        Ok(issued.secret)
+    }
+
+    /// The first Admin's one-time password, until it is changed.
+    pub fn initial_admin_password(&self) -> Option<String> {
+        std::fs::read_to_string(self.gateway_dir().join(cap_identity::INITIAL_PASSWORD_FILE))
+            .ok()
+            .map(|text| text.trim().to_owned())
+    }
+
+    fn gateway_dir(&self) -> PathBuf {
+        self.config.data_dir.join("gateway")
+    }
+
     /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.gateway_http)
@@ -398,6 +450,11 @@ impl Fleet {
         for (flag, value) in self.service_flags(service)? {
             command.arg(flag).arg(value);
         }
+        if service == "gateway" {
+            for pattern in &config.allowed_repositories {
+                command.arg("--allow-repository").arg(pattern);
+            }
+        }
         if service == "supervisor" && config.supervisor_replicas > 1 {
             // Replicas on one host would all default to its name; each needs its own.
             command.arg("--replica-id").arg(&name);
@@ -497,6 +554,9 @@ impl Fleet {
                 );
                 flags.insert("--supervisor-url", self.url_of("supervisor")?);
                 flags.insert("--github-url", self.url_of("github")?);
+                if let Some(url) = &config.database_url {
+                    flags.insert("--database-url", url.clone());
+                }
             }
             other => return Err(Error::UnknownService(other.to_owned())),
         }

@@ -25,9 +25,11 @@ mod store;
 pub use auth::{Authenticator, Credential, Principal, SessionToken};
 pub use limits::RateLimits;
 pub use store::{
-    AllowedRepository, ApiToken, DEFAULT_DAILY_PULL_REQUESTS, DEFAULT_ORGANISATION, IdentityStore,
-    IssuedToken, User,
+    AllowedRepository, ApiToken, DEFAULT_DAILY_PULL_REQUESTS, DEFAULT_ORGANISATION,
+    INITIAL_PASSWORD_FILE, IdentityStore, IssuedToken, User,
 };
+/// A token's or session's lifetime.
+pub use time::Duration as Lifetime;
 
 /// The migrations of the gateway's tables (versions 4001 and up).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

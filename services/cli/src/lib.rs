@@ -5,6 +5,7 @@
 //! (`cap-secrets`) on a tree or a diff.
 
 mod scan;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{ImportRepositoryRequest, ImportedFile};
 use cap_scripted_model::{ScriptStep, ScriptedModel};
 pub use scan::{ScanArgs, ScanFormat, scan};
+pub use users::{AuthCommand, StoreArgs, TokenCommand, UserCommand};
 
 /// The sample repository's files (the end-to-end tests use the same ones).
 const SAMPLE_FILES: [(&str, &str); 3] = [
@@ -39,6 +41,8 @@ const SAMPLE_SCRIPT: &str = include_str!("../../../tests/fixtures/python-calcula
 pub const SAMPLE_REPOSITORY: &str = "demo/calculator";
 /// The identity the command presents to the fleet's services (a certificate of the dev CA).
 const CLIENT_IDENTITY: &str = "cli";
+/// The account that asks for the sample task.
+pub const SAMPLE_REQUESTER: &str = "sample-requester";
 /// The sample task.
 pub const SAMPLE_PROMPT: &str = "Fix the bug that makes test_add fail: add(2, 3) should return 5.";
 
@@ -63,6 +67,15 @@ pub enum Command {
     /// Scan a directory tree or a unified diff for secrets: exit 1 when something is found,
     /// 0 when clean, 2 on an error. Secrets are only ever printed redacted.
     Scan(ScanArgs),
+    /// Manage the gateway's local accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for scripts and CI.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Session keys.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 /// Flags of `cap up`.
@@ -115,6 +128,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Up(args)) => up(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Scan(args)) => Ok(scan(&args)),
+        Some(Command::User(command)) => users::user(command).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Token(command)) => users::token(command).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Auth(command)) => users::auth(command).map(|()| ExitCode::SUCCESS),
         None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -154,6 +170,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("Dashboard:  {base}/");
     println!("API:        {base}/api/v1/tasks");
     println!("Logs:       {}", fleet.config().log_dir().display());
+    match fleet.initial_admin_password() {
+        Some(password) => println!(
+            "Sign in:    admin / {password}   (the first Admin's one-time password; change it \
+             with `cap user set-password admin`, which removes it from {})",
+            data_dir.join("gateway").display()
+        ),
+        None => {
+            println!("Sign in:    with your account (`cap user add NAME --role ROLE` adds one)")
+        }
+    }
 
     let demo = scripted.is_some() || args.demo;
     if demo {
@@ -183,9 +209,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
     import_sample_repository(fleet).await?;
     let base = fleet.gateway_url();
+    // The sample task is asked for by an account of its own, so the Admin can review it
+    // (nobody approves their own task's change).
+    let token = fleet
+        .issue_token(SAMPLE_REQUESTER, cap_identity::Role::Developer)
+        .await?;
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
         .post(format!("{base}/api/v1/tasks"))
+        .bearer_auth(&token)
         .json(&serde_json::json!({
             "repository_id": SAMPLE_REPOSITORY,
             "prompt": SAMPLE_PROMPT,
@@ -210,6 +242,7 @@ async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
     let task = loop {
         let task: serde_json::Value = http
             .get(format!("{base}/api/v1/tasks/{task_id}"))
+            .bearer_auth(&token)
             .send()
             .await?
             .error_for_status()?
@@ -228,9 +261,12 @@ async fn run_sample_task(fleet: &Fleet) -> anyhow::Result<()> {
         "Pull request opened on branch {}:",
         task["branch"].as_str().unwrap_or_default()
     );
-    println!("  review:   {base}/#/pull-requests/{pr_id}");
+    println!("  review:   {base}/#/pull-requests/{pr_id}   (signed in as admin)");
     println!(
-        "  approve:  curl -X POST {base}/api/v1/pull-requests/{pr_id}/review -H 'content-type: application/json' -d '{{\"action\":\"approve\"}}'"
+        "  or:       curl -s {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"...\"}}'"
+    );
+    println!(
+        "            curl -X POST {base}/api/v1/pull-requests/{pr_id}/review -H \"authorization: Bearer <token from the answer>\" -H 'content-type: application/json' -d '{{\"action\":\"approve\"}}'"
     );
     Ok(())
 }

@@ -6,6 +6,9 @@
 (function () {
   const view = () => document.getElementById("view");
   let socket = null; // the open task WebSocket, closed on navigation
+  let me = null; // who is signed in: {user, role, organisation, csrf_token}
+  const RANKS = { viewer: 0, developer: 1, admin: 2 };
+  const may = (role) => me && RANKS[me.role] >= RANKS[role];
 
   // ---- helpers -----------------------------------------------------------------------
 
@@ -41,11 +44,13 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" } };
+    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    // The session cookie rides along by itself; changes also prove they come from this page.
+    if (method !== "GET" && me && me.csrf_token) init.headers["X-CSRF-Token"] = me.csrf_token;
     const response = await fetch(path, init);
     let data = null;
     try {
@@ -53,8 +58,72 @@
     } catch (_) {
       data = null;
     }
+    if (response.status === 401 && path !== "/api/v1/auth/login") {
+      // The session ended (expired, signed out elsewhere, revoked): sign in again.
+      me = null;
+      showSignIn((data && data.error && data.error.message) || "");
+    }
     if (!response.ok) throw new ApiError(response.status, data);
     return data;
+  }
+
+  // ---- sign-in -----------------------------------------------------------------------
+
+  function showWhoami() {
+    const node = document.getElementById("whoami");
+    if (!me) return node.replaceChildren();
+    node.replaceChildren(
+      el("span", { class: "user" }, me.user),
+      " ",
+      el("span", { class: `role ${me.role}` }, me.role),
+      " ",
+      el("button", { type: "button", class: "secondary", onclick: async () => {
+        try {
+          await api("POST", "/api/v1/auth/logout");
+        } catch (_) {
+          // Signed out either way.
+        }
+        me = null;
+        showSignIn("");
+      } }, "Sign out"),
+    );
+  }
+
+  function showSignIn(why) {
+    showWhoami();
+    setNav("");
+    const username = el("input", { name: "username", autocomplete: "username", required: true });
+    const password = el("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+    const message = el("div", { class: "field-error" }, why);
+    const form = el("form", { class: "signin", onsubmit: async (event) => {
+      event.preventDefault();
+      message.textContent = "";
+      try {
+        me = await api("POST", "/api/v1/auth/login", { username: username.value.trim(), password: password.value });
+        showWhoami();
+        route();
+      } catch (error) {
+        message.textContent = error.message;
+      }
+    } },
+      el("label", {}, "User name", username),
+      el("label", {}, "Password", password),
+      message,
+      el("div", { class: "actions" }, el("button", { type: "submit" }, "Sign in")),
+    );
+    render(el("section", { class: "panel" }, el("h2", {}, "Sign in"), form));
+    username.focus();
+  }
+
+  async function start() {
+    try {
+      me = await api("GET", "/api/v1/auth/me");
+    } catch (error) {
+      if (error.status !== 401) failed(error);
+      return;
+    }
+    showWhoami();
+    route();
   }
 
   function status(value) {
@@ -84,6 +153,7 @@
   // ---- routing -----------------------------------------------------------------------
 
   function route() {
+    if (!me) return;
     if (socket) {
       socket.onclose = null;
       socket.close(1000, "navigated away");
@@ -108,7 +178,7 @@
     setNav("tasks");
     const list = el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "muted" }, "Loading…")));
     render(
-      el("section", { class: "panel" }, el("h2", {}, "New task"), taskForm()),
+      may("developer") ? el("section", { class: "panel" }, el("h2", {}, "New task"), taskForm()) : "",
       el(
         "section",
         { class: "panel" },
@@ -240,9 +310,11 @@
           }
         } }, label);
       controls.replaceChildren(
+        ...(!may("developer") ? [] : [
         ...(task.status === "running" || task.status === "queued" ? [control("Pause", "secondary", "interrupt")] : []),
         ...(task.status === "paused" ? [control("Resume", "", "resume")] : []),
         ...(task.status === "failed" ? [control("Retry", "", "resume")] : []),
+        ]),
       );
       prLink.replaceChildren(
         task.pull_request_id
@@ -366,7 +438,6 @@
     let target = null; // {file, line} picked in the diff
     const targetLabel = el("span", { class: "mono muted" }, "click a line of the diff to comment on it");
     const comment = el("textarea", { placeholder: "Comment on the selected line" });
-    const reviewer = el("input", { placeholder: "Your name (optional)" });
     const pendingList = el("ul", {});
     const message = el("div", { class: "field-error" });
     const buttons = [];
@@ -401,7 +472,6 @@
     };
     const review = (action) => () => {
       const body = { action };
-      if (reviewer.value.trim()) body.reviewer = reviewer.value.trim();
       if (pending.length) body.comments = pending;
       return api("POST", `${path}/review`, body);
     };
@@ -439,11 +509,13 @@
           : el("p", { class: "muted" }, "No reviews yet."),
         closed
           ? el("p", { class: "muted" }, `This pull request is ${pr.state}.`)
+          : !may("developer")
+          ? el("p", { class: "muted" }, "Viewers read reviews; a Developer or Admin reviews.")
           : el(
               "div",
               {},
               el("h3", {}, "Your review"),
-              el("label", {}, "Reviewer", reviewer),
+              el("p", { class: "muted" }, `Reviewing as ${me.user}.`),
               el("label", {}, el("span", {}, "Comment on ", targetLabel), comment),
               el("div", { class: "actions" }, addComment),
               pendingList,
@@ -504,5 +576,5 @@
   }
 
   window.addEventListener("hashchange", route);
-  window.addEventListener("DOMContentLoaded", route);
+  window.addEventListener("DOMContentLoaded", start);
 })();

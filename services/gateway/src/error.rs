@@ -80,6 +80,23 @@ pub enum Error {
         /// The value given.
         url: String,
     },
+    /// No credential, or one that is refused: 401, saying why.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this: 403, naming what is missing.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests or pull requests: 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What limit was reached and when the next request is allowed.
+        message: String,
+        /// Seconds until then.
+        retry_after_s: u64,
+    },
+    /// The gateway's own identity store failed.
+    #[error("identity store")]
+    Identity(#[source] cap_identity::Error),
     /// The mTLS channel to an upstream service could not be set up.
     #[error("cannot set up the channel to {service}")]
     Channel {
@@ -89,6 +106,33 @@ pub enum Error {
         #[source]
         source: cap_mtls::Error,
     },
+}
+
+impl From<cap_identity::Error> for Error {
+    /// Refusals keep their message (they say what is wrong); store failures are internal.
+    fn from(error: cap_identity::Error) -> Self {
+        match error {
+            cap_identity::Error::Unauthenticated(message) => Self::Unauthenticated(message),
+            cap_identity::Error::Invalid(message) => {
+                Self::bad_request("invalid_value", None, message)
+            }
+            cap_identity::Error::UserExists(_) => Self::Invalid {
+                status: StatusCode::CONFLICT,
+                code: "already_exists",
+                message: error.to_string(),
+                field: None,
+            },
+            cap_identity::Error::UnknownUser(_) | cap_identity::Error::UnknownToken(_) => {
+                Self::Invalid {
+                    status: StatusCode::NOT_FOUND,
+                    code: "not_found",
+                    message: error.to_string(),
+                    field: None,
+                }
+            }
+            other => Self::Identity(other),
+        }
+    }
 }
 
 /// Result of the gateway.
@@ -179,6 +223,25 @@ impl Error {
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 format!("the {service} service gave an unusable answer"),
+                None,
+            ),
+            Self::Unauthenticated(message) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                message.clone(),
+                None,
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message.clone(), None),
+            Self::TooManyRequests { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                message.clone(),
+                None,
+            ),
+            Self::Identity(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the gateway's identity store failed; try again".to_owned(),
                 None,
             ),
             Self::UpstreamUrl { .. } | Self::Channel { .. } => (
@@ -273,14 +336,20 @@ impl IntoResponse for Error {
                     "upstream call failed"
                 );
             }
-            Self::UpstreamProtocol { .. } | Self::UpstreamUrl { .. } | Self::Channel { .. } => {
+            Self::UpstreamProtocol { .. }
+            | Self::UpstreamUrl { .. }
+            | Self::Channel { .. }
+            | Self::Identity(_) => {
                 tracing::error!(error = %cap_errors::Chain(&self), "request failed");
             }
             Self::Invalid { .. }
             | Self::UnsupportedMediaType { .. }
             | Self::RouteNotFound { .. }
             | Self::MethodNotAllowed { .. }
-            | Self::WebSocketUpgrade { .. } => {
+            | Self::WebSocketUpgrade { .. }
+            | Self::Unauthenticated(_)
+            | Self::Forbidden(_)
+            | Self::TooManyRequests { .. } => {
                 tracing::debug!(code, %message, "rejected request");
             }
         }
@@ -291,7 +360,14 @@ impl IntoResponse for Error {
                 field: field.as_deref(),
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_s, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_s),
+            );
+        }
+        response
     }
 }
 

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 
+pub mod admin;
+pub mod auth;
 mod dashboard;
 pub mod error;
 pub mod events;
@@ -23,7 +25,7 @@ pub mod tasks;
 mod ws;
 
 pub use error::{Error, Result};
-pub use state::{AppState, EventsPolicy};
+pub use state::{AppState, DEFAULT_REQUESTS_PER_MINUTE, EventsPolicy, Limits};
 
 /// Largest request body accepted (a 20 000-character prompt is at most 80 KB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -50,6 +52,21 @@ pub struct Config {
     /// The github service's gRPC URL, e.g. `https://127.0.0.1:50052`.
     #[arg(long, env = "CAP_GITHUB_URL")]
     pub github_url: String,
+    /// The gateway's own store of users, sessions and tokens (`postgres://...`); a SQLite
+    /// file `gateway.db` in the data directory when unset.
+    #[arg(long, env = "CAP_GATEWAY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A repository id or glob the default organisation may target, added to its allow-list
+    /// at start (repeatable; Admins manage the rest through `/api/v1/allow-list`).
+    #[arg(long = "allow-repository", value_name = "PATTERN")]
+    pub allow_repositories: Vec<String>,
+    /// Requests a minute each user may send.
+    #[arg(long, env = "CAP_REQUESTS_PER_MINUTE", default_value_t = DEFAULT_REQUESTS_PER_MINUTE)]
+    pub requests_per_minute: u32,
+    /// Mark session cookies `Secure` (the gateway is reached over HTTPS). Requests that
+    /// arrive through a proxy saying `X-Forwarded-Proto: https` get it anyway.
+    #[arg(long, env = "CAP_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 /// The name the gateway's health status is reported under.
@@ -60,7 +77,8 @@ impl tonic::server::NamedService for GatewayHealth {
     const NAME: &'static str = "gateway";
 }
 
-/// The HTTP application: REST API, WebSocket streams, dashboard, JSON 404/405.
+/// The HTTP application: REST API, WebSocket streams, dashboard, JSON 404/405; every route
+/// behind [`auth::guard`].
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard::index))
@@ -91,6 +109,30 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/ws/tasks/{task_id}/stream", get(ws::stream))
         .route("/ws/tasks/{task_id}/logs", get(ws::stream))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/users", get(admin::users).post(admin::add_user))
+        .route("/api/v1/users/{name}", patch(admin::change_user))
+        .route(
+            "/api/v1/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route(
+            "/api/v1/tokens/{token_id}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route(
+            "/api/v1/allow-list",
+            get(admin::allow_list)
+                .post(admin::allow)
+                .delete(admin::disallow),
+        )
+        // After routing, so the guard sees which route matched; the fallbacks stay open.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -117,7 +159,30 @@ async fn method_not_allowed(method: Method) -> Error {
 /// service on `--listen`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let tls = config.common.tls("gateway")?;
-    let state = AppState::connect(&tls, &config.supervisor_url, &config.github_url)?;
+    // The fleet gives each service its own data directory.
+    let identity_dir = config.common.data_dir.clone();
+    std::fs::create_dir_all(&identity_dir)?;
+    let database_url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| cap_storage::sqlite_url(&identity_dir.join("gateway.db")));
+    let store = cap_identity::IdentityStore::open(&database_url).await?;
+    store.ensure_first_admin(&identity_dir).await?;
+    for pattern in &config.allow_repositories {
+        store
+            .allow_repository(&cap_identity::AllowedRepository {
+                organisation: cap_identity::DEFAULT_ORGANISATION.to_owned(),
+                pattern: pattern.clone(),
+                allow_self_approval: false,
+            })
+            .await?;
+    }
+    let auth = cap_identity::Authenticator::new(store, &identity_dir)?;
+    let per_minute = std::num::NonZeroU32::new(config.requests_per_minute)
+        .ok_or_else(|| anyhow::anyhow!("--requests-per-minute must be at least 1"))?;
+    let state = AppState::connect(&tls, &config.supervisor_url, &config.github_url, auth)?
+        .with_limits(Limits::new(per_minute))
+        .with_secure_cookies(config.secure_cookies);
     // HTTP first: once the gRPC address file appears (what launchers wait for), both are up.
     let http_listener =
         cap_runtime::bind(config.http_listen, config.http_addr_file.as_deref()).await?;
@@ -126,7 +191,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grpc = cap_runtime::grpc_server(&tls)?.add_service(health);
 
     let stopping = state.clone();
-    let http = axum::serve(http_listener, app(state)).with_graceful_shutdown(async move {
+    let http = axum::serve(
+        http_listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         cap_runtime::shutdown_signal().await;
         // Open WebSockets would otherwise hold the graceful shutdown open.
         stopping.shutdown();

@@ -8,6 +8,10 @@ use cap_proto::github::v1::{
 };
 use serde::{Deserialize, Serialize};
 
+use axum::Extension;
+use cap_identity::Principal;
+
+use crate::auth::{acting, four_eyes};
 use crate::error::{Error, Result};
 use crate::events::rfc3339_ms;
 use crate::input::{self, ApiJson, JsonBody, OptionalJson, PathParam, QueryParams};
@@ -17,8 +21,6 @@ use crate::state::AppState;
 pub const MAX_COMMENTS: usize = 500;
 /// Longest comment body, in characters.
 pub const MAX_COMMENT_CHARS: usize = 20_000;
-/// Reviewer recorded when the body names none (the gateway has no sessions yet).
-pub const DEFAULT_REVIEWER: &str = "anonymous";
 
 /// A pull request as the REST API shows it.
 #[derive(Debug, Serialize)]
@@ -133,6 +135,7 @@ pub struct PullRequestList {
 /// `GET /api/v1/pull-requests?repository_id=`.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     query: QueryParams,
 ) -> Result<Json<PullRequestList>> {
     query.only(&["repository_id"])?;
@@ -149,7 +152,7 @@ pub async fn list(
         .call(
             "github",
             "ListPullRequests",
-            state.github().list_pull_requests(request),
+            state.github().list_pull_requests(acting(&actor, request)),
         )
         .await?;
     let pull_requests = response
@@ -163,20 +166,41 @@ pub async fn list(
 /// `GET /api/v1/pull-requests/{pr_id}`.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(pr_id): PathParam,
     query: QueryParams,
 ) -> Result<Json<PullRequestView>> {
     let pull_request_id = input::pull_request_id(&pr_id)?;
     query.only(&[])?;
+    let pr = fetch(&state, &actor, pull_request_id).await?;
+    Ok(Json(PullRequestView::new(pr, /*with_diff*/ true)))
+}
+
+async fn fetch(
+    state: &AppState,
+    actor: &Principal,
+    pull_request_id: String,
+) -> Result<PullRequest> {
     let request = GetPullRequestRequest { pull_request_id };
-    let pr = state
+    state
         .call(
             "github",
             "GetPullRequest",
-            state.github().get_pull_request(request),
+            state.github().get_pull_request(acting(actor, request)),
         )
-        .await?;
-    Ok(Json(PullRequestView::new(pr, /*with_diff*/ true)))
+        .await
+}
+
+/// Refuses `what` on a pull request the actor's own task opened, unless the repository's
+/// policy allows it.
+async fn check_four_eyes(
+    state: &AppState,
+    actor: &Principal,
+    pull_request_id: &str,
+    what: &str,
+) -> Result<()> {
+    let pr = fetch(state, actor, pull_request_id.to_owned()).await?;
+    four_eyes(state, actor, &pr.task_id, &pr.repository_id, what).await
 }
 
 /// Body of `POST /api/v1/pull-requests/{pr_id}/review`.
@@ -188,7 +212,7 @@ pub struct ReviewBody {
     /// Line comments.
     #[serde(default)]
     pub comments: Option<Vec<CommentBody>>,
-    /// Who reviews; [`DEFAULT_REVIEWER`] when absent.
+    /// Who reviews: the signed-in user; a different name is refused.
     #[serde(default)]
     pub reviewer: Option<String>,
 }
@@ -223,14 +247,25 @@ pub struct CommentBody {
 
 impl ReviewBody {
     /// Checks every field and builds the github service's request.
-    pub fn into_request(self, pull_request_id: String) -> Result<ReviewPullRequestRequest> {
-        let reviewer = match self.reviewer {
-            Some(reviewer) => {
-                input::name("reviewer", &reviewer)?;
-                reviewer
+    pub fn into_request(
+        self,
+        pull_request_id: String,
+        reviewer: &str,
+    ) -> Result<ReviewPullRequestRequest> {
+        if let Some(named) = &self.reviewer {
+            input::name("reviewer", named)?;
+            if named != reviewer {
+                return Err(Error::invalid(
+                    "invalid_value",
+                    "reviewer",
+                    format!(
+                        "`reviewer` is the signed-in user ({reviewer}); a review cannot be made \
+                         in another's name"
+                    ),
+                ));
             }
-            None => DEFAULT_REVIEWER.to_owned(),
-        };
+        }
+        let reviewer = reviewer.to_owned();
         let comments = self.comments.unwrap_or_default();
         if comments.len() > MAX_COMMENTS {
             return Err(Error::invalid(
@@ -279,15 +314,19 @@ impl ReviewBody {
 /// `POST /api/v1/pull-requests/{pr_id}/review`: answers with the updated pull request.
 pub async fn review(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(pr_id): PathParam,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<PullRequestView>> {
-    let request = body.into_request(input::pull_request_id(&pr_id)?)?;
+    let request = body.into_request(input::pull_request_id(&pr_id)?, &actor.user)?;
+    if request.action == i32::from(ReviewAction::Approve) {
+        check_four_eyes(&state, &actor, &request.pull_request_id, "approve").await?;
+    }
     let pr = state
         .call(
             "github",
             "ReviewPullRequest",
-            state.github().review_pull_request(request),
+            state.github().review_pull_request(acting(&actor, request)),
         )
         .await?;
     Ok(Json(PullRequestView::new(pr, /*with_diff*/ true)))
@@ -305,16 +344,18 @@ impl JsonBody for MergeBody {
 /// `POST /api/v1/pull-requests/{pr_id}/merge`: answers with the merged pull request.
 pub async fn merge(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(pr_id): PathParam,
     OptionalJson(_body): OptionalJson<MergeBody>,
 ) -> Result<Json<PullRequestView>> {
     let pull_request_id = input::pull_request_id(&pr_id)?;
+    check_four_eyes(&state, &actor, &pull_request_id, "merge").await?;
     let request = MergePullRequestRequest { pull_request_id };
     let pr = state
         .call(
             "github",
             "MergePullRequest",
-            state.github().merge_pull_request(request),
+            state.github().merge_pull_request(acting(&actor, request)),
         )
         .await?;
     Ok(Json(PullRequestView::new(pr, /*with_diff*/ true)))

@@ -5,6 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
+use cap_identity::{Authenticator, RateLimits};
 use cap_mtls::ServiceTls;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_client::TaskServiceClient;
@@ -15,6 +18,9 @@ use crate::error::{Error, Result};
 
 /// Largest gRPC message the gateway accepts (a pull request carries its whole diff).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Requests a minute one user may send unless configured otherwise.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 600;
 
 /// How `GET /api/v1/tasks/{id}/events` reads the upstream event stream.
 ///
@@ -42,11 +48,58 @@ impl Default for EventsPolicy {
     }
 }
 
+/// The request-rate limits: per user on every authenticated route, per client address on
+/// sign-in.
+#[derive(Debug)]
+pub struct Limits {
+    requests: RateLimits,
+    sign_in: RateLimits,
+}
+
+impl Limits {
+    /// `per_minute` requests a minute per user (bursts of as many), and 10 sign-in attempts a
+    /// minute per client address (bursts of 5).
+    pub fn new(per_minute: NonZeroU32) -> Self {
+        let ten = NonZeroU32::MIN.saturating_add(9);
+        let five = NonZeroU32::MIN.saturating_add(4);
+        Self {
+            requests: RateLimits::per_minute(per_minute, per_minute),
+            sign_in: RateLimits::per_minute(ten, five),
+        }
+    }
+
+    pub(crate) fn request(&self, user: &str) -> Result<()> {
+        self.requests
+            .check(user)
+            .map_err(|wait| too_many(format!("{user} sent too many requests"), wait))
+    }
+
+    pub(crate) fn sign_in(&self, client: &str) -> Result<()> {
+        self.sign_in.check(client).map_err(|wait| {
+            too_many(
+                "too many sign-in attempts from this address".to_owned(),
+                wait,
+            )
+        })
+    }
+}
+
+fn too_many(what: String, wait: Duration) -> Error {
+    let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Error::TooManyRequests {
+        message: format!("{what}; try again in {retry_after_s} s"),
+        retry_after_s,
+    }
+}
+
 /// Shared state of the HTTP app; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     tasks: TaskServiceClient<Channel>,
     github: GitHubClient<Channel>,
+    auth: Authenticator,
+    limits: Arc<Limits>,
+    secure_cookies: bool,
     events: EventsPolicy,
     rpc_timeout: Duration,
     shutdown: Arc<watch::Sender<bool>>,
@@ -55,17 +108,27 @@ pub struct AppState {
 impl AppState {
     /// Clients for the supervisor and github services over mTLS as `tls`'s identity. The
     /// channels connect on first use, so the upstream services may start later.
-    pub fn connect(tls: &ServiceTls, supervisor_url: &str, github_url: &str) -> Result<Self> {
+    pub fn connect(
+        tls: &ServiceTls,
+        supervisor_url: &str,
+        github_url: &str,
+        auth: Authenticator,
+    ) -> Result<Self> {
         let supervisor = channel(tls, "supervisor", "supervisor-url", supervisor_url)?;
         let github = channel(tls, "github", "github-url", github_url)?;
-        Ok(Self::from_channels(supervisor, github))
+        Ok(Self::from_channels(supervisor, github, auth))
     }
 
     /// State over ready-made channels.
-    pub fn from_channels(supervisor: Channel, github: Channel) -> Self {
+    pub fn from_channels(supervisor: Channel, github: Channel, auth: Authenticator) -> Self {
         Self {
             tasks: TaskServiceClient::new(supervisor).max_decoding_message_size(MAX_MESSAGE_BYTES),
             github: GitHubClient::new(github).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            auth,
+            limits: Arc::new(Limits::new(
+                NonZeroU32::new(DEFAULT_REQUESTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            )),
+            secure_cookies: false,
             events: EventsPolicy::default(),
             rpc_timeout: Duration::from_secs(30),
             shutdown: Arc::new(watch::channel(false).0),
@@ -82,6 +145,31 @@ impl AppState {
     pub fn with_rpc_timeout(mut self, timeout: Duration) -> Self {
         self.rpc_timeout = timeout;
         self
+    }
+
+    /// Replaces the request-rate limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// Marks session cookies `Secure` (the gateway is reached over HTTPS).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// Who is who: users, sessions, tokens.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.secure_cookies
     }
 
     /// Tells every open WebSocket to close (`1001 going away`); used on shutdown.

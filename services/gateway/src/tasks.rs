@@ -11,6 +11,10 @@ use cap_proto::supervisor::v1::{
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use axum::Extension;
+use cap_identity::Principal;
+
+use crate::auth::acting;
 use crate::error::{Error, Result};
 use crate::events::{WsEvent, rfc3339_ms, ws_event};
 use crate::input::{self, ApiJson, JsonBody, OptionalJson, PathParam, QueryParams};
@@ -227,14 +231,42 @@ pub fn is_host(host: &str) -> bool {
 /// `POST /api/v1/tasks`.
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     ApiJson(body): ApiJson<SubmitTaskBody>,
 ) -> Result<(StatusCode, Json<SubmitTaskResponse>)> {
     let request = body.into_request()?;
+    let store = state.authenticator().store();
+    if store
+        .repository_entries(&actor.organisation, &request.repository_id)
+        .await?
+        .is_empty()
+    {
+        return Err(Error::Forbidden(format!(
+            "the repository {:?} is not on the allow-list of organisation {:?}: an Admin adds \
+             it (POST /api/v1/allow-list)",
+            request.repository_id, actor.organisation
+        )));
+    }
+    let now = cap_storage::now_ms();
+    if let Some((limit, until_ms)) = store
+        .submission_refused_until(&actor.user, &actor.organisation, now)
+        .await?
+    {
+        let wait_s = u64::try_from((until_ms - now).max(0) / 1000 + 1).unwrap_or(1);
+        return Err(Error::TooManyRequests {
+            message: format!(
+                "{} reached the limit of {limit} pull requests a day; the next is allowed at {}",
+                actor.user,
+                rfc3339_ms(until_ms).unwrap_or_default()
+            ),
+            retry_after_s: wait_s,
+        });
+    }
     let response = state
         .call(
             "supervisor",
             "SubmitTask",
-            state.tasks().submit_task(request),
+            state.tasks().submit_task(acting(&actor, request)),
         )
         .await?;
     let task = response.task.ok_or(Error::UpstreamProtocol {
@@ -242,6 +274,10 @@ pub async fn submit(
         call: "SubmitTask",
         missing: "a task",
     })?;
+    // Counted once accepted: a refused submission does not use up the day's allowance.
+    store
+        .record_submission(&actor.user, &task.task_id, now)
+        .await?;
     let status = if task.status.is_empty() {
         "queued".to_owned()
     } else {
@@ -267,6 +303,7 @@ pub struct TaskList {
 /// `GET /api/v1/tasks?limit=N`.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     headers: HeaderMap,
     query: QueryParams,
 ) -> Result<Json<TaskList>> {
@@ -277,7 +314,9 @@ pub async fn list(
         .call(
             "supervisor",
             "ListTasks",
-            state.tasks().list_tasks(ListTasksRequest { limit }),
+            state
+                .tasks()
+                .list_tasks(acting(&actor, ListTasksRequest { limit })),
         )
         .await?;
     let base = ws_base(&headers);
@@ -292,6 +331,7 @@ pub async fn list(
 /// `GET /api/v1/tasks/{task_id}`.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     query: QueryParams,
@@ -302,7 +342,9 @@ pub async fn get(
         .call(
             "supervisor",
             "GetTask",
-            state.tasks().get_task(GetTaskRequest { task_id }),
+            state
+                .tasks()
+                .get_task(acting(&actor, GetTaskRequest { task_id })),
         )
         .await?;
     Ok(Json(TaskView::new(task, &ws_base(&headers))))
@@ -311,6 +353,7 @@ pub async fn get(
 /// `POST /api/v1/tasks/{task_id}/interrupt`: the task stops at its next step and is paused.
 pub async fn interrupt(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     query: QueryParams,
@@ -323,7 +366,7 @@ pub async fn interrupt(
             "InterruptTask",
             state
                 .tasks()
-                .interrupt_task(InterruptTaskRequest { task_id }),
+                .interrupt_task(acting(&actor, InterruptTaskRequest { task_id })),
         )
         .await?;
     Ok(accepted(task, &headers))
@@ -333,6 +376,7 @@ pub async fn interrupt(
 /// checkpoint.
 pub async fn resume(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     query: QueryParams,
@@ -343,7 +387,9 @@ pub async fn resume(
         .call(
             "supervisor",
             "ResumeTask",
-            state.tasks().resume_task(ResumeTaskRequest { task_id }),
+            state
+                .tasks()
+                .resume_task(acting(&actor, ResumeTaskRequest { task_id })),
         )
         .await?;
     Ok(accepted(task, &headers))
@@ -370,6 +416,7 @@ impl JsonBody for ConstraintBody {
 /// constraint from its next step (the running agent gets it at once).
 pub async fn add_constraint(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ConstraintBody>,
@@ -384,7 +431,7 @@ pub async fn add_constraint(
         .call(
             "supervisor",
             "AddConstraint",
-            state.tasks().add_constraint(request),
+            state.tasks().add_constraint(acting(&actor, request)),
         )
         .await?;
     Ok(accepted(task, &headers))
@@ -407,6 +454,7 @@ impl JsonBody for AbortBody {
 /// failed as aborted, its workspace released.
 pub async fn abort(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<AbortBody>,
@@ -418,7 +466,11 @@ pub async fn abort(
     }
     let request = AbortTaskRequest { task_id, reason };
     let task = state
-        .call("supervisor", "AbortTask", state.tasks().abort_task(request))
+        .call(
+            "supervisor",
+            "AbortTask",
+            state.tasks().abort_task(acting(&actor, request)),
+        )
         .await?;
     Ok(accepted(task, &headers))
 }
@@ -439,25 +491,28 @@ impl JsonBody for DecisionBody {
 /// `POST /api/v1/tasks/{task_id}/approve`: a task paused at a protected change goes on.
 pub async fn approve(
     state: State<AppState>,
+    actor: Extension<Principal>,
     task_id: PathParam,
     headers: HeaderMap,
     body: OptionalJson<DecisionBody>,
 ) -> Result<Accepted> {
-    decide(state, task_id, headers, body, true).await
+    decide(state, actor, task_id, headers, body, true).await
 }
 
 /// `POST /api/v1/tasks/{task_id}/reject`: a task paused at a protected change ends, failed.
 pub async fn reject(
     state: State<AppState>,
+    actor: Extension<Principal>,
     task_id: PathParam,
     headers: HeaderMap,
     body: OptionalJson<DecisionBody>,
 ) -> Result<Accepted> {
-    decide(state, task_id, headers, body, false).await
+    decide(state, actor, task_id, headers, body, false).await
 }
 
 async fn decide(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<DecisionBody>,
@@ -468,6 +523,21 @@ async fn decide(
     if !reason.is_empty() {
         input::text("reason", &reason, MAX_ABORT_REASON_CHARS)?;
     }
+    if approve {
+        let task = state
+            .call(
+                "supervisor",
+                "GetTask",
+                state.tasks().get_task(acting(
+                    &actor,
+                    GetTaskRequest {
+                        task_id: task_id.clone(),
+                    },
+                )),
+            )
+            .await?;
+        crate::auth::four_eyes(&state, &actor, &task_id, &task.repository_id, "approve").await?;
+    }
     let request = DecideTaskRequest {
         task_id,
         approve,
@@ -477,7 +547,7 @@ async fn decide(
         .call(
             "supervisor",
             "DecideTask",
-            state.tasks().decide_task(request),
+            state.tasks().decide_task(acting(&actor, request)),
         )
         .await?;
     Ok(accepted(task, &headers))
@@ -508,6 +578,7 @@ pub struct EventPage {
 /// event stream (see [`crate::EventsPolicy`]).
 pub async fn events(
     State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
     PathParam(task_id): PathParam,
     query: QueryParams,
 ) -> Result<Json<EventPage>> {
@@ -523,7 +594,11 @@ pub async fn events(
     let deadline = Instant::now() + policy.max_wait;
     let request = WatchTaskRequest { task_id, after_seq };
     let mut stream = state
-        .call("supervisor", "WatchTask", state.tasks().watch_task(request))
+        .call(
+            "supervisor",
+            "WatchTask",
+            state.tasks().watch_task(acting(&actor, request)),
+        )
         .await?;
     let mut page = EventPage {
         events: Vec::new(),

@@ -17,6 +17,7 @@ use crate::state::AppState;
 /// answer rather than a socket that closes at once. `?after_seq=N` resumes after event N.
 pub async fn stream(
     State(state): State<AppState>,
+    axum::Extension(actor): axum::Extension<cap_identity::Principal>,
     PathParam(task_id): PathParam,
     query: QueryParams,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -33,7 +34,13 @@ pub async fn stream(
         after_seq,
     };
     let upstream = state
-        .call("supervisor", "WatchTask", state.tasks().watch_task(request))
+        .call(
+            "supervisor",
+            "WatchTask",
+            state
+                .tasks()
+                .watch_task(crate::auth::acting(&actor, request)),
+        )
         .await?;
     let stopping = state.shutting_down();
     Ok(upgrade

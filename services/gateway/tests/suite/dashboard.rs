@@ -6,7 +6,7 @@ use super::support::{get, offline_state, send};
 
 #[tokio::test]
 async fn dashboard_and_assets_are_served() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
 
     let page = send(&state, get("/")).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -45,8 +45,8 @@ async fn dashboard_and_assets_are_served() {
 
 #[tokio::test]
 async fn dashboard_has_a_strict_content_security_policy() {
-    let (_dir, state) = offline_state();
-    let response = tower::ServiceExt::oneshot(cap_gateway::app(state), get("/"))
+    let (_dir, state) = offline_state().await;
+    let response = tower::ServiceExt::oneshot(cap_gateway::app(state.clone()), get("/"))
         .await
         .unwrap();
     let csp = response.headers()["content-security-policy"]
@@ -66,18 +66,11 @@ async fn dashboard_has_a_strict_content_security_policy() {
     request
         .headers_mut()
         .insert("host", "evil; script-src *".parse().unwrap());
-    let response = tower::ServiceExt::oneshot(cap_gateway::app(state_again()), request)
+    let response = tower::ServiceExt::oneshot(cap_gateway::app(state), request)
         .await
         .unwrap();
     let csp = response.headers()["content-security-policy"]
         .to_str()
         .unwrap();
     assert!(!csp.contains("evil"), "{csp}");
-}
-
-fn state_again() -> cap_gateway::AppState {
-    let (dir, state) = offline_state();
-    // The PKI files are read at construction; the directory may go.
-    drop(dir);
-    state
 }

@@ -1,3 +1,4 @@
+mod auth;
 mod dashboard;
 mod pull_requests;
 mod run;

@@ -6,11 +6,13 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 use tonic::Status;
 
-use super::support::{CREATED_MS, Fleet, UPDATED_MS, get, post_json, post_raw, send};
+use super::support::{
+    CREATED_MS, Fleet, TESTER, UPDATED_MS, bearer, get, post_json, post_raw, send, token_of,
+};
 
 const DIFF: &str = "diff --git a/src/auth.js b/src/auth.js\n--- a/src/auth.js\n+++ b/src/auth.js\n@@ -1 +1,2 @@\n const a = 1;\n+const b = 2;\n";
 
-fn pr(id: &str, number: u64, repository_id: &str) -> PullRequest {
+pub fn pr(id: &str, number: u64, repository_id: &str) -> PullRequest {
     PullRequest {
         pull_request_id: id.to_owned(),
         repository_id: repository_id.to_owned(),
@@ -34,7 +36,7 @@ fn pr(id: &str, number: u64, repository_id: &str) -> PullRequest {
 #[tokio::test]
 async fn list_and_get() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.github.add(pr("pr-1", 1, "acme/widgets"));
     fleet.github.add(pr("pr-2", 2, "acme/gadgets"));
 
@@ -89,7 +91,7 @@ async fn list_and_get() {
 #[tokio::test]
 async fn review_then_merge() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.github.add(pr("pr-1", 1, "acme/widgets"));
 
     // Merging before an approval is a conflict.
@@ -110,9 +112,13 @@ async fn review_then_merge() {
         "comments": [{"file": "src/auth.js", "line": 2, "body": "Use a constant here"}],
         "reviewer": "alice",
     });
+    let alice = token_of(&state, "alice", cap_identity::Role::Developer).await;
     let answer = send(
         &state,
-        post_json("/api/v1/pull-requests/pr-1/review", &body.to_string()),
+        bearer(
+            post_json("/api/v1/pull-requests/pr-1/review", &body.to_string()),
+            &alice,
+        ),
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -140,7 +146,8 @@ async fn review_then_merge() {
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.json["state"], "approved");
-    assert_eq!(answer.json["reviews"][1]["reviewer"], "anonymous");
+    // The reviewer is whoever is signed in.
+    assert_eq!(answer.json["reviews"][1]["reviewer"], TESTER);
     assert_eq!(answer.json["reviews"][1]["action"], "approve");
 
     let answer = send(&state, post_json("/api/v1/pull-requests/pr-1/merge", "{}")).await;
@@ -162,7 +169,7 @@ async fn review_then_merge() {
 #[tokio::test]
 async fn review_of_an_unknown_pull_request_is_404_and_failures_map() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     let answer = send(
         &state,
         post_json(

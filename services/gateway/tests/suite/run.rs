@@ -48,8 +48,29 @@ async fn addr_file(path: &Path) -> SocketAddr {
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_request(addr, "GET", path, &[], "").await
+}
+
+async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -70,7 +91,32 @@ async fn serves_http_and_grpc_health() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
 
+    // Nothing but the dashboard and health without signing in; the first Admin's one-time
+    // password, written at first start, signs in.
     let response = http_get(http, "/api/v1/tasks").await;
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("sign in first"), "{response}");
+    let password_file = fleet.dir.path().join("data/initial-admin-password");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    let login = serde_json::json!({"username": "admin", "password": password.trim()}).to_string();
+    let response = http_request(http, "POST", "/api/v1/auth/login", &[], &login).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("set-cookie: cap_session=") && response.contains("HttpOnly"),
+        "{response}"
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let me: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(me["role"], "admin");
+    let bearer = format!("Bearer {}", me["token"].as_str().unwrap());
+    let response = http_request(
+        http,
+        "GET",
+        "/api/v1/tasks",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"tasks":[]}"#), "{response}");
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cap_gateway::{AppState, app};
+use cap_identity::Role;
 use cap_mtls::Pki;
 use cap_proto::agent::v1::{TaskEvent, task_event::Payload};
 use cap_proto::github::v1::git_hub_server::{GitHub, GitHubServer};
@@ -58,6 +59,8 @@ pub struct FakeTasks {
     submitted: Arc<Mutex<Vec<SubmitTaskRequest>>>,
     fail_next: Arc<Mutex<Option<Status>>>,
     submit_without_task: Arc<AtomicBool>,
+    /// The acting user each submission named in its metadata.
+    pub actors: Arc<Mutex<Vec<String>>>,
     /// Open `WatchTask` streams.
     pub watchers: Arc<watch::Sender<usize>>,
 }
@@ -183,6 +186,12 @@ impl TaskService for FakeTasks {
         request: GrpcRequest<SubmitTaskRequest>,
     ) -> Result<GrpcResponse<SubmitTaskResponse>, Status> {
         self.take_failure()?;
+        let actor = request
+            .metadata()
+            .get(cap_gateway::auth::ACTOR_METADATA)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        self.actors.lock().unwrap().push(actor);
         let request = request.into_inner();
         self.submitted.lock().unwrap().push(request.clone());
         let task = Task {
@@ -561,10 +570,17 @@ impl Fleet {
         }
     }
 
-    /// Gateway state with the gateway's own certificate.
-    pub fn state(&self) -> AppState {
+    /// Gateway state with the gateway's own certificate, over one identity store per fleet
+    /// (so tokens minted for it stay valid across states).
+    pub async fn state(&self) -> AppState {
         let tls = self.pki.service("gateway").unwrap();
-        AppState::connect(&tls, &self.supervisor_url, &self.github_url).unwrap()
+        let auth = authenticator(&self.dir.path().join("identity")).await;
+        AppState::connect(&tls, &self.supervisor_url, &self.github_url, auth).unwrap()
+    }
+
+    /// A bearer token of the test Admin, for clients other than [`send`].
+    pub async fn token(&self) -> String {
+        admin_token(&self.state().await).await
     }
 
     /// Serves the gateway on a loopback port; returns its address.
@@ -578,8 +594,9 @@ impl Fleet {
 
 /// State whose upstream addresses have nothing listening (nothing is dialled before a
 /// request gets past validation).
-pub fn offline_state() -> (tempfile::TempDir, AppState) {
+pub async fn offline_state() -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().unwrap();
+    let auth = authenticator(&dir.path().join("identity")).await;
     let tls = Pki::ensure_dev(dir.path())
         .unwrap()
         .service("gateway")
@@ -589,7 +606,71 @@ pub fn offline_state() -> (tempfile::TempDir, AppState) {
         listener.local_addr().unwrap().port()
     };
     let url = format!("https://127.0.0.1:{port}");
-    (dir, AppState::connect(&tls, &url, &url).unwrap())
+    (dir, AppState::connect(&tls, &url, &url, auth).unwrap())
+}
+
+/// The test Admin's name.
+pub const TESTER: &str = "tester";
+
+/// An authenticator over a SQLite store in `dir`, with the test Admin and an allow-list open
+/// to every repository.
+pub async fn authenticator(dir: &std::path::Path) -> cap_identity::Authenticator {
+    std::fs::create_dir_all(dir).unwrap();
+    let store =
+        cap_identity::IdentityStore::open(&cap_storage::sqlite_url(&dir.join("gateway.db")))
+            .await
+            .unwrap();
+    match store
+        .add_user(
+            TESTER,
+            Role::Admin,
+            None,
+            cap_identity::DEFAULT_ORGANISATION,
+        )
+        .await
+    {
+        Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
+        Err(error) => panic!("{error}"),
+    }
+    store
+        .allow_repository(&cap_identity::AllowedRepository {
+            organisation: cap_identity::DEFAULT_ORGANISATION.into(),
+            pattern: "*".into(),
+            allow_self_approval: false,
+        })
+        .await
+        .unwrap();
+    cap_identity::Authenticator::new(store, dir).unwrap()
+}
+
+/// A fresh API token of `user` (made with `role` if new) in the state's store.
+pub async fn token_of(state: &AppState, user: &str, role: Role) -> String {
+    let store = state.authenticator().store();
+    match store
+        .add_user(user, role, None, cap_identity::DEFAULT_ORGANISATION)
+        .await
+    {
+        Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
+        Err(error) => panic!("{error}"),
+    }
+    store
+        .create_token(user, role, "test", cap_identity::Lifetime::days(1))
+        .await
+        .unwrap()
+        .secret
+}
+
+/// `request` with `token` as its bearer credential.
+pub fn bearer(mut request: Request<Body>, token: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A fresh API token of the test Admin.
+pub async fn admin_token(state: &AppState) -> String {
+    token_of(state, TESTER, Role::Admin).await
 }
 
 /// A response: status and JSON body (`Null` when the body is not JSON).
@@ -619,7 +700,21 @@ impl Answer {
     }
 }
 
-pub async fn send(state: &AppState, request: Request<Body>) -> Answer {
+/// Sends `request` to the app, as the test Admin unless it carries credentials of its own.
+pub async fn send(state: &AppState, mut request: Request<Body>) -> Answer {
+    let has_credentials =
+        request.headers().contains_key("authorization") || request.headers().contains_key("cookie");
+    if !has_credentials {
+        let token = admin_token(state).await;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    send_as_is(state, request).await
+}
+
+/// Sends `request` exactly as built (no credentials added).
+pub async fn send_as_is(state: &AppState, request: Request<Body>) -> Answer {
     let response = app(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let content_type = response

@@ -46,7 +46,7 @@ fn status(value: &str, progress: u32) -> Payload {
 #[tokio::test]
 async fn submit_queues_a_task() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     let body = json!({
         "repository_id": "gh_org/repo_name",
         "prompt": "Add JWT authentication middleware",
@@ -105,7 +105,7 @@ async fn submit_queues_a_task() {
 #[tokio::test]
 async fn get_and_list_show_the_whole_task() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.tasks.add_task(running_task(TASK), vec![]);
     let mut failed = running_task("0a1b2c3d-0000-4000-8000-000000000001");
     failed.status = "failed".to_owned();
@@ -161,7 +161,7 @@ async fn get_and_list_show_the_whole_task() {
 #[tokio::test]
 async fn logs_url_follows_the_proxy_scheme() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.tasks.add_task(running_task(TASK), vec![]);
     let mut request = get(&format!("/api/v1/tasks/{TASK}"));
     request
@@ -180,7 +180,7 @@ async fn logs_url_follows_the_proxy_scheme() {
 #[tokio::test]
 async fn events_of_a_finished_task() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     let mut task = running_task(TASK);
     task.status = "completed".to_owned();
     fleet.tasks.add_task(
@@ -252,7 +252,7 @@ async fn events_of_a_finished_task() {
 #[tokio::test]
 async fn events_of_a_running_task_are_a_bounded_read() {
     let fleet = Fleet::start().await;
-    let state = fleet.state().with_events_policy(EventsPolicy {
+    let state = fleet.state().await.with_events_policy(EventsPolicy {
         idle: std::time::Duration::from_millis(300),
         ..EventsPolicy::default()
     });
@@ -277,7 +277,7 @@ async fn events_of_a_running_task_are_a_bounded_read() {
 #[tokio::test]
 async fn upstream_statuses_map_to_http() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     let uri = format!("/api/v1/tasks/{TASK}");
 
     // A task the supervisor does not know.
@@ -351,8 +351,10 @@ async fn gateway_with_a_foreign_certificate_is_refused_upstream() {
         .unwrap()
         .service("gateway")
         .unwrap();
+    let auth = super::support::authenticator(&other.path().join("identity")).await;
     let state =
-        cap_gateway::AppState::connect(&tls, &fleet.supervisor_url, &fleet.github_url).unwrap();
+        cap_gateway::AppState::connect(&tls, &fleet.supervisor_url, &fleet.github_url, auth)
+            .unwrap();
     fleet.tasks.add_task(running_task(TASK), vec![]);
     let answer = send(&state, get(&format!("/api/v1/tasks/{TASK}"))).await;
     assert_eq!(
@@ -364,7 +366,7 @@ async fn gateway_with_a_foreign_certificate_is_refused_upstream() {
 #[tokio::test]
 async fn interrupt_and_resume_move_the_task() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.tasks.add_task(running_task(TASK), vec![]);
 
     let paused = send(
@@ -408,7 +410,7 @@ async fn interrupt_and_resume_move_the_task() {
 #[tokio::test]
 async fn constraints_and_aborts_reach_the_supervisor_with_their_fields_checked() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     fleet.tasks.add_task(running_task(TASK), vec![]);
 
     let added = send(
@@ -477,7 +479,7 @@ async fn constraints_and_aborts_reach_the_supervisor_with_their_fields_checked()
 #[tokio::test]
 async fn approve_and_reject_decide_a_paused_task() {
     let fleet = Fleet::start().await;
-    let state = fleet.state();
+    let state = fleet.state().await;
     let mut paused = running_task(TASK);
     paused.status = "paused".into();
     fleet.tasks.add_task(paused, vec![]);

@@ -167,7 +167,7 @@ const SUBMIT_CASES: &[(&str, u16, &str, Option<&str>)] = &[
 
 #[tokio::test]
 async fn submit_task_names_each_bad_field() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     for (body, status, code, field) in SUBMIT_CASES {
         let answer = send(&state, post_json("/api/v1/tasks", body)).await;
         let got = answer.error(StatusCode::from_u16(*status).unwrap());
@@ -182,7 +182,7 @@ async fn submit_task_names_each_bad_field() {
 
 #[tokio::test]
 async fn prompt_length_is_counted_in_characters() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let too_long = "é".repeat(20_001);
     let body = serde_json::json!({"repository_id": "a/b", "prompt": too_long}).to_string();
     let answer = send(&state, post_json("/api/v1/tasks", &body)).await;
@@ -209,7 +209,7 @@ async fn prompt_length_is_counted_in_characters() {
 
 #[tokio::test]
 async fn content_type_must_be_json() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let body = r#"{"repository_id": "a/b", "prompt": "x"}"#;
     for content_type in [
         None,
@@ -252,7 +252,7 @@ async fn content_type_must_be_json() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let body = format!(
         r#"{{"repository_id": "a/b", "prompt": "{}"}}"#,
         "x".repeat(2 << 20)
@@ -266,7 +266,7 @@ async fn oversized_bodies_are_refused() {
 
 #[tokio::test]
 async fn task_ids_must_be_uuids() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     for uri in [
         "/api/v1/tasks/42",
         "/api/v1/tasks/not-a-uuid/events",
@@ -284,7 +284,7 @@ async fn task_ids_must_be_uuids() {
 
 #[tokio::test]
 async fn query_parameters_are_checked() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let cases = [
         (
             format!("/api/v1/tasks/{TASK}/events?after_seq=-1"),
@@ -440,7 +440,7 @@ const REVIEW_CASES: &[(&str, u16, &str, Option<&str>)] = &[
 
 #[tokio::test]
 async fn review_names_each_bad_field() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     for (body, status, code, field) in REVIEW_CASES {
         let answer = send(&state, post_json("/api/v1/pull-requests/pr-1/review", body)).await;
         let got = answer.error(StatusCode::from_u16(*status).unwrap());
@@ -455,7 +455,7 @@ async fn review_names_each_bad_field() {
 
 #[tokio::test]
 async fn merge_takes_no_fields() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let answer = send(
         &state,
         post_json("/api/v1/pull-requests/pr-1/merge", r#"{"force": true}"#),
@@ -471,7 +471,7 @@ async fn merge_takes_no_fields() {
 
 #[tokio::test]
 async fn pull_request_ids_are_checked() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let long = "x".repeat(300);
     for uri in [
         "/api/v1/pull-requests/%20".to_owned(),
@@ -494,7 +494,7 @@ async fn pull_request_ids_are_checked() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_json() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let answer = send(&state, get("/api/v1/nope")).await;
     assert_eq!(
         answer.error(StatusCode::NOT_FOUND),
@@ -514,7 +514,7 @@ async fn unknown_routes_and_methods_are_json() {
 
 #[tokio::test]
 async fn websocket_routes_need_an_upgrade() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     let answer = send(&state, get(&format!("/ws/tasks/{TASK}/stream"))).await;
     let status = answer.status;
     assert!(status.is_client_error(), "{status}");
@@ -523,7 +523,7 @@ async fn websocket_routes_need_an_upgrade() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_503() {
-    let (_dir, state) = offline_state();
+    let (_dir, state) = offline_state().await;
     for uri in [
         "/api/v1/tasks".to_owned(),
         format!("/api/v1/tasks/{TASK}"),

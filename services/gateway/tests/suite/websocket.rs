@@ -85,11 +85,25 @@ const ALL_NAMES: [&str; 8] = [
     "error",
 ];
 
-async fn connect(addr: std::net::SocketAddr, path: &str) -> Socket {
-    let (socket, _) = connect_async(format!("ws://{addr}{path}"))
+async fn connect(fleet: &Fleet, addr: std::net::SocketAddr, path: &str) -> Socket {
+    let (socket, _) = connect_async(authorized(fleet, &format!("ws://{addr}{path}")).await)
         .await
         .expect("handshake");
     socket
+}
+
+/// A WebSocket request to `url` carrying the test Admin's token.
+async fn authorized(
+    fleet: &Fleet,
+    url: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request().unwrap();
+    let token = fleet.token().await;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }
 
 /// The next event (text frame), or the close frame's code.
@@ -128,8 +142,8 @@ fn names(events: &[serde_json::Value]) -> Vec<String> {
 async fn replays_stored_events_then_live_ones_then_closes_normally() {
     let fleet = Fleet::start().await;
     fleet.tasks.add_task(running_task(TASK), all_kinds());
-    let addr = fleet.serve(fleet.state()).await;
-    let mut socket = connect(addr, &format!("/ws/tasks/{TASK}/stream")).await;
+    let addr = fleet.serve(fleet.state().await).await;
+    let mut socket = connect(&fleet, addr, &format!("/ws/tasks/{TASK}/stream")).await;
 
     let stored = events(&mut socket, 8).await;
     assert_eq!(names(&stored), ALL_NAMES);
@@ -170,8 +184,8 @@ async fn logs_alias_resumes_after_seq() {
     let mut task = running_task(TASK);
     task.status = "completed".to_owned();
     fleet.tasks.add_task(task, all_kinds());
-    let addr = fleet.serve(fleet.state()).await;
-    let mut socket = connect(addr, &format!("/ws/tasks/{TASK}/logs?after_seq=5")).await;
+    let addr = fleet.serve(fleet.state().await).await;
+    let mut socket = connect(&fleet, addr, &format!("/ws/tasks/{TASK}/logs?after_seq=5")).await;
     let rest = events(&mut socket, 3).await;
     assert_eq!(names(&rest), ALL_NAMES[5..]);
     assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Normal)));
@@ -180,10 +194,11 @@ async fn logs_alias_resumes_after_seq() {
 #[tokio::test]
 async fn unknown_task_is_refused_before_the_upgrade() {
     let fleet = Fleet::start().await;
-    let addr = fleet.serve(fleet.state()).await;
-    let error = connect_async(format!("ws://{addr}/ws/tasks/{TASK}/stream"))
-        .await
-        .unwrap_err();
+    let addr = fleet.serve(fleet.state().await).await;
+    let error =
+        connect_async(authorized(&fleet, &format!("ws://{addr}/ws/tasks/{TASK}/stream")).await)
+            .await
+            .unwrap_err();
     match error {
         tokio_tungstenite::tungstenite::Error::Http(response) => {
             assert_eq!(response.status(), 404);
@@ -201,8 +216,8 @@ async fn broken_upstream_stream_closes_with_an_error() {
     fleet
         .tasks
         .add_task(running_task(TASK), all_kinds()[..1].to_vec());
-    let addr = fleet.serve(fleet.state()).await;
-    let mut socket = connect(addr, &format!("/ws/tasks/{TASK}/stream")).await;
+    let addr = fleet.serve(fleet.state().await).await;
+    let mut socket = connect(&fleet, addr, &format!("/ws/tasks/{TASK}/stream")).await;
     assert_eq!(names(&events(&mut socket, 1).await), ["task_status"]);
     fleet.tasks.break_streams(TASK, Code::Internal);
     assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Error)));
@@ -214,9 +229,9 @@ async fn shutdown_closes_open_sockets() {
     fleet
         .tasks
         .add_task(running_task(TASK), all_kinds()[..1].to_vec());
-    let state = fleet.state();
+    let state = fleet.state().await;
     let addr = fleet.serve(state.clone()).await;
-    let mut socket = connect(addr, &format!("/ws/tasks/{TASK}/stream")).await;
+    let mut socket = connect(&fleet, addr, &format!("/ws/tasks/{TASK}/stream")).await;
     assert_eq!(names(&events(&mut socket, 1).await), ["task_status"]);
     state.shutdown();
     assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Away)));
@@ -228,10 +243,10 @@ async fn client_leaving_releases_the_upstream_stream() {
     fleet
         .tasks
         .add_task(running_task(TASK), all_kinds()[..1].to_vec());
-    let addr = fleet.serve(fleet.state()).await;
+    let addr = fleet.serve(fleet.state().await).await;
     let mut watchers = fleet.tasks.watchers.subscribe();
 
-    let mut socket = connect(addr, &format!("/ws/tasks/{TASK}/stream")).await;
+    let mut socket = connect(&fleet, addr, &format!("/ws/tasks/{TASK}/stream")).await;
     assert_eq!(names(&events(&mut socket, 1).await), ["task_status"]);
     assert_eq!(*watchers.borrow_and_update(), 1);
 
