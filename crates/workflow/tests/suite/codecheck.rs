@@ -7,24 +7,34 @@ use pretty_assertions::assert_eq;
 use super::support::{Harness, Step, config};
 
 #[tokio::test]
-async fn suspicious_code_the_agent_adds_is_reported_and_listed_in_the_pull_request() {
+async fn suspicious_code_the_agent_adds_is_reported_once_and_listed_in_the_pull_request() {
     let h = Harness::start(config()).await;
+    // The commit fails once after the checks ran: review runs again, and reports nothing twice.
+    h.github.fail(
+        "CommitChanges",
+        tonic::Status::unavailable("the forge is restarting"),
+    );
     h.context.script([Step::finish("context_ready")]);
     h.coding.script([Step::edit(
         "calc.py",
         "import subprocess\n\n\ndef add(a, b):\n    return a + b\n\n\ndef run(cmd):\n    \
          subprocess.call(cmd, shell=True)\n    return eval(input())\n",
     )]);
-    h.testing.script([Step::finish("tests_passed")]);
+    h.testing
+        .script([Step::finish("tests_passed"), Step::finish("tests_passed")]);
     let task = h.submit("Fix add").await;
     h.wait_for(&task.task_id, "completed").await;
+    assert_eq!(h.testing.requests().len(), 2, "review ran twice");
 
     let warnings: Vec<String> = h
         .events(&task.task_id)
         .await
         .into_iter()
         .filter_map(|record| match record.event.payload? {
-            Payload::Error(e) if e.severity == "warning" => Some(e.message),
+            Payload::Error(e) if e.message.starts_with("suspicious code") => {
+                assert_eq!(e.severity, "warning");
+                Some(e.message)
+            }
             _ => None,
         })
         .collect();
