@@ -117,7 +117,17 @@ impl Run {
         changes: &[FileChange],
         diff: &str,
     ) -> Result<()> {
-        let report = check_changes(changes, diff);
+        // Parsing a large change takes a while: off the runtime's worker threads.
+        let (owned, whole_diff) = (changes.to_vec(), diff.to_owned());
+        let report = tokio::task::spawn_blocking(move || check_changes(&owned, &whole_diff))
+            .await
+            .unwrap_or_else(|error| cap_codecheck::Report {
+                findings: Vec::new(),
+                skipped: vec![cap_codecheck::Skipped {
+                    path: "the whole change".into(),
+                    reason: format!("the checks stopped: {error}"),
+                }],
+            });
         for finding in &report.findings {
             if self.state.suspicious_code.contains(finding) {
                 continue;
