@@ -262,7 +262,7 @@ const GO: &str = r#"
 "#;
 
 const JAVA: &str = r#"
-((method_invocation name: (identifier) @_m) @java.eval
+((method_invocation name: (identifier) @_m arguments: (argument_list (_))) @java.eval
  (#eq? @_m "eval"))
 ((method_invocation object: (identifier) @_o name: (identifier) @_m arguments: (argument_list . (_) @nonliteral)) @java.reflection
  (#eq? @_o "Class") (#eq? @_m "forName"))

@@ -259,6 +259,11 @@ fn javascript() -> Vec<Case> {
             "process.env['NODE_TLS_REJECT_UNAUTHORIZED'] = '0';\n",
             Some("js.tls_disabled"),
         ),
+        new(
+            "src/App.tsx",
+            "export const App = () => <div onClick={() => eval(code)} />;\n",
+            Some("js.eval"),
+        ),
         // Negatives.
         new(j, "// eval(x) is banned\nconst a = 1;\n", None),
         new(j, "const s = 'eval(x) and exec(y)';\n", None),
@@ -424,6 +429,7 @@ fn java() -> Vec<Case> {
             wrap("    Class<?> c = Class.forName(\"org.h2.Driver\");"),
             None,
         ),
+        new(p, wrap("    int v = expression.eval();"), None),
         new(p, wrap("    Runtime.getRuntime().exec(\"ls\");"), None),
         new(
             p,
