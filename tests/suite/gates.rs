@@ -60,3 +60,56 @@ async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged
         assert!(!log.contains(&secret), "{name}'s log carries the secret");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspicious_code_written_by_the_model_is_reported_and_listed_in_the_pull_request() {
+    let edit = json!({
+        "path": "calc.py",
+        "old_string": "    return a - b\n\n\ndef subtract",
+        "new_string": "    return a + b\n\n\ndef run(cmd):\n    subprocess.call(cmd, shell=True)\n    return eval(input())\n\n\ndef subtract",
+    });
+    let script = vec![
+        ScriptStep::tool_call("edit_file", edit.to_string()),
+        ScriptStep::text("Fixed add()."),
+    ];
+    let fleet = TestFleet::start(script, None).await;
+    let repository_id = format!("e2e/codecheck-{}", uuid::Uuid::new_v4().simple());
+    fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
+
+    let (status, created) = fleet
+        .post(
+            "/api/v1/tasks",
+            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let events = fleet.stream_events(&task_id).await.unwrap();
+    let task = fleet.wait_for_end(&task_id).await.unwrap();
+
+    // Reported, not stopping: the task completes with its pull request.
+    assert_eq!(task["status"], "completed", "{task}\n{}", fleet.logs());
+    let shell = find_event(&events, 0, "error", |d| {
+        d["severity"] == "warning"
+            && d["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("calc.py:10 [python.shell, high]"))
+    });
+    assert!(shell.is_ok(), "{events:#?}");
+    let eval = find_event(&events, 0, "error", |d| {
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("calc.py:11 [python.eval, high]"))
+    });
+    assert!(eval.is_ok(), "{events:#?}");
+    let pr_id = task["pull_request_id"].as_str().unwrap().to_owned();
+    let (status, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
+    assert_eq!(status, 200, "{pr}");
+    let body = pr["body"].as_str().unwrap();
+    assert!(
+        body.contains("## Suspicious code")
+            && body.contains("- `calc.py:10` **python.shell** (high)")
+            && body.contains("- `calc.py:11` **python.eval** (high)"),
+        "{body}"
+    );
+}

@@ -7,6 +7,7 @@
 //! service (repository, branch, commit, pull request), the sandbox service (the workspace)
 //! and the agents (`AgentOrchestrator`).
 
+mod codecheck;
 mod coordination;
 mod engine;
 mod gates;

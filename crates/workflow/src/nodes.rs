@@ -91,6 +91,11 @@ pub struct WorkflowState {
     pub quarantined: bool,
     /// How many of the task's human constraints the run has reported and passed on.
     pub constraints_seen: usize,
+    /// Suspicious code the change adds (`cap-codecheck`), each reported once; shown in the
+    /// pull request.
+    pub suspicious_code: Vec<cap_codecheck::Finding>,
+    /// Changed files the suspicious-code checks could not check, each with why.
+    pub suspicious_code_skipped: Vec<String>,
 }
 
 impl WorkflowState {
@@ -309,8 +314,8 @@ impl Run {
         self.state.last_test_report = cap_secrets::redact(&finish.state_json);
         // What the test run wrote is known for what it is before the agent works again, and
         // the agent's own changes, cleared of secrets after it, are what gets committed.
-        let changes = self.workspace_changes().await?.changes;
-        let changes = self.own_changes(changes).await?;
+        let workspace = self.workspace_changes().await?;
+        let changes = self.own_changes(workspace.changes).await?;
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
             CheckpointKind::TestsFailed => {
@@ -336,6 +341,8 @@ impl Run {
                 )));
             }
         }
+        self.check_suspicious_code(&changes, &workspace.diff)
+            .await?;
         self.progress(85, "GitHubAutomation").await?;
         self.open_pull_request(&finish, changes).await?;
         self.destroy_session().await;
@@ -460,6 +467,7 @@ impl Run {
                 body.push_str(&format!("- `{file}`\n"));
             }
         }
+        body.push_str(&crate::codecheck::body_section(&self.state));
         body.push_str(&format!(
             "\n## Tests\n\n{} ({})\n",
             tests.description,

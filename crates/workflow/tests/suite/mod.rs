@@ -1,3 +1,4 @@
+mod codecheck;
 mod gates;
 mod graph;
 mod hitl;

@@ -1,0 +1,5 @@
+//! Integration tests of cap-codecheck.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod suite;
