@@ -8,6 +8,7 @@
 //! and the agents (`AgentOrchestrator`).
 
 mod coordination;
+mod dependencies;
 mod engine;
 mod gates;
 mod history;

@@ -91,6 +91,8 @@ pub struct WorkflowState {
     pub quarantined: bool,
     /// How many of the task's human constraints the run has reported and passed on.
     pub constraints_seen: usize,
+    /// What the last dependency check found (one line each), for the pull request.
+    pub dependency_findings: Vec<String>,
 }
 
 impl WorkflowState {
@@ -309,8 +311,8 @@ impl Run {
         self.state.last_test_report = cap_secrets::redact(&finish.state_json);
         // What the test run wrote is known for what it is before the agent works again, and
         // the agent's own changes, cleared of secrets after it, are what gets committed.
-        let changes = self.workspace_changes().await?.changes;
-        let changes = self.own_changes(changes).await?;
+        let workspace = self.workspace_changes().await?;
+        let changes = self.own_changes(workspace.changes).await?;
         match finish.kind() {
             CheckpointKind::TestsPassed | CheckpointKind::NoTests => self.state.tests_passed = true,
             CheckpointKind::TestsFailed => {
@@ -336,6 +338,7 @@ impl Run {
                 )));
             }
         }
+        self.check_dependencies(&changes, &workspace.diff).await?;
         self.progress(85, "GitHubAutomation").await?;
         self.open_pull_request(&finish, changes).await?;
         self.destroy_session().await;
@@ -460,6 +463,7 @@ impl Run {
                 body.push_str(&format!("- `{file}`\n"));
             }
         }
+        body.push_str(&crate::dependencies::body_section(&self.state));
         body.push_str(&format!(
             "\n## Tests\n\n{} ({})\n",
             tests.description,

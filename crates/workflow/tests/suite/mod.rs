@@ -1,3 +1,4 @@
+mod dependencies;
 mod gates;
 mod graph;
 mod hitl;
