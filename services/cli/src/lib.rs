@@ -4,6 +4,7 @@
 //! edits, tests in the sandbox, pull request, review. `cap scan` runs the secret scanner
 //! (`cap-secrets`) on a tree or a diff.
 
+mod advisories;
 mod scan;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+pub use advisories::{AdvisoriesArgs, AdvisoriesCommand, advisories};
 use anyhow::{Context, bail};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
@@ -63,6 +65,9 @@ pub enum Command {
     /// Scan a directory tree or a unified diff for secrets: exit 1 when something is found,
     /// 0 when clean, 2 on an error. Secrets are only ever printed redacted.
     Scan(ScanArgs),
+    /// Import OSV advisories and licences offline, and check a diff's or a tree's
+    /// dependencies against them and the licence policy.
+    Advisories(AdvisoriesArgs),
 }
 
 /// Flags of `cap up`.
@@ -115,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Up(args)) => up(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Scan(args)) => Ok(scan(&args)),
+        Some(Command::Advisories(args)) => Ok(advisories(&args)),
         None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }
