@@ -538,6 +538,11 @@ impl Fleet {
                 flags.insert("--coding-agent-url", self.url_of("coding-agent")?);
                 flags.insert("--testing-agent-url", self.url_of("testing-agent")?);
                 flags.insert("--context-agent-url", self.url_of("context-agent")?);
+                // The operator's snapshots and policy (`cap advisories import`).
+                let advisories = config.data_dir.join("advisories");
+                flags.insert("--advisories", advisories.display().to_string());
+                let policy = config.data_dir.join("policy").join("licences.toml");
+                flags.insert("--licence-policy", policy.display().to_string());
                 if let Some(seconds) = config.supervisor_lease_seconds {
                     flags.insert("--lease-seconds", seconds.to_string());
                 }

@@ -66,6 +66,11 @@ pub struct EngineConfig {
     pub circuit_failures: u32,
     /// How long an open circuit refuses calls.
     pub circuit_open_for: Duration,
+    /// The operator's advisory and licence snapshots (`cap advisories import`); `None` or
+    /// an empty directory: dependencies are not checked for advisories, and a warning says so.
+    pub advisories_dir: Option<std::path::PathBuf>,
+    /// The operator's licence policy file (`licences.toml`); `None` or absent: no policy.
+    pub licence_policy: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +84,8 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             circuit_failures: 5,
             circuit_open_for: Duration::from_secs(30),
+            advisories_dir: None,
+            licence_policy: None,
         }
     }
 }

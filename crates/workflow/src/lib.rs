@@ -9,6 +9,7 @@
 
 mod codecheck;
 mod coordination;
+mod dependencies;
 mod engine;
 mod gates;
 mod history;

@@ -96,6 +96,8 @@ pub struct WorkflowState {
     pub suspicious_code: Vec<cap_codecheck::Finding>,
     /// Changed files the suspicious-code checks could not check, each with why.
     pub suspicious_code_skipped: Vec<String>,
+    /// What the last dependency check found (one line each), for the pull request.
+    pub dependency_findings: Vec<String>,
 }
 
 impl WorkflowState {
@@ -343,6 +345,7 @@ impl Run {
         }
         self.check_suspicious_code(&changes, &workspace.diff)
             .await?;
+        self.check_dependencies(&changes, &workspace.diff).await?;
         self.progress(85, "GitHubAutomation").await?;
         self.open_pull_request(&finish, changes).await?;
         self.destroy_session().await;
@@ -468,6 +471,7 @@ impl Run {
             }
         }
         body.push_str(&crate::codecheck::body_section(&self.state));
+        body.push_str(&crate::dependencies::body_section(&self.state));
         body.push_str(&format!(
             "\n## Tests\n\n{} ({})\n",
             tests.description,

@@ -4,6 +4,7 @@
 //! edits, tests in the sandbox, pull request, review. `cap scan` runs the secret scanner
 //! (`cap-secrets`) on a tree or a diff.
 
+mod advisories;
 mod scan;
 mod users;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+pub use advisories::{AdvisoriesArgs, AdvisoriesCommand, advisories};
 use anyhow::{Context, bail};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
@@ -76,6 +78,9 @@ pub enum Command {
     /// Session keys.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Import OSV advisories and licences offline, and check a diff's or a tree's
+    /// dependencies against them and the licence policy.
+    Advisories(AdvisoriesArgs),
 }
 
 /// Flags of `cap up`.
@@ -131,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::User(command)) => users::user(command).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Token(command)) => users::token(command).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Auth(command)) => users::auth(command).map(|()| ExitCode::SUCCESS),
+        Some(Command::Advisories(args)) => Ok(advisories(&args)),
         None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -77,6 +77,14 @@ pub struct Config {
     /// it is set and Redis does not answer.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The operator's advisory and licence snapshots (`cap advisories import`), checked
+    /// against the dependencies a change adds; unset or empty: not checked, with a warning.
+    #[arg(long, env = "CAP_ADVISORIES_DIR")]
+    pub advisories: Option<std::path::PathBuf>,
+    /// The operator's licence policy (`licences.toml`: a default and per-repository
+    /// entries); unset or absent: licences are not checked.
+    #[arg(long, env = "CAP_LICENCE_POLICY")]
+    pub licence_policy: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -119,6 +127,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_concurrent_tasks: config.max_concurrent_tasks.max(1),
         replica_id: config.replica_id(),
         lease: std::time::Duration::from_secs(config.lease_seconds),
+        advisories_dir: config.advisories.clone(),
+        licence_policy: config.licence_policy.clone(),
         ..EngineConfig::default()
     };
     let coordination = match config

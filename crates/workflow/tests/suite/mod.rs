@@ -1,4 +1,5 @@
 mod codecheck;
+mod dependencies;
 mod gates;
 mod graph;
 mod hitl;
