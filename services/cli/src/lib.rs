@@ -4,6 +4,7 @@
 //! edits, tests in the sandbox, pull request, review. `cap scan` runs the secret scanner
 //! (`cap-secrets`) on a tree or a diff.
 
+mod audit;
 mod scan;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+pub use audit::{AuditArgs, audit};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{ImportRepositoryRequest, ImportedFile};
@@ -63,6 +65,8 @@ pub enum Command {
     /// Scan a directory tree or a unified diff for secrets: exit 1 when something is found,
     /// 0 when clean, 2 on an error. Secrets are only ever printed redacted.
     Scan(ScanArgs),
+    /// Check (`verify`) or print (`show`) the supervisor's audit log.
+    Audit(AuditArgs),
 }
 
 /// Flags of `cap up`.
@@ -115,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Up(args)) => up(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Scan(args)) => Ok(scan(&args)),
+        Some(Command::Audit(args)) => Ok(audit(&args).await),
         None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }
