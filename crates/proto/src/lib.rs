@@ -52,3 +52,4 @@ pub mod context {
 }
 
 mod names;
+pub use names::ACTOR_METADATA;

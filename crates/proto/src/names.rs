@@ -4,6 +4,10 @@
 
 use crate::agent::v1::CheckpointKind;
 
+/// The gRPC metadata key naming the user a call acts for (set by the gateway for signed-in
+/// users); the supervisor records it in the audit log (`cap_runtime::acting_user`).
+pub const ACTOR_METADATA: &str = "x-cap-actor";
+
 impl CheckpointKind {
     /// The kind's name, e.g. `tests_passed`; `unspecified` for the zero value.
     pub fn name(self) -> &'static str {

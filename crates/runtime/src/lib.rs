@@ -190,3 +190,30 @@ pub async fn shutdown_signal() {
 pub fn https_url(addr: SocketAddr) -> String {
     format!("https://{addr}")
 }
+
+/// The user a gRPC call acts for, from its `x-cap-actor` metadata
+/// ([`cap_proto::ACTOR_METADATA`]): `"anonymous"` when it is absent or not a plain name (1 to
+/// 64 ASCII letters, digits, `.`, `_`, `-` or `@`), so nothing a caller sends there can forge
+/// an audit line's layout.
+pub fn acting_user(metadata: &tonic::metadata::MetadataMap) -> String {
+    const ANONYMOUS: &str = "anonymous";
+    let Some(value) = metadata
+        .get(cap_proto::ACTOR_METADATA)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return ANONYMOUS.to_owned();
+    };
+    let plain = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if plain {
+        value.to_owned()
+    } else {
+        ANONYMOUS.to_owned()
+    }
+}
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

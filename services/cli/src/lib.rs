@@ -5,6 +5,7 @@
 //! (`cap-secrets`) on a tree or a diff.
 
 mod advisories;
+mod audit;
 mod scan;
 mod users;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use advisories::{AdvisoriesArgs, AdvisoriesCommand, advisories};
 use anyhow::{Context, bail};
+pub use audit::{AuditArgs, audit};
 use cap_fleet::{Fleet, FleetConfig, ModelEndpoint};
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{ImportRepositoryRequest, ImportedFile};
@@ -81,6 +83,8 @@ pub enum Command {
     /// Import OSV advisories and licences offline, and check a diff's or a tree's
     /// dependencies against them and the licence policy.
     Advisories(AdvisoriesArgs),
+    /// Check (`verify`) or print (`show`) the supervisor's audit log.
+    Audit(AuditArgs),
 }
 
 /// Flags of `cap up`.
@@ -137,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Token(command)) => users::token(command).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Auth(command)) => users::auth(command).map(|()| ExitCode::SUCCESS),
         Some(Command::Advisories(args)) => Ok(advisories(&args)),
+        Some(Command::Audit(args)) => Ok(audit(&args).await),
         None => up(UpArgs::default()).await.map(|()| ExitCode::SUCCESS),
     }
 }

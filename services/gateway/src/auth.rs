@@ -26,7 +26,7 @@ pub const SESSION_COOKIE: &str = "cap_session";
 /// The header cookie-authenticated state changes echo the session's CSRF value in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The gRPC metadata key naming the acting user for the services inside.
-pub const ACTOR_METADATA: &str = "x-cap-actor";
+pub use cap_proto::ACTOR_METADATA;
 
 /// The role a route needs; `None` for the public ones (dashboard assets, health, sign-in).
 pub fn required_role(method: &Method, route: &str) -> Option<Role> {

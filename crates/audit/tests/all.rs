@@ -1,0 +1,3 @@
+//! Integration tests of the audit log, on SQLite and PostgreSQL.
+
+mod suite;
