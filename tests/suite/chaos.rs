@@ -91,11 +91,7 @@ impl Chaos {
 
     /// Waits on the task's WebSocket stream for the first event `matches` accepts.
     async fn wait_for(&self, task_id: &str, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        let url = format!(
-            "ws://{}/ws/tasks/{task_id}/stream",
-            self.fleet.fleet.gateway_http()
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut socket = self.fleet.open_stream(task_id).await.unwrap();
         let mut seen = Vec::new();
         let found = tokio::time::timeout(CHAOS_DEADLINE, async {
             while let Some(message) = socket.next().await {

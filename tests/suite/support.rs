@@ -155,8 +155,15 @@ impl TestFleet {
         bare
     }
 
-    /// Reads the task's WebSocket stream until the server closes it.
-    pub async fn stream_events(&self, task_id: &str) -> anyhow::Result<Vec<Value>> {
+    /// Opens the task's WebSocket stream as the developer.
+    pub async fn open_stream(
+        &self,
+        task_id: &str,
+    ) -> anyhow::Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    > {
         let url = format!(
             "ws://{}/ws/tasks/{task_id}/stream",
             self.fleet.gateway_http()
@@ -166,7 +173,12 @@ impl TestFleet {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {}", self.token).parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(tokio_tungstenite::connect_async(request).await?.0)
+    }
+
+    /// Reads the task's WebSocket stream until the server closes it.
+    pub async fn stream_events(&self, task_id: &str) -> anyhow::Result<Vec<Value>> {
+        let mut socket = self.open_stream(task_id).await?;
         let mut events = Vec::new();
         let read_all = async {
             while let Some(message) = socket.next().await {
