@@ -78,15 +78,7 @@ impl Chaos {
     }
 
     async fn submit(&self) -> String {
-        let (status, created) = self
-            .fleet
-            .post(
-                "/api/v1/tasks",
-                json!({"repository_id": self.repository_id, "prompt": PROMPT}),
-            )
-            .await;
-        assert_eq!(status, 202, "{created}");
-        created["task_id"].as_str().unwrap().to_owned()
+        self.fleet.submit(&self.repository_id, PROMPT).await
     }
 
     /// Waits on the task's WebSocket stream for the first event `matches` accepts.

@@ -26,14 +26,9 @@ async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged
     let repository_id = format!("e2e/secret-{}", uuid::Uuid::new_v4().simple());
     let bare = fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
 
-    let (status, created) = fleet
-        .post(
-            "/api/v1/tasks",
-            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
-        )
+    let task_id = fleet
+        .submit(&repository_id, "Fix the bug that makes test_add fail.")
         .await;
-    assert_eq!(status, 202, "{created}");
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
     let events = fleet.stream_events(&task_id).await.unwrap();
     let task = fleet.wait_for_end(&task_id).await.unwrap();
 
@@ -76,14 +71,9 @@ async fn suspicious_code_written_by_the_model_is_reported_and_listed_in_the_pull
     let repository_id = format!("e2e/codecheck-{}", uuid::Uuid::new_v4().simple());
     fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
 
-    let (status, created) = fleet
-        .post(
-            "/api/v1/tasks",
-            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
-        )
+    let task_id = fleet
+        .submit(&repository_id, "Fix the bug that makes test_add fail.")
         .await;
-    assert_eq!(status, 202, "{created}");
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
     let events = fleet.stream_events(&task_id).await.unwrap();
     let task = fleet.wait_for_end(&task_id).await.unwrap();
 

@@ -16,14 +16,9 @@ async fn a_crashed_supervisor_resumes_the_task_from_its_last_checkpoint() {
     // With the testing agent down, the review node fails and waits to retry: the coding
     // agent's work is done and checkpointed, the pull request not yet opened.
     fleet.fleet.kill("testing-agent").await.unwrap();
-    let (status, created) = fleet
-        .post(
-            "/api/v1/tasks",
-            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
-        )
+    let task_id = fleet
+        .submit(&repository_id, "Fix the bug that makes test_add fail.")
         .await;
-    assert_eq!(status, 202, "{created}");
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
     wait_for_review_retry(&fleet, &task_id).await;
 
     // The supervisor dies without shutting down, then comes back with its dependencies.
@@ -63,13 +58,9 @@ async fn a_paused_task_resumes_where_it_stopped() {
     fleet.create_repository(&repository_id, &fixtures().join("python-calculator"));
 
     fleet.fleet.kill("testing-agent").await.unwrap();
-    let (_, created) = fleet
-        .post(
-            "/api/v1/tasks",
-            json!({"repository_id": repository_id, "prompt": "Fix the bug that makes test_add fail."}),
-        )
+    let task_id = fleet
+        .submit(&repository_id, "Fix the bug that makes test_add fail.")
         .await;
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
     wait_for_review_retry(&fleet, &task_id).await;
 
     // A human pauses the task while review waits to retry.

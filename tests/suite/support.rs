@@ -110,6 +110,18 @@ impl TestFleet {
         self.post_with(&self.token, path, body).await
     }
 
+    /// Submits a task on `repository_id` as the developer; returns its id.
+    pub async fn submit(&self, repository_id: &str, prompt: &str) -> String {
+        let (status, created) = self
+            .post(
+                "/api/v1/tasks",
+                serde_json::json!({"repository_id": repository_id, "prompt": prompt}),
+            )
+            .await;
+        assert_eq!(status, 202, "{created}");
+        created["task_id"].as_str().unwrap().to_owned()
+    }
+
     /// A request by the second person, who may review the developer's pull requests.
     pub async fn post_as_reviewer(&self, path: &str, body: Value) -> (u16, Value) {
         self.post_with(&self.reviewer_token, path, body).await
