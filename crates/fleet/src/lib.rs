@@ -301,13 +301,7 @@ impl Fleet {
     /// a password) if it does not exist. For the launcher's own sample task and for tests.
     pub async fn issue_token(&self, user: &str, role: cap_identity::Role) -> Result<String> {
         let store = self.identity().await?;
-        match store
-            .add_user(user, role, None, cap_identity::DEFAULT_ORGANISATION)
-            .await
-        {
-            Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
-            Err(error) => return Err(error.into()),
-        }
+        store.ensure_user(user, role).await?;
         let issued = store
             .create_token(user, role, "issued by the fleet launcher", time_day())
             .await?;

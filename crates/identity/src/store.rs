@@ -158,6 +158,15 @@ impl IdentityStore {
         })
     }
 
+    /// Adds a password-less user of the default organisation unless one of that name exists
+    /// (for accounts that act only through API tokens: scripts, the launcher, tests).
+    pub async fn ensure_user(&self, name: &str, role: Role) -> Result<()> {
+        match self.add_user(name, role, None, DEFAULT_ORGANISATION).await {
+            Ok(_) | Err(Error::UserExists(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The user of that name.
     pub async fn user(&self, name: &str) -> Result<Option<User>> {
         let row = sqlx::query(

@@ -620,18 +620,7 @@ pub async fn authenticator(dir: &std::path::Path) -> cap_identity::Authenticator
         cap_identity::IdentityStore::open(&cap_storage::sqlite_url(&dir.join("gateway.db")))
             .await
             .unwrap();
-    match store
-        .add_user(
-            TESTER,
-            Role::Admin,
-            None,
-            cap_identity::DEFAULT_ORGANISATION,
-        )
-        .await
-    {
-        Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
-        Err(error) => panic!("{error}"),
-    }
+    store.ensure_user(TESTER, Role::Admin).await.unwrap();
     store
         .allow_repository(&cap_identity::AllowedRepository {
             organisation: cap_identity::DEFAULT_ORGANISATION.into(),
@@ -646,13 +635,7 @@ pub async fn authenticator(dir: &std::path::Path) -> cap_identity::Authenticator
 /// A fresh API token of `user` (made with `role` if new) in the state's store.
 pub async fn token_of(state: &AppState, user: &str, role: Role) -> String {
     let store = state.authenticator().store();
-    match store
-        .add_user(user, role, None, cap_identity::DEFAULT_ORGANISATION)
-        .await
-    {
-        Ok(_) | Err(cap_identity::Error::UserExists(_)) => {}
-        Err(error) => panic!("{error}"),
-    }
+    store.ensure_user(user, role).await.unwrap();
     store
         .create_token(user, role, "test", cap_identity::Lifetime::days(1))
         .await
