@@ -135,11 +135,13 @@ impl Authenticator {
         if is_api_token(credential) {
             return self.authenticate_token(credential).await;
         }
-        let claims = match self.keys().verify(credential) {
-            Ok(claims) => claims,
-            // A key added by rotation since the last reload.
-            Err(_) => self.reload_keys()?.verify(credential)?,
-        };
+        let mut keys = self.keys();
+        // Only a key id not yet known sends the gateway back to the key file: a rotation may
+        // have added it. Malformed, expired or altered tokens cost no file read.
+        if keys.lacks_key_of(credential) {
+            keys = self.reload_keys()?;
+        }
+        let claims = keys.verify(credential)?;
         if !self.store.session_active(&claims.sid).await? {
             return Err(Error::Unauthenticated(
                 "the session was signed out or revoked: sign in again".into(),

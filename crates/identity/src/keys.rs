@@ -118,6 +118,15 @@ impl SessionKeys {
         Ok(Self { keys })
     }
 
+    /// Whether `token` names a key id this set does not hold (one a rotation may have added
+    /// since it was read).
+    pub fn lacks_key_of(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| !self.keys.iter().any(|(known, _, _)| *known == kid))
+    }
+
     /// The id of the key that signs.
     pub fn current_kid(&self) -> &str {
         self.keys
