@@ -171,8 +171,75 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     let (_, pr) = fleet.get(&format!("/api/v1/pull-requests/{pr_id}")).await;
     assert_eq!(pr["state"], "approved");
 
+    // The task names who asked for it; the audit log holds what happened, in order.
+    assert_eq!(again["requested_by"], "e2e-developer");
+    assert_audit_trail(&fleet, &task_id, &pr_id, database_url.is_none()).await;
+
     // Every service refuses a caller without a certificate from the fleet's CA.
     assert_mtls_enforced(&fleet).await;
+    assert_only_the_gateway_names_users(&fleet, &repository_id).await;
+}
+
+async fn assert_audit_trail(fleet: &TestFleet, task_id: &str, pr_id: &str, own_database: bool) {
+    let pool = cap_storage::open(&fleet.fleet.supervisor_database_url(), &cap_audit::MIGRATOR)
+        .await
+        .unwrap();
+    let records = cap_audit::records(&pool, Some(task_id), 100).await.unwrap();
+    let trail: Vec<String> = records
+        .iter()
+        .map(|record| format!("{} {}", record.actor, record.action))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "e2e-developer task.submitted",
+            "service:context-agent agent.finished",
+            "service:coding-agent agent.finished",
+            "service:testing-agent agent.finished",
+            "service:supervisor commit.created",
+            "service:supervisor pull_request.opened",
+            "service:supervisor task.completed",
+        ]
+    );
+    let opened: serde_json::Value = serde_json::from_str(&records[5].details_json).unwrap();
+    assert_eq!(opened["pull_request_id"], pr_id);
+    let diff = opened["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-    return a - b\n+    return a + b"),
+        "{diff}"
+    );
+    // The shared PostgreSQL database holds other tests' chains, signed by other keys.
+    if own_database {
+        let key = cap_audit::PublicKey::read_from_dir(&fleet.fleet.audit_key_dir()).unwrap();
+        let report = cap_audit::verify(&pool, &[key]).await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+    }
+}
+
+/// A service other than the gateway cannot act as a user: the name it sends is not believed,
+/// and the task names the service.
+async fn assert_only_the_gateway_names_users(fleet: &TestFleet, repository_id: &str) {
+    use cap_proto::supervisor::v1::SubmitTaskRequest;
+    use cap_proto::supervisor::v1::task_service_client::TaskServiceClient;
+    let url = format!("https://{}", fleet.fleet.grpc_addr("supervisor").unwrap());
+    let own = fleet.fleet.pki().service("launcher").unwrap();
+    let mut tasks = TaskServiceClient::new(own.channel(&url).unwrap());
+    let mut request = tonic::Request::new(SubmitTaskRequest {
+        repository_id: repository_id.to_owned(),
+        prompt: "Say who asked".to_owned(),
+        ..SubmitTaskRequest::default()
+    });
+    request
+        .metadata_mut()
+        .insert(cap_proto::ACTOR_METADATA, "admin".parse().unwrap());
+    let task = tasks
+        .submit_task(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(task.requested_by, "service:launcher");
 }
 
 async fn assert_mtls_enforced(fleet: &TestFleet) {

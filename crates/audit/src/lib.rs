@@ -205,6 +205,12 @@ impl AuditLog {
         })
     }
 
+    /// The same log, signing its checkpoints with `signer` from now on.
+    pub fn with_signer(mut self, signer: Signer) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
     /// The pool (for [`verify`]).
     pub fn pool(&self) -> &AnyPool {
         &self.pool

@@ -315,6 +315,21 @@ impl Fleet {
             .map(|text| text.trim().to_owned())
     }
 
+    /// The supervisors' store: their tasks and the audit log (`cap audit`).
+    pub fn supervisor_database_url(&self) -> String {
+        self.config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| cap_storage::sqlite_url(&self.config.data_dir.join("supervisor.db")))
+    }
+
+    /// Where the supervisors keep the audit log's signing key and its public half
+    /// (`cap_audit::PUBLIC_KEY_FILE`): the first supervisor's data dir, as `cap audit`
+    /// expects.
+    pub fn audit_key_dir(&self) -> PathBuf {
+        self.config.data_dir.join("supervisor")
+    }
+
     fn gateway_dir(&self) -> PathBuf {
         self.config.data_dir.join("gateway")
     }
@@ -527,6 +542,11 @@ impl Fleet {
             }
             "supervisor" => {
                 flags.insert("--database-url", database("supervisor.db"));
+                // Every replica signs the audit log with the first one's key.
+                flags.insert(
+                    "--audit-key-dir",
+                    self.audit_key_dir().display().to_string(),
+                );
                 flags.insert("--sandbox-url", self.url_of("sandbox")?);
                 flags.insert("--github-url", self.url_of("github")?);
                 flags.insert("--coding-agent-url", self.url_of("coding-agent")?);

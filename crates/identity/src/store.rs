@@ -580,16 +580,6 @@ impl IdentityStore {
         Ok(())
     }
 
-    /// Who submitted `task_id` through the gateway, if anyone did.
-    pub async fn submitter(&self, task_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT user_name FROM identity_submissions WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| row.try_get(0).map_err(Error::from))
-            .transpose()
-    }
-
     /// When `user` submitted tasks since `since_ms`, oldest first.
     pub async fn submissions_since(&self, user: &str, since_ms: i64) -> Result<Vec<i64>> {
         let rows = sqlx::query(

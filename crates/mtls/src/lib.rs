@@ -272,3 +272,19 @@ fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<()> {
 #[cfg(test)]
 #[path = "lib_tests.rs"]
 mod tests;
+
+/// The fleet service a certificate (DER) was issued to: its subject's common name, which the
+/// fleet's CA sets to the service name. `None` when it cannot be read or names no service.
+pub fn certificate_service(cert_der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    plain.then(|| name.to_owned())
+}
+
+/// The fleet service calling: the common name of the client certificate the TLS handshake
+/// verified against the fleet's CA. `None` for a call without one (plain HTTP/2 in tests).
+pub fn peer_service<T>(request: &tonic::Request<T>) -> Option<String> {
+    let certs = request.peer_certs()?;
+    certs.first().and_then(|cert| certificate_service(cert))
+}

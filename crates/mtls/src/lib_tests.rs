@@ -32,3 +32,20 @@ fn refuses_bad_service_names() {
     ));
     assert!(matches!(pki.service(""), Err(Error::InvalidServiceName(_))));
 }
+
+#[test]
+fn a_service_certificate_names_its_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::ensure_dev(dir.path()).unwrap();
+    let gateway = pki.service("gateway").unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(gateway.cert_pem.as_bytes()).unwrap();
+    assert_eq!(
+        certificate_service(&pem.contents).as_deref(),
+        Some("gateway")
+    );
+    // The CA's own name is not a service name.
+    let ca = fs::read_to_string(pki.ca_cert_path()).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca.as_bytes()).unwrap();
+    assert_eq!(certificate_service(&pem.contents), None);
+    assert_eq!(certificate_service(b"not a certificate"), None);
+}

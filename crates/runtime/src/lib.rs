@@ -191,12 +191,27 @@ pub fn https_url(addr: SocketAddr) -> String {
     format!("https://{addr}")
 }
 
-/// The user a gRPC call acts for, from its `x-cap-actor` metadata
-/// ([`cap_proto::ACTOR_METADATA`]): `"anonymous"` when it is absent or not a plain name (1 to
+/// Who a gRPC call acts for, as the audit log names them: the user in its `x-cap-actor`
+/// metadata ([`cap_proto::ACTOR_METADATA`]) when the caller is the gateway (the client
+/// certificate the handshake verified says so, [`cap_mtls::peer_service`]); `service:<name>`
+/// for another of the fleet's services, whatever metadata it sends, since only the gateway
+/// signs users in; `"anonymous"` for a call without a client certificate.
+pub fn acting_user<T>(request: &tonic::Request<T>) -> String {
+    match cap_mtls::peer_service(request).as_deref() {
+        Some(GATEWAY_SERVICE) => user_in_metadata(request.metadata()),
+        Some(service) => format!("service:{service}"),
+        None => ANONYMOUS.to_owned(),
+    }
+}
+
+/// The service whose calls may name the user they act for.
+pub const GATEWAY_SERVICE: &str = "gateway";
+const ANONYMOUS: &str = "anonymous";
+
+/// The user named in `x-cap-actor`: `"anonymous"` when it is absent or not a plain name (1 to
 /// 64 ASCII letters, digits, `.`, `_`, `-` or `@`), so nothing a caller sends there can forge
-/// an audit line's layout.
-pub fn acting_user(metadata: &tonic::metadata::MetadataMap) -> String {
-    const ANONYMOUS: &str = "anonymous";
+/// an audit line's layout or pass for a service.
+fn user_in_metadata(metadata: &tonic::metadata::MetadataMap) -> String {
     let Some(value) = metadata
         .get(cap_proto::ACTOR_METADATA)
         .and_then(|value| value.to_str().ok())

@@ -202,7 +202,24 @@ impl Engine {
     /// Validates and queues a task; it runs in the background.
     pub async fn submit(&self, mut spec: TaskSpec) -> Result<TaskRecord> {
         validate(&mut spec)?;
-        let task = self.inner.store.create_task(spec).await?;
+        let task = Store::new_task(spec);
+        let spec = &task.spec;
+        self.inner
+            .audit(
+                &spec.requested_by,
+                "task.submitted",
+                &task.task_id,
+                serde_json::json!({
+                    "repository_id": spec.repository_id,
+                    "prompt": spec.prompt,
+                    "priority": spec.priority,
+                    "avoid_files": spec.avoid_files,
+                    "max_files_changed": spec.max_files_changed,
+                    "test_command": spec.test_command,
+                }),
+            )
+            .await?;
+        self.inner.store.insert_task(&task).await?;
         tracing::info!(task_id = %task.task_id, repository = %task.spec.repository_id, "task queued");
         self.spawn(task.clone(), WorkflowState::new());
         Ok(task)
@@ -254,7 +271,7 @@ impl Engine {
 
     /// Asks a queued or running task to stop at its next step; it ends `paused`. Returns
     /// whether the task was running here.
-    pub async fn interrupt(&self, task_id: &str) -> Result<bool> {
+    pub async fn interrupt(&self, task_id: &str, actor: &str) -> Result<bool> {
         let task = self.inner.store.get_task(task_id).await?;
         match task.status {
             TaskStatus::Queued | TaskStatus::Running => {}
@@ -265,12 +282,21 @@ impl Engine {
                 )));
             }
         }
-        if let Some(switch) = self.lock_running().get(task_id) {
-            return Ok(switch.send(true).is_ok());
-        }
-        // Run by another replica (or about to be): it hears it through Redis at once, or
-        // reads it in the task's row at its next lease renewal, within a third of the lease.
-        self.interrupt_elsewhere(task_id).await
+        let sent_here = self
+            .lock_running()
+            .get(task_id)
+            .map(|switch| switch.send(true).is_ok());
+        let here = match sent_here {
+            Some(sent) => sent,
+            // Run by another replica (or about to be): it hears it through Redis at once, or
+            // reads it in the task's row at its next lease renewal, within a third of the
+            // lease.
+            None => self.interrupt_elsewhere(task_id).await?,
+        };
+        self.inner
+            .audit(actor, "task.interrupted", task_id, serde_json::json!({}))
+            .await?;
+        Ok(here)
     }
 
     /// Flips the interrupt switch of `task_id` if it runs here; whether it does.
@@ -286,7 +312,16 @@ impl Engine {
 
     /// Runs a paused or failed task again from its last checkpoint. A failed task's workspace
     /// is gone, so it starts again from the plan with a fresh one.
-    pub async fn resume(&self, task_id: &str) -> Result<TaskRecord> {
+    pub async fn resume(&self, task_id: &str, actor: &str) -> Result<TaskRecord> {
+        let task = self.restart(task_id).await?;
+        self.inner
+            .audit(actor, "task.resumed", task_id, serde_json::json!({}))
+            .await?;
+        Ok(task)
+    }
+
+    /// [`Engine::resume`] without its audit record (a decision records its own).
+    pub(crate) async fn restart(&self, task_id: &str) -> Result<TaskRecord> {
         let mut task = self.inner.store.get_task(task_id).await?;
         match task.status {
             TaskStatus::Paused | TaskStatus::Failed => {}
@@ -629,6 +664,9 @@ fn validate(spec: &mut TaskSpec) -> Result<()> {
             spec.priority
         )));
     }
+    if spec.requested_by.trim().is_empty() {
+        spec.requested_by = "anonymous".into();
+    }
     Ok(())
 }
 
@@ -779,6 +817,17 @@ impl Run {
             }
         }
         self.task.progress_percentage = 100;
+        self.inner
+            .audit(
+                crate::audit::SUPERVISOR,
+                "task.completed",
+                &self.task.task_id,
+                serde_json::json!({
+                    "pull_request_id": self.state.pull_request_id,
+                    "branch": self.state.branch,
+                }),
+            )
+            .await?;
         self.set_status(TaskStatus::Completed).await
     }
 
@@ -806,6 +855,7 @@ impl Run {
             | Error::Write(_)
             | Error::Storage(_)
             | Error::Json(_)
+            | Error::Audit(_)
             | Error::Corrupt(_) => {
                 // The store itself failing: keep the task unfinished so it is resumed.
                 return Err(Error::Corrupt(cap_errors::chain(error)));
@@ -826,6 +876,17 @@ impl Run {
             }),
         )
         .await?;
+        self.inner
+            .audit(
+                crate::audit::SUPERVISOR,
+                "task.failed",
+                &self.task.task_id,
+                serde_json::json!({
+                    "error": cap_secrets::redact(&message),
+                    "quarantined": quarantine,
+                }),
+            )
+            .await?;
         self.task.error_message = message;
         if !quarantine {
             self.destroy_session().await;

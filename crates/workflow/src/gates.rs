@@ -161,13 +161,15 @@ impl crate::Engine {
         task_id: &str,
         approve: bool,
         reason: &str,
+        actor: &str,
     ) -> Result<crate::TaskRecord> {
         let task = self.store().get_task(task_id).await?;
-        let waiting = self
+        let files = self
             .resume_state(task_id)
             .await?
-            .is_some_and(|state| !state.awaiting_approval.is_empty());
-        if task.status != crate::TaskStatus::Paused || !waiting {
+            .map(|state| state.awaiting_approval)
+            .unwrap_or_default();
+        if task.status != crate::TaskStatus::Paused || files.is_empty() {
             return Err(Error::Conflict(format!(
                 "task {task_id} is {} and does not wait for an approval",
                 task.status.as_str()
@@ -184,7 +186,15 @@ impl crate::Engine {
             )));
         }
         tracing::info!(%task_id, decision, "protected change decided");
-        self.resume(task_id).await
+        self.inner
+            .audit(
+                actor,
+                &format!("task.{decision}"),
+                task_id,
+                serde_json::json!({ "files": files, "reason": reason.trim() }),
+            )
+            .await?;
+        self.restart(task_id).await
     }
 }
 

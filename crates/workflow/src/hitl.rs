@@ -32,7 +32,12 @@ pub(crate) struct Constraints {
 impl Engine {
     /// Adds a constraint to a queued, running or paused task: kept with it, given to every
     /// later agent call, and at once to the agent running now if the task runs here.
-    pub async fn add_constraint(&self, task_id: &str, text: &str) -> Result<TaskRecord> {
+    pub async fn add_constraint(
+        &self,
+        task_id: &str,
+        text: &str,
+        actor: &str,
+    ) -> Result<TaskRecord> {
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::InvalidRequest("text: must not be empty".into()));
@@ -59,12 +64,20 @@ impl Engine {
             steered.notify_one();
         }
         tracing::info!(%task_id, "constraint added");
+        self.inner
+            .audit(
+                actor,
+                "task.constraint_added",
+                task_id,
+                serde_json::json!({ "text": text }),
+            )
+            .await?;
         Ok(task)
     }
 
     /// Ends a queued, running or paused task for good: it fails as aborted (`reason` in its
     /// error message) and its workspace is released. The run stops at its next step.
-    pub async fn abort_task(&self, task_id: &str, reason: &str) -> Result<TaskRecord> {
+    pub async fn abort_task(&self, task_id: &str, reason: &str, actor: &str) -> Result<TaskRecord> {
         let reason = reason.trim();
         let task = self.store().get_task(task_id).await?;
         let refused = || {
@@ -101,6 +114,14 @@ impl Engine {
             TaskStatus::Completed | TaskStatus::Failed => return Err(refused()),
         }
         tracing::info!(%task_id, "abort asked");
+        self.inner
+            .audit(
+                actor,
+                "task.aborted",
+                task_id,
+                serde_json::json!({ "reason": reason }),
+            )
+            .await?;
         self.store().get_task(task_id).await
     }
 }

@@ -7,6 +7,7 @@
 //! service (repository, branch, commit, pull request), the sandbox service (the workspace)
 //! and the agents (`AgentOrchestrator`).
 
+mod audit;
 mod codecheck;
 mod coordination;
 mod dependencies;
@@ -83,6 +84,9 @@ pub enum Error {
     /// Another replica holds the task now: this one stops writing for it.
     #[error("task {0} is run by another supervisor replica now")]
     LeaseLost(String),
+    /// The audit log could not record what was done.
+    #[error("audit log")]
+    Audit(#[from] cap_audit::Error),
     /// Redis, where the replicas coordinate, failed or could not be reached.
     #[error("redis {what}")]
     Redis {
@@ -115,6 +119,7 @@ impl Error {
             }
             Self::Sql(error) => cap_storage::is_transient(error),
             Self::Write(error) => cap_storage::is_transient(error),
+            Self::Audit(error) => error.is_transient(),
             Self::Storage(_)
             | Self::Json(_)
             | Self::Corrupt(_)
@@ -138,6 +143,7 @@ impl Error {
         match self {
             Self::Sql(error) => cap_storage::is_transient(error),
             Self::Write(error) => cap_storage::is_transient(error),
+            Self::Audit(error) => error.is_transient(),
             _ => false,
         }
     }

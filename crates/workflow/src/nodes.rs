@@ -8,7 +8,8 @@ use cap_proto::agent::v1::{
 };
 use cap_proto::common::v1::FileChange;
 use cap_proto::github::v1::{
-    CommitChangesRequest, CreateBranchRequest, GetRepositoryRequest, OpenPullRequestRequest,
+    CommitChangesRequest, CreateBranchRequest, GetPullRequestRequest, GetRepositoryRequest,
+    OpenPullRequestRequest,
 };
 use cap_proto::sandbox::v1::{
     CreateSessionRequest, GetChangesRequest, GetChangesResponse, ListDirectoryRequest,
@@ -16,8 +17,10 @@ use cap_proto::sandbox::v1::{
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
+use crate::audit::SUPERVISOR;
 use crate::engine::Run;
 use crate::{Error, Result, branch_name};
+use cap_audit::Entry;
 
 /// A node of the workflow graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,8 @@ pub struct WorkflowState {
     pub branch_created: bool,
     /// The commit holding the change.
     pub head_sha: String,
+    /// The files that commit changed.
+    pub committed_files: Vec<String>,
     /// The pull request, once opened.
     pub pull_request_id: String,
     /// Files the coding agent changed through its edit tools, over all its runs.
@@ -393,6 +398,7 @@ impl Run {
             self.state.branch_created = true;
         }
         if self.state.head_sha.is_empty() {
+            let files = changes.iter().map(|change| change.path.clone()).collect();
             let commit = inner
                 .github_call(github.commit_changes(CommitChangesRequest {
                     repository_id: repository_id.clone(),
@@ -404,6 +410,7 @@ impl Run {
                 .map_err(|status| Error::upstream("github", status))?
                 .into_inner();
             self.state.head_sha = commit.commit_sha;
+            self.state.committed_files = files;
             self.inner
                 .store
                 .save_checkpoint(
@@ -428,6 +435,8 @@ impl Run {
                 .await
                 .map_err(|status| Error::upstream("github", status))?
                 .into_inner();
+            self.audit_pull_request(&pull_request.pull_request_id)
+                .await?;
             self.state.pull_request_id = pull_request.pull_request_id.clone();
             self.task.pull_request_id = pull_request.pull_request_id;
             self.task.branch = self.state.branch.clone();
@@ -450,6 +459,52 @@ impl Run {
             .await?;
         }
         Ok(())
+    }
+
+    /// Records the commit and the pull request opened, in one append, with the exact diff the
+    /// forge holds for it (`base..head`), read back from the forge rather than rebuilt here.
+    /// Until the pull request is in the state a failed append is made again with it (the
+    /// forge gives a task its open pull request back), so neither record is lost.
+    async fn audit_pull_request(&self, pull_request_id: &str) -> Result<()> {
+        let mut github = self.inner.clients.github.clone();
+        let pull_request = self
+            .inner
+            .github_call(github.get_pull_request(GetPullRequestRequest {
+                pull_request_id: pull_request_id.to_owned(),
+            }))
+            .await
+            .map_err(|status| Error::upstream("github", status))?
+            .into_inner();
+        let task_id = &self.task.task_id;
+        self.inner
+            .audit_all(vec![
+                Entry::new(
+                    SUPERVISOR,
+                    "commit.created",
+                    task_id,
+                    serde_json::json!({
+                        "repository_id": pull_request.repository_id,
+                        "branch": self.state.branch,
+                        "base_sha": self.state.base_sha,
+                        "commit_sha": self.state.head_sha,
+                        "files": self.state.committed_files,
+                    }),
+                ),
+                Entry::new(
+                    SUPERVISOR,
+                    "pull_request.opened",
+                    task_id,
+                    serde_json::json!({
+                        "pull_request_id": pull_request.pull_request_id,
+                        "number": pull_request.number,
+                        "url": pull_request.url,
+                        "base_sha": pull_request.base_sha,
+                        "head_sha": pull_request.head_sha,
+                        "diff": pull_request.diff,
+                    }),
+                ),
+            ])
+            .await
     }
 
     fn pull_request_body(&self, tests: &Checkpoint) -> String {
@@ -595,6 +650,20 @@ impl Run {
                 .is_some_and(|c| c.kind() == CheckpointKind::Interrupted)
         {
             return Err(Error::Interrupted);
+        }
+        if let Some(checkpoint) = &last_checkpoint {
+            self.inner
+                .audit(
+                    &format!("service:{}-agent", agent.event_name()),
+                    "agent.finished",
+                    &self.task.task_id,
+                    serde_json::json!({
+                        "agent": agent.event_name(),
+                        "checkpoint": checkpoint.kind().name(),
+                        "description": cap_secrets::redact(&checkpoint.description),
+                    }),
+                )
+                .await?;
         }
         Ok(last_checkpoint)
     }

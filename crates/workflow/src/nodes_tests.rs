@@ -8,7 +8,7 @@ fn spec(avoid: &[&str], max: u32) -> TaskSpec {
         avoid_files: avoid.iter().map(|s| (*s).to_owned()).collect(),
         max_files_changed: max,
         priority: "normal".into(),
-        test_command: String::new(),
+        ..TaskSpec::default()
     }
 }
 

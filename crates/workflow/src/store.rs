@@ -5,6 +5,7 @@
 //! watcher that reconnects, or a supervisor that restarts, reads exactly what happened. The
 //! runs' writes go through one writer that commits them in batches (`writer.rs`).
 
+use cap_audit::{AuditConfig, AuditLog};
 use cap_proto::agent::v1::TaskEvent;
 use cap_storage::{AnyPool, now_ms};
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,9 @@ pub struct TaskSpec {
     /// Test command overriding detection; empty means detect.
     #[serde(default)]
     pub test_command: String,
+    /// Who asked for it: the signed-in user the gateway named (`cap_runtime::acting_user`).
+    #[serde(default)]
+    pub requested_by: String,
 }
 
 /// A task as stored.
@@ -158,26 +162,49 @@ pub struct Store {
     pool: AnyPool,
     /// Every write of a run goes through it (group commit).
     writer: Writer,
+    /// The audit log, in the same database (`cap-audit`'s own tables).
+    audit: AuditLog,
 }
 
 const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current_agent, \
      progress_percentage, pull_request_id, branch, error_message, created_at_ms, updated_at_ms";
 
 impl Store {
-    /// Opens the store at `database_url`, running migrations.
+    /// Opens the store at `database_url`, running migrations, with its audit log there
+    /// (checkpoints unsigned until [`Store::with_audit_signer`]).
     pub async fn open(database_url: &str) -> Result<Self> {
         let backend = cap_storage::Backend::of_url(database_url)?;
         let pool = cap_storage::open(database_url, &MIGRATOR).await?;
+        let audit = AuditLog::open(database_url, None, AuditConfig::default()).await?;
         Ok(Self {
             writer: Writer::spawn(pool.clone(), backend),
             pool,
+            audit,
         })
+    }
+
+    /// The same store, signing its audit log's checkpoints with `signer`.
+    pub fn with_audit_signer(mut self, signer: cap_audit::Signer) -> Self {
+        self.audit = self.audit.with_signer(signer);
+        self
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// Creates a queued task.
     pub async fn create_task(&self, spec: TaskSpec) -> Result<TaskRecord> {
+        let record = Self::new_task(spec);
+        self.insert_task(&record).await?;
+        Ok(record)
+    }
+
+    /// A queued task not stored yet, with a new id.
+    pub fn new_task(spec: TaskSpec) -> TaskRecord {
         let now = now_ms();
-        let record = TaskRecord {
+        TaskRecord {
             task_id: uuid::Uuid::new_v4().to_string(),
             spec,
             status: TaskStatus::Queued,
@@ -189,7 +216,11 @@ impl Store {
             error_message: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
-        };
+        }
+    }
+
+    /// Stores a task made by [`Store::new_task`].
+    pub async fn insert_task(&self, record: &TaskRecord) -> Result<()> {
         let sql = "INSERT INTO tasks (task_id, repository_id, prompt, priority, request_json, \
              status, current_node, current_agent, progress_percentage, pull_request_id, branch, \
              error_message, created_at_ms, updated_at_ms) \
@@ -211,7 +242,7 @@ impl Store {
             Bind::Int(record.updated_at_ms),
         ];
         self.writer.submit(Write::Exec { sql, binds }).await?;
-        Ok(record)
+        Ok(())
     }
 
     /// The task, or `Error::TaskNotFound`.

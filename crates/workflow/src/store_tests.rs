@@ -14,6 +14,7 @@ fn spec() -> TaskSpec {
         max_files_changed: 3,
         priority: "normal".into(),
         test_command: String::new(),
+        requested_by: "alice".into(),
     }
 }
 

@@ -187,19 +187,16 @@ pub fn acting<T>(principal: &Principal, message: T) -> tonic::Request<T> {
 pub async fn four_eyes(
     state: &AppState,
     actor: &Principal,
-    task_id: &str,
-    repository_id: &str,
+    task: &cap_proto::supervisor::v1::Task,
     what: &str,
 ) -> Result<()> {
-    if task_id.is_empty() {
+    if task.requested_by != actor.user {
         return Ok(());
     }
-    let store = state.authenticator().store();
-    if store.submitter(task_id).await?.as_deref() != Some(actor.user.as_str()) {
-        return Ok(());
-    }
-    let allowed = store
-        .repository_entries(&actor.organisation, repository_id)
+    let allowed = state
+        .authenticator()
+        .store()
+        .repository_entries(&actor.organisation, &task.repository_id)
         .await?
         .iter()
         .any(|entry| entry.allow_self_approval);
@@ -207,9 +204,9 @@ pub async fn four_eyes(
         return Ok(());
     }
     Err(Error::Forbidden(format!(
-        "{} submitted task {task_id} and cannot {what} its change: {repository_id} needs a second \
-         person to review (four-eyes rule)",
-        actor.user
+        "{} submitted task {} and cannot {what} its change: {} needs a second person to \
+         review (four-eyes rule)",
+        actor.user, task.task_id, task.repository_id
     )))
 }
 

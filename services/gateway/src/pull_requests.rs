@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::rfc3339_ms;
 use crate::input::{self, ApiJson, JsonBody, OptionalJson, PathParam, QueryParams};
 use crate::state::AppState;
+use cap_proto::supervisor::v1::GetTaskRequest;
 
 /// Most comments one review may carry.
 pub const MAX_COMMENTS: usize = 500;
@@ -200,7 +201,23 @@ async fn check_four_eyes(
     what: &str,
 ) -> Result<()> {
     let pr = fetch(state, actor, pull_request_id.to_owned()).await?;
-    four_eyes(state, actor, &pr.task_id, &pr.repository_id, what).await
+    if pr.task_id.is_empty() {
+        // Not opened by a task: nobody here asked for it.
+        return Ok(());
+    }
+    let task = state
+        .call(
+            "supervisor",
+            "GetTask",
+            state.tasks().get_task(acting(
+                actor,
+                GetTaskRequest {
+                    task_id: pr.task_id,
+                },
+            )),
+        )
+        .await?;
+    four_eyes(state, actor, &task, what).await
 }
 
 /// Body of `POST /api/v1/pull-requests/{pr_id}/review`.

@@ -164,6 +164,8 @@ pub struct TaskView {
     pub prompt: String,
     /// `low`, `normal` or `high`.
     pub priority: String,
+    /// Who asked for it (the signed-in user who submitted it).
+    pub requested_by: String,
     /// The pull request opened for the task, once there is one.
     pub pull_request_id: Option<String>,
     /// The branch holding the change, once there is one.
@@ -189,6 +191,7 @@ impl TaskView {
             repository_id: task.repository_id,
             prompt: task.prompt,
             priority: task.priority,
+            requested_by: task.requested_by,
             pull_request_id: non_empty(task.pull_request_id),
             branch: non_empty(task.branch),
             error_message: non_empty(task.error_message),
@@ -536,7 +539,7 @@ async fn decide(
                 )),
             )
             .await?;
-        crate::auth::four_eyes(&state, &actor, &task_id, &task.repository_id, "approve").await?;
+        crate::auth::four_eyes(&state, &actor, &task, "approve").await?;
     }
     let request = DecideTaskRequest {
         task_id,

@@ -85,6 +85,11 @@ pub struct Config {
     /// entries); unset or absent: licences are not checked.
     #[arg(long, env = "CAP_LICENCE_POLICY")]
     pub licence_policy: Option<std::path::PathBuf>,
+    /// Where the audit log's Ed25519 signing key is kept (made on first start); replicas
+    /// sharing a store share it too, so one public key verifies every checkpoint. Default
+    /// the data dir.
+    #[arg(long, env = "CAP_AUDIT_KEY_DIR")]
+    pub audit_key_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -111,7 +116,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cap_storage::sqlite_url(&config.common.data_dir.join("supervisor.db")));
     std::fs::create_dir_all(&config.common.data_dir)?;
-    let store = Store::open(&database_url).await?;
+    let key_dir = config
+        .audit_key_dir
+        .as_deref()
+        .unwrap_or(&config.common.data_dir);
+    std::fs::create_dir_all(key_dir)?;
+    let signer = cap_audit::Signer::load_or_create(key_dir)?;
+    let store = Store::open(&database_url).await?.with_audit_signer(signer);
+    store.audit().spawn_checkpoints();
     let clients = Clients {
         github: GitHubClient::new(tls.channel(&config.github_url)?),
         sandbox: GrpcSandbox::shared(tls.channel(&config.sandbox_url)?, MAX_MESSAGE_BYTES),
@@ -191,6 +203,10 @@ fn to_status(error: Error) -> Status {
             tracing::error!(error = ?error, "redis error");
             Status::unavailable("the supervisors' coordination (redis) failed; try again")
         }
+        Error::Audit(_) => {
+            tracing::error!(error = ?error, "audit log error");
+            Status::unavailable("the supervisor's audit log failed; try again")
+        }
         Error::Storage(_)
         | Error::Sql(_)
         | Error::Write(_)
@@ -223,6 +239,7 @@ fn task_to_proto(task: TaskRecord) -> Task {
         priority: task.spec.priority,
         created_at_ms: task.created_at_ms,
         updated_at_ms: task.updated_at_ms,
+        requested_by: task.spec.requested_by,
     }
 }
 
@@ -237,6 +254,7 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<SubmitTaskRequest>,
     ) -> Result<Response<SubmitTaskResponse>, Status> {
+        let requested_by = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         let spec = TaskSpec {
             repository_id: request.repository_id,
@@ -245,6 +263,7 @@ impl TaskService for SupervisorService {
             max_files_changed: request.max_files_changed,
             priority: request.priority,
             test_command: request.test_command,
+            requested_by,
         };
         let task = self.engine.submit(spec).await.map_err(to_status)?;
         Ok(Response::new(SubmitTaskResponse {
@@ -305,9 +324,13 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<InterruptTaskRequest>,
     ) -> Result<Response<Task>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let task_id = request.into_inner().task_id;
         check_task_id(&task_id)?;
-        self.engine.interrupt(&task_id).await.map_err(to_status)?;
+        self.engine
+            .interrupt(&task_id, &actor)
+            .await
+            .map_err(to_status)?;
         let task = self.engine.get(&task_id).await.map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
     }
@@ -316,9 +339,14 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<ResumeTaskRequest>,
     ) -> Result<Response<Task>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let task_id = request.into_inner().task_id;
         check_task_id(&task_id)?;
-        let task = self.engine.resume(&task_id).await.map_err(to_status)?;
+        let task = self
+            .engine
+            .resume(&task_id, &actor)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
     }
 
@@ -326,11 +354,12 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<AddConstraintRequest>,
     ) -> Result<Response<Task>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         check_task_id(&request.task_id)?;
         let task = self
             .engine
-            .add_constraint(&request.task_id, &request.text)
+            .add_constraint(&request.task_id, &request.text, &actor)
             .await
             .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
@@ -340,11 +369,12 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<DecideTaskRequest>,
     ) -> Result<Response<Task>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         check_task_id(&request.task_id)?;
         let task = self
             .engine
-            .decide(&request.task_id, request.approve, &request.reason)
+            .decide(&request.task_id, request.approve, &request.reason, &actor)
             .await
             .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
@@ -354,11 +384,12 @@ impl TaskService for SupervisorService {
         &self,
         request: Request<AbortTaskRequest>,
     ) -> Result<Response<Task>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         check_task_id(&request.task_id)?;
         let task = self
             .engine
-            .abort_task(&request.task_id, &request.reason)
+            .abort_task(&request.task_id, &request.reason, &actor)
             .await
             .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
@@ -375,6 +406,7 @@ impl AgentOrchestrator for SupervisorService {
         &self,
         request: Request<TaskRequest>,
     ) -> Result<Response<Self::ExecuteTaskStream>, Status> {
+        let requested_by = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         let repo = request.repo.unwrap_or_default();
         let spec = TaskSpec {
@@ -382,6 +414,7 @@ impl AgentOrchestrator for SupervisorService {
             prompt: request.objective,
             priority: request.context.unwrap_or_default().priority,
             test_command: repo.test_command,
+            requested_by,
             ..TaskSpec::default()
         };
         let task = self.engine.submit(spec).await.map_err(to_status)?;
@@ -409,9 +442,14 @@ impl AgentOrchestrator for SupervisorService {
     }
 
     async fn interrupt_task(&self, request: Request<TaskId>) -> Result<Response<Ack>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let task_id = request.into_inner().task_id;
         check_task_id(&task_id)?;
-        let accepted = self.engine.interrupt(&task_id).await.map_err(to_status)?;
+        let accepted = self
+            .engine
+            .interrupt(&task_id, &actor)
+            .await
+            .map_err(to_status)?;
         let message = if accepted {
             "the task stops at its next step and is paused"
         } else {
@@ -424,10 +462,11 @@ impl AgentOrchestrator for SupervisorService {
     }
 
     async fn add_constraint(&self, request: Request<Constraint>) -> Result<Response<Ack>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let Constraint { task_id, text } = request.into_inner();
         check_task_id(&task_id)?;
         self.engine
-            .add_constraint(&task_id, &text)
+            .add_constraint(&task_id, &text, &actor)
             .await
             .map_err(to_status)?;
         Ok(Response::new(Ack {

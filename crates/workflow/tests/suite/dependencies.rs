@@ -86,7 +86,7 @@ async fn a_vulnerable_dependency_waits_for_a_human_and_approval_commits_it() {
     assert!(h.github.commits.lock().unwrap().is_empty());
 
     h.engine
-        .decide(&task.task_id, true, "accepted risk")
+        .decide(&task.task_id, true, "accepted risk", "reviewer")
         .await
         .unwrap();
     h.wait_for(&task.task_id, "completed").await;
@@ -123,7 +123,7 @@ async fn a_rejected_dependency_ends_the_task() {
         "{asked}"
     );
     h.engine
-        .decide(&task.task_id, false, "pin a fixed version")
+        .decide(&task.task_id, false, "pin a fixed version", "reviewer")
         .await
         .unwrap();
     let failed = h.wait_for(&task.task_id, "failed").await;

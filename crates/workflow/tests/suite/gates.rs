@@ -54,7 +54,7 @@ async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_com
     for checkpoint in h.store.checkpoints(&task.task_id).await.unwrap() {
         assert!(!checkpoint.state_json.contains(&secret));
     }
-    let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
+    let resumed = h.engine.resume(&task.task_id, "alice").await.unwrap_err();
     assert!(resumed.to_string().contains("quarantined"), "{resumed}");
 }
 
@@ -132,7 +132,7 @@ async fn task_touching_ci(h: &Harness) -> String {
         "{asked}"
     );
     // Not past the gate without a decision.
-    let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
+    let resumed = h.engine.resume(&task.task_id, "alice").await.unwrap_err();
     assert!(
         resumed.to_string().contains("waits for a human to approve"),
         "{resumed}"
@@ -146,7 +146,7 @@ async fn a_change_to_ci_files_waits_for_a_human_and_a_rejection_ends_it() {
     let h = Harness::start(config()).await;
     let task_id = task_touching_ci(&h).await;
     h.engine
-        .decide(&task_id, false, "no workflow changes")
+        .decide(&task_id, false, "no workflow changes", "reviewer")
         .await
         .unwrap();
     let failed = h.wait_for(&task_id, "failed").await;
@@ -156,7 +156,11 @@ async fn a_change_to_ci_files_waits_for_a_human_and_a_rejection_ends_it() {
     );
     assert!(h.github.commits.lock().unwrap().is_empty());
     assert!(h.sandbox.sessions().is_empty());
-    let again = h.engine.decide(&task_id, true, "").await.unwrap_err();
+    let again = h
+        .engine
+        .decide(&task_id, true, "", "reviewer")
+        .await
+        .unwrap_err();
     assert!(
         again.to_string().contains("does not wait for an approval"),
         "{again}"
@@ -167,7 +171,10 @@ async fn a_change_to_ci_files_waits_for_a_human_and_a_rejection_ends_it() {
 async fn an_approved_change_to_ci_files_is_reviewed_and_committed() {
     let h = Harness::start(config()).await;
     let task_id = task_touching_ci(&h).await;
-    h.engine.decide(&task_id, true, "reviewed").await.unwrap();
+    h.engine
+        .decide(&task_id, true, "reviewed", "reviewer")
+        .await
+        .unwrap();
     h.wait_for(&task_id, "completed").await;
     let commits = h.github.commits.lock().unwrap().clone();
     let mut committed: Vec<&str> = commits[0].changes.iter().map(|c| c.path.as_str()).collect();

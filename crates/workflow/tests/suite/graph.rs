@@ -148,10 +148,10 @@ async fn tests_failing_after_the_last_attempt_ask_a_human_who_can_guide_another_
 
     // A human guides the agent and resumes: a fresh round of attempts, from execute.
     h.engine
-        .add_constraint(&task.task_id, "add() must return a + b")
+        .add_constraint(&task.task_id, "add() must return a + b", "alice")
         .await
         .unwrap();
-    h.engine.resume(&task.task_id).await.unwrap();
+    h.engine.resume(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "completed").await;
     let third = &h.coding.requests()[2];
     let context = third.context.as_ref().unwrap();
@@ -370,7 +370,7 @@ async fn interrupt_and_resume_at(node: Node) {
     };
     let task = h.submit("Fix add").await;
     hanging.notified().await;
-    assert!(h.engine.interrupt(&task.task_id).await.unwrap());
+    assert!(h.engine.interrupt(&task.task_id, "alice").await.unwrap());
     let paused = h.wait_for(&task.task_id, "paused").await;
     assert_eq!(paused.current_node, node.name());
     let trail = h.trail(&task.task_id).await;
@@ -385,12 +385,16 @@ async fn interrupt_and_resume_at(node: Node) {
         "the paused task keeps its workspace"
     );
 
-    let err = h.engine.interrupt(&task.task_id).await.unwrap_err();
+    let err = h
+        .engine
+        .interrupt(&task.task_id, "alice")
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("paused and cannot be interrupted"),
         "{err}"
     );
-    h.engine.resume(&task.task_id).await.unwrap();
+    h.engine.resume(&task.task_id, "alice").await.unwrap();
     let done = h.wait_for(&task.task_id, "completed").await;
     assert_eq!(done.pull_request_id, "pr-1");
     assert!(h.sandbox.sessions().is_empty());
@@ -419,7 +423,7 @@ async fn only_paused_or_failed_tasks_resume() {
     h.testing.script([Step::finish("tests_passed")]);
     let task = h.submit("Fix add").await;
     h.wait_for(&task.task_id, "completed").await;
-    let err = h.engine.resume(&task.task_id).await.unwrap_err();
+    let err = h.engine.resume(&task.task_id, "alice").await.unwrap_err();
     assert!(
         err.to_string().contains("only paused or failed tasks"),
         "{err}"

@@ -36,7 +36,7 @@ async fn a_constraint_added_mid_flight_reaches_the_running_agent_and_every_later
     h.coding.started.notified().await;
 
     h.engine
-        .add_constraint(&task.task_id, "  Keep the public API unchanged ")
+        .add_constraint(&task.task_id, "  Keep the public API unchanged ", "alice")
         .await
         .unwrap();
     eventually(
@@ -81,7 +81,7 @@ async fn a_constraint_added_mid_flight_reaches_the_running_agent_and_every_later
     // An ended task takes no constraint.
     let refused = h
         .engine
-        .add_constraint(&task.task_id, "too late")
+        .add_constraint(&task.task_id, "too late", "alice")
         .await
         .unwrap_err();
     assert!(
@@ -103,14 +103,14 @@ async fn constraints_are_checked_and_one_added_while_paused_reaches_the_resumed_
 
     let empty = h
         .engine
-        .add_constraint(&task.task_id, " ")
+        .add_constraint(&task.task_id, " ", "alice")
         .await
         .unwrap_err();
     assert!(matches!(empty, Error::InvalidRequest(_)), "{empty}");
     assert_eq!(empty.to_string(), "text: must not be empty");
     let long = h
         .engine
-        .add_constraint(&task.task_id, &"x".repeat(2001))
+        .add_constraint(&task.task_id, &"x".repeat(2001), "alice")
         .await
         .unwrap_err();
     assert_eq!(
@@ -118,13 +118,13 @@ async fn constraints_are_checked_and_one_added_while_paused_reaches_the_resumed_
         "text: 2001 characters; a constraint has at most 2000"
     );
 
-    h.engine.interrupt(&task.task_id).await.unwrap();
+    h.engine.interrupt(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "paused").await;
     h.engine
-        .add_constraint(&task.task_id, "Only touch calc.py")
+        .add_constraint(&task.task_id, "Only touch calc.py", "alice")
         .await
         .unwrap();
-    h.engine.resume(&task.task_id).await.unwrap();
+    h.engine.resume(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "completed").await;
     let coding = h.coding.requests();
     assert_eq!(
@@ -152,7 +152,7 @@ async fn an_aborted_running_task_fails_naming_why_and_releases_its_workspace() {
     assert_eq!(h.sandbox.sessions().len(), 1);
 
     h.engine
-        .abort_task(&task.task_id, "wrong repository")
+        .abort_task(&task.task_id, "wrong repository", "alice")
         .await
         .unwrap();
     let failed = h.wait_for(&task.task_id, "failed").await;
@@ -165,9 +165,13 @@ async fn an_aborted_running_task_fails_naming_why_and_releases_its_workspace() {
     );
     assert!(h.sandbox.sessions().is_empty(), "the workspace is released");
 
-    let resumed = h.engine.resume(&task.task_id).await.unwrap_err();
+    let resumed = h.engine.resume(&task.task_id, "alice").await.unwrap_err();
     assert!(resumed.to_string().contains("was aborted"), "{resumed}");
-    let again = h.engine.abort_task(&task.task_id, "").await.unwrap_err();
+    let again = h
+        .engine
+        .abort_task(&task.task_id, "", "alice")
+        .await
+        .unwrap_err();
     assert!(
         again
             .to_string()
@@ -183,7 +187,7 @@ async fn an_aborted_paused_task_ends_without_running_on() {
     h.coding.script([Step::Hang]);
     let task = h.submit("Fix add").await;
     h.coding.started.notified().await;
-    h.engine.interrupt(&task.task_id).await.unwrap();
+    h.engine.interrupt(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "paused").await;
     assert_eq!(
         h.sandbox.sessions().len(),
@@ -191,7 +195,10 @@ async fn an_aborted_paused_task_ends_without_running_on() {
         "a paused task keeps its workspace"
     );
 
-    h.engine.abort_task(&task.task_id, "").await.unwrap();
+    h.engine
+        .abort_task(&task.task_id, "", "alice")
+        .await
+        .unwrap();
     let failed = h.wait_for(&task.task_id, "failed").await;
     assert_eq!(failed.error_message, "aborted by a human");
     assert!(h.sandbox.sessions().is_empty());

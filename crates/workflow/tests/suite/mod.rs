@@ -1,3 +1,4 @@
+mod audit;
 mod codecheck;
 mod dependencies;
 mod gates;

@@ -150,7 +150,7 @@ async fn an_interrupt_through_another_replica_arrives_at_once_and_the_checkpoint
     h.coding.started.notified().await;
 
     let asked = Instant::now();
-    assert!(b.interrupt(&task.task_id).await.unwrap());
+    assert!(b.interrupt(&task.task_id, "alice").await.unwrap());
     let paused = h.wait_for(&task.task_id, "paused").await;
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(2), "the interrupt took {took:?}");
@@ -195,7 +195,7 @@ async fn an_interrupt_through_another_replica_arrives_at_once_and_the_checkpoint
     );
 
     // Resumed through b, it runs on b to the end.
-    b.resume(&task.task_id).await.unwrap();
+    b.resume(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "completed").await;
     assert_contiguous(&h, &task.task_id).await;
     assert_eq!(h.github.pull_requests.lock().unwrap().len(), 1);
@@ -260,7 +260,7 @@ async fn a_resume_reads_the_redis_copy_when_current_and_the_store_when_it_is_beh
     h.coding.script([Step::Hang]);
     let task = submit(&a, "Fix add").await;
     h.coding.started.notified().await;
-    a.interrupt(&task.task_id).await.unwrap();
+    a.interrupt(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "paused").await;
     let latest = h
         .store

@@ -106,11 +106,11 @@ async fn interrupt_and_resume_work_through_either_replica() {
     h.coding.started.notified().await;
 
     // Asked of b, the interrupt reaches a's runner at its next lease renewal.
-    assert!(b.interrupt(&task.task_id).await.unwrap());
+    assert!(b.interrupt(&task.task_id, "alice").await.unwrap());
     let paused = h.wait_for(&task.task_id, "paused").await;
     assert_eq!(paused.current_node, "execute");
     // Resumed through b, it runs on b.
-    b.resume(&task.task_id).await.unwrap();
+    b.resume(&task.task_id, "alice").await.unwrap();
     h.wait_for(&task.task_id, "completed").await;
     assert_eq!(h.github.pull_requests.lock().unwrap().len(), 1);
 }

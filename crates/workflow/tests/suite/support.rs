@@ -12,6 +12,7 @@ use cap_proto::agent::v1::{
     Ack, AgentId, AgentStatus, Checkpoint, CheckpointKind, Constraint, TaskEvent, TaskId,
     TaskRequest, Thought,
 };
+use cap_proto::common::v1::file_change::Change;
 use cap_proto::github::v1 as gh;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::git_hub_server::{GitHub, GitHubServer};
@@ -329,11 +330,43 @@ impl GitHub for StubGitHub {
         }))
     }
 
+    /// The pull request as opened, with a diff of what was committed to its branch.
     async fn get_pull_request(
         &self,
-        _request: Request<gh::GetPullRequestRequest>,
+        request: Request<gh::GetPullRequestRequest>,
     ) -> Result<Response<gh::PullRequest>, Status> {
-        Err(Status::unimplemented("not used by the workflow"))
+        let id = request.into_inner().pull_request_id;
+        let number: usize = id
+            .strip_prefix("pr-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Status::not_found(id.clone()))?;
+        let opened = self.pull_requests.lock().unwrap()[number - 1].clone();
+        let mut diff = String::new();
+        for commit in self.commits.lock().unwrap().iter() {
+            if commit.branch != opened.head_branch {
+                continue;
+            }
+            for change in &commit.changes {
+                let path = &change.path;
+                diff.push_str(&format!("diff --git a/{path} b/{path}\n+++ b/{path}\n"));
+                if let Some(Change::Content(content)) = &change.change {
+                    for line in String::from_utf8_lossy(content).lines() {
+                        diff.push_str(&format!("+{line}\n"));
+                    }
+                }
+            }
+        }
+        Ok(Response::new(gh::PullRequest {
+            pull_request_id: id,
+            repository_id: opened.repository_id,
+            number: number as u64,
+            head_branch: opened.head_branch,
+            base_branch: opened.base_branch,
+            state: "open".into(),
+            task_id: opened.task_id,
+            diff,
+            ..gh::PullRequest::default()
+        }))
     }
 
     async fn list_pull_requests(

@@ -93,6 +93,9 @@ async fn review_then_merge() {
     let fleet = Fleet::start().await;
     let state = fleet.state().await;
     fleet.github.add(pr("pr-1", 1, "acme/widgets"));
+    // The task that opened it, asked for by someone other than the reviewer.
+    let task = super::tasks::running_task("7d3c2a4e-8f61-4c1e-9a55-0b1f2e3d4c5b");
+    fleet.tasks.add_task(task, vec![]);
 
     // Merging before an approval is a conflict.
     let answer = send(

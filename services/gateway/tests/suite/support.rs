@@ -191,7 +191,7 @@ impl TaskService for FakeTasks {
             .get(cap_gateway::auth::ACTOR_METADATA)
             .map(|value| value.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        self.actors.lock().unwrap().push(actor);
+        self.actors.lock().unwrap().push(actor.clone());
         let request = request.into_inner();
         self.submitted.lock().unwrap().push(request.clone());
         let task = Task {
@@ -202,6 +202,7 @@ impl TaskService for FakeTasks {
             priority: request.priority,
             created_at_ms: CREATED_MS,
             updated_at_ms: CREATED_MS,
+            requested_by: actor,
             ..Task::default()
         };
         self.add_task(task.clone(), Vec::new());

@@ -25,6 +25,7 @@ pub fn running_task(id: &str) -> Task {
         priority: "high".to_owned(),
         created_at_ms: CREATED_MS,
         updated_at_ms: UPDATED_MS,
+        requested_by: "someone-else".to_owned(),
         ..Task::default()
     }
 }
@@ -127,6 +128,7 @@ async fn get_and_list_show_the_whole_task() {
         "repository_id": "acme/widgets",
         "prompt": "Add JWT authentication middleware",
         "priority": "high",
+        "requested_by": "someone-else",
         "pull_request_id": null,
         "branch": null,
         "error_message": null,
