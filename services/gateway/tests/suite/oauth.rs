@@ -315,6 +315,17 @@ async fn the_scopes_are_explained_before_the_redirect() {
         body["new_users"],
         json!({"name": "gh-<login>", "role": "developer"})
     );
+    // The dashboard offers it: the page says it is on, the script shows the scopes.
+    let page = call(&state, browser_get("/", &[]), &Seen::default()).await;
+    assert!(
+        page.text.contains(r#"<body data-github-signin="on">"#),
+        "{}",
+        page.text
+    );
+    let script = call(&state, browser_get("/assets/app.js", &[]), &Seen::default()).await;
+    for needle in ["Sign in with GitHub", "/api/v1/auth/github", "scope.why"] {
+        assert!(script.text.contains(needle), "app.js lacks {needle}");
+    }
     for route in [
         "/api/v1/auth/github",
         "/api/v1/auth/github/start",
@@ -698,6 +709,10 @@ async fn without_a_client_id_the_routes_say_oauth_is_not_configured() {
             "GitHub sign-in is not configured on this gateway",
         );
     }
+    // The dashboard does not offer it, nor ask for it.
+    let page = call(&state, browser_get("/", &[]), &seen).await;
+    assert!(page.text.contains("<body>"), "{}", page.text);
+    assert!(!page.text.contains("data-github-signin"), "{}", page.text);
 }
 
 /// A `tracing` writer into a shared buffer.
