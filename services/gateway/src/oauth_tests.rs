@@ -129,3 +129,39 @@ fn query_values_are_percent_encoded() {
         "http:%2F%2Fh:1%2Fa%3Fb%3Dc%26d"
     );
 }
+
+#[derive(Debug, clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    oauth: OAuthArgs,
+}
+
+#[test]
+fn the_flags_parse_with_their_defaults_and_name_a_bad_role() {
+    use clap::Parser as _;
+    let flags = Flags::try_parse_from([
+        "cap-gateway",
+        "--github-oauth-client-id=Iv1.client",
+        "--github-oauth-client-secret= s3cret ",
+        "--github-default-role=developer",
+        "--github-org=acme",
+        "--github-org=beta",
+    ])
+    .unwrap()
+    .oauth;
+    assert_eq!(flags.client_id.as_deref(), Some("Iv1.client"));
+    assert_eq!(flags.client_secret.unwrap().expose(), "s3cret");
+    assert_eq!(flags.default_role, Role::Developer);
+    assert_eq!(flags.organisations, ["acme", "beta"]);
+    assert_eq!(flags.web_url, "https://github.com");
+    assert_eq!(flags.api_url, "https://api.github.com");
+
+    let defaults = Flags::try_parse_from(["cap-gateway"]).unwrap().oauth;
+    assert_eq!(defaults.default_role, Role::Viewer);
+    assert!(defaults.client_id.is_none());
+
+    let error = Flags::try_parse_from(["cap-gateway", "--github-default-role=owner"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown role \"owner\""), "{error}");
+}
