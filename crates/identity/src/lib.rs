@@ -6,6 +6,8 @@
 //!   24 hours, signed with the newest of the keys kept in the gateway's data directory
 //!   ([`keys`]); older keys still verify until the tokens they signed expire.
 //! - API tokens for scripts and CI are random, shown once and stored as a SHA-256 digest.
+//! - GitHub sign-in links a GitHub account (by id) to a user; its OAuth token is kept sealed
+//!   for the session's life only ([`TokenVault`]).
 //! - [`Authenticator`] turns a presented credential into a [`Principal`], or says exactly why
 //!   it cannot.
 //!
@@ -17,12 +19,14 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod github;
 pub mod keys;
 mod limits;
 pub mod password;
 mod store;
 
 pub use auth::{Authenticator, Credential, Principal, SessionToken};
+pub use github::{GITHUB_USER_PREFIX, GitHubAccount, OAuthState, TOKEN_KEY_FILE, TokenVault};
 pub use limits::RateLimits;
 pub use store::{
     AllowedRepository, ApiToken, DEFAULT_DAILY_PULL_REQUESTS, DEFAULT_ORGANISATION,

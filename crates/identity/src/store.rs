@@ -80,7 +80,7 @@ pub struct AllowedRepository {
 /// The gateway's identity tables.
 #[derive(Debug, Clone)]
 pub struct IdentityStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
 }
 
 impl IdentityStore {
@@ -294,7 +294,7 @@ impl IdentityStore {
         })
     }
 
-    /// Revokes one session (sign-out).
+    /// Revokes one session (sign-out) and drops its GitHub token, if it had one.
     pub async fn revoke_session(&self, id: &str) -> Result<()> {
         sqlx::query(
             "UPDATE identity_sessions SET revoked_at_ms = $1 WHERE id = $2 \
@@ -304,16 +304,28 @@ impl IdentityStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        sqlx::query("DELETE FROM identity_github_tokens WHERE session_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Revokes every session of `user` (password change, account disabled).
+    /// Revokes every session of `user` (password change, account disabled) and drops their
+    /// GitHub tokens.
     pub async fn revoke_sessions_of(&self, user: &str) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE identity_sessions SET revoked_at_ms = $1 WHERE user_name = $2 \
              AND revoked_at_ms IS NULL",
         )
         .bind(now_ms())
+        .bind(user)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM identity_github_tokens WHERE session_id IN \
+             (SELECT id FROM identity_sessions WHERE user_name = $1)",
+        )
         .bind(user)
         .execute(&self.pool)
         .await?;
@@ -600,7 +612,7 @@ const TOKEN_COLUMNS: &str = "SELECT id, user_name, role, label, created_at_ms, e
                              revoked_at_ms FROM identity_api_tokens";
 
 /// The stored digest of a token.
-fn token_digest(secret: &str) -> String {
+pub(crate) fn token_digest(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -111,8 +111,29 @@
       message,
       el("div", { class: "actions" }, el("button", { type: "submit" }, "Sign in")),
     );
-    render(el("section", { class: "panel" }, el("h2", {}, "Sign in"), form));
+    render(el("section", { class: "panel" }, el("h2", {}, "Sign in"), form, githubSignIn()));
     username.focus();
+  }
+
+  // "Sign in with GitHub", when the gateway has it on (the page says so, so a gateway without
+  // it is not asked): each scope GitHub will ask for is explained before the browser leaves.
+  function githubSignIn() {
+    if (document.body.dataset.githubSignin !== "on") return null;
+    const box = el("div", { class: "github-signin" }, el("p", { class: "muted" }, "Loading sign-in with GitHub…"));
+    api("GET", "/api/v1/auth/github").then((info) => {
+      box.replaceChildren(
+        el("h3", {}, "Sign in with GitHub"),
+        el("p", {}, "GitHub will ask you to grant this platform:"),
+        el("ul", { class: "scopes" }, info.scopes.map((scope) =>
+          el("li", {}, el("code", {}, scope.scope), ": ", scope.why))),
+        el("p", { class: "muted" },
+          `A first sign-in makes the account ${info.new_users.name} with the ${info.new_users.role} role.`),
+        el("a", { class: "button", href: info.start_url }, "Sign in with GitHub"),
+      );
+    }).catch((error) => {
+      box.replaceChildren(el("div", { class: "field-error" }, `Sign-in with GitHub is unavailable: ${error.message}`));
+    });
+    return box;
   }
 
   async function start() {

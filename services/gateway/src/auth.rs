@@ -31,7 +31,14 @@ pub use cap_proto::ACTOR_METADATA;
 /// The role a route needs; `None` for the public ones (dashboard assets, health, sign-in).
 pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     match route {
-        "/" | "/assets/app.js" | "/assets/style.css" | "/healthz" | "/api/v1/auth/login" => None,
+        "/"
+        | "/assets/app.js"
+        | "/assets/style.css"
+        | "/healthz"
+        | "/api/v1/auth/login"
+        | "/api/v1/auth/github"
+        | crate::oauth::START_PATH
+        | crate::oauth::CALLBACK_PATH => None,
         "/api/v1/auth/me" | "/api/v1/auth/logout" => Some(Role::Viewer),
         route
             if route.starts_with("/api/v1/users")
@@ -56,8 +63,9 @@ pub async fn guard(
 ) -> Response {
     let route = matched.as_ref().map_or("", MatchedPath::as_str).to_owned();
     let Some(required) = required_role(request.method(), &route) else {
-        if route == "/api/v1/auth/login" {
-            // Sign-in attempts are limited per client address: password guessing is slow.
+        if route == "/api/v1/auth/login" || route == crate::oauth::START_PATH {
+            // Sign-in attempts are limited per client address: password guessing is slow, and
+            // each GitHub sign-in started records a state.
             let peer = request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
@@ -118,13 +126,18 @@ fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `wanted`, if the request carries it.
+pub(crate) fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -275,17 +288,22 @@ pub async fn login(
     let mut me = Me::of(&session.principal);
     me.token = Some(session.token.clone());
     me.expires_at = crate::events::rfc3339_ms(session.expires_at_ms);
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        session.token,
-        cap_identity::SESSION_LIFETIME.whole_seconds(),
-        secure_attribute(&state, &headers),
-    );
+    let cookie = session_cookie_header(&state, &headers, &session.token);
     let mut response = Json(me).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// The `Set-Cookie` value carrying a new session to the dashboard (password and GitHub
+/// sign-in alike).
+pub(crate) fn session_cookie_header(state: &AppState, headers: &HeaderMap, token: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        cap_identity::SESSION_LIFETIME.whole_seconds(),
+        secure_attribute(state, headers),
+    )
 }
 
 /// `POST /api/v1/auth/logout`: ends the session and clears the cookie.
@@ -313,7 +331,7 @@ pub async fn me(axum::Extension(principal): axum::Extension<Principal>) -> Json<
 
 /// `; Secure` unless the gateway serves plain HTTP on loopback (the embedded default), where
 /// browsers would otherwise not send the cookie back.
-fn secure_attribute(state: &AppState, headers: &HeaderMap) -> &'static str {
+pub(crate) fn secure_attribute(state: &AppState, headers: &HeaderMap) -> &'static str {
     let behind_tls = headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())

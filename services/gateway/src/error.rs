@@ -94,6 +94,24 @@ pub enum Error {
         /// Seconds until then.
         retry_after_s: u64,
     },
+    /// GitHub sign-in is off: no OAuth client id is configured.
+    #[error(
+        "GitHub sign-in is not configured on this gateway: the operator sets \
+         --github-oauth-client-id and the client secret (see the README)"
+    )]
+    OAuthNotConfigured,
+    /// GitHub sign-in's flags are unusable (reported at start).
+    #[error("{0}")]
+    OAuthConfig(String),
+    /// GitHub could not be reached or gave an unusable or refusing answer: 502.
+    #[error("{message}")]
+    GitHub {
+        /// What failed, safe to show (no token, no secret).
+        message: String,
+        /// The transport or decoding error, for the log.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// The gateway's own identity store failed.
     #[error("identity store")]
     Identity(#[source] cap_identity::Error),
@@ -244,7 +262,19 @@ impl Error {
                 "the gateway's identity store failed; try again".to_owned(),
                 None,
             ),
-            Self::UpstreamUrl { .. } | Self::Channel { .. } => (
+            Self::OAuthNotConfigured => (
+                StatusCode::NOT_FOUND,
+                "oauth_not_configured",
+                self.to_string(),
+                None,
+            ),
+            Self::GitHub { message, .. } => (
+                StatusCode::BAD_GATEWAY,
+                "github_error",
+                message.clone(),
+                None,
+            ),
+            Self::UpstreamUrl { .. } | Self::OAuthConfig(_) | Self::Channel { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the gateway is misconfigured".to_owned(),
@@ -338,6 +368,8 @@ impl IntoResponse for Error {
             }
             Self::UpstreamProtocol { .. }
             | Self::UpstreamUrl { .. }
+            | Self::OAuthConfig(_)
+            | Self::GitHub { .. }
             | Self::Channel { .. }
             | Self::Identity(_) => {
                 tracing::error!(error = %cap_errors::Chain(&self), "request failed");
@@ -348,6 +380,7 @@ impl IntoResponse for Error {
             | Self::MethodNotAllowed { .. }
             | Self::WebSocketUpgrade { .. }
             | Self::Unauthenticated(_)
+            | Self::OAuthNotConfigured
             | Self::Forbidden(_)
             | Self::TooManyRequests { .. } => {
                 tracing::debug!(code, %message, "rejected request");

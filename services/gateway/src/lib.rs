@@ -18,7 +18,9 @@ pub mod auth;
 mod dashboard;
 pub mod error;
 pub mod events;
+mod github_api;
 pub mod input;
+pub mod oauth;
 pub mod pull_requests;
 mod state;
 pub mod tasks;
@@ -67,6 +69,9 @@ pub struct Config {
     /// arrive through a proxy saying `X-Forwarded-Proto: https` get it anyway.
     #[arg(long, env = "CAP_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Sign-in with GitHub (off without a client id).
+    #[command(flatten)]
+    pub github_oauth: oauth::OAuthArgs,
 }
 
 /// The name the gateway's health status is reported under.
@@ -112,6 +117,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/auth/github", get(oauth::explain))
+        .route(oauth::START_PATH, get(oauth::start))
+        .route(oauth::CALLBACK_PATH, get(oauth::callback))
         .route("/api/v1/users", get(admin::users).post(admin::add_user))
         .route("/api/v1/users/{name}", patch(admin::change_user))
         .route(
@@ -180,9 +188,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = cap_identity::Authenticator::new(store, &identity_dir)?;
     let per_minute = std::num::NonZeroU32::new(config.requests_per_minute)
         .ok_or_else(|| anyhow::anyhow!("--requests-per-minute must be at least 1"))?;
-    let state = AppState::connect(&tls, &config.supervisor_url, &config.github_url, auth)?
+    let mut state = AppState::connect(&tls, &config.supervisor_url, &config.github_url, auth)?
         .with_limits(Limits::new(per_minute))
         .with_secure_cookies(config.secure_cookies);
+    if let Some(oauth) = oauth::GitHubOAuth::from_args(&config.github_oauth, &identity_dir)? {
+        tracing::info!("GitHub sign-in is on");
+        state = state.with_github_oauth(oauth);
+    }
     // HTTP first: once the gRPC address file appears (what launchers wait for), both are up.
     let http_listener =
         cap_runtime::bind(config.http_listen, config.http_addr_file.as_deref()).await?;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::oauth::GitHubOAuth;
 
 /// Largest gRPC message the gateway accepts (a pull request carries its whole diff).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -98,6 +99,7 @@ pub struct AppState {
     tasks: TaskServiceClient<Channel>,
     github: GitHubClient<Channel>,
     auth: Authenticator,
+    github_oauth: Option<Arc<GitHubOAuth>>,
     limits: Arc<Limits>,
     secure_cookies: bool,
     events: EventsPolicy,
@@ -125,6 +127,7 @@ impl AppState {
             tasks: TaskServiceClient::new(supervisor).max_decoding_message_size(MAX_MESSAGE_BYTES),
             github: GitHubClient::new(github).max_decoding_message_size(MAX_MESSAGE_BYTES),
             auth,
+            github_oauth: None,
             limits: Arc::new(Limits::new(
                 NonZeroU32::new(DEFAULT_REQUESTS_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
             )),
@@ -157,6 +160,17 @@ impl AppState {
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
         self
+    }
+
+    /// Turns GitHub sign-in on (off without it).
+    pub fn with_github_oauth(mut self, oauth: GitHubOAuth) -> Self {
+        self.github_oauth = Some(Arc::new(oauth));
+        self
+    }
+
+    /// GitHub sign-in, when configured.
+    pub(crate) fn github_oauth(&self) -> Option<&GitHubOAuth> {
+        self.github_oauth.as_deref()
     }
 
     /// Who is who: users, sessions, tokens.

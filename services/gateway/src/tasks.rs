@@ -250,6 +250,7 @@ pub async fn submit(
             request.repository_id, actor.organisation
         )));
     }
+    crate::oauth::check_repository_access(&state, &actor, &request.repository_id).await?;
     let now = cap_storage::now_ms();
     if let Some((limit, until_ms)) = store
         .submission_refused_until(&actor.user, &actor.organisation, now)

@@ -1,5 +1,7 @@
 mod auth;
 mod dashboard;
+mod github_standin;
+mod oauth;
 mod pull_requests;
 mod run;
 mod support;
