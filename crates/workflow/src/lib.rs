@@ -18,6 +18,7 @@ mod hitl;
 mod live;
 mod naming;
 mod nodes;
+mod quarantine;
 mod queue;
 pub mod store;
 mod writer;
@@ -26,6 +27,7 @@ pub use coordination::{CheckpointCopy, Coordination, RedisConfig, RedisCoordinat
 pub use engine::{Clients, Engine, EngineConfig, WatchStream};
 pub use naming::{branch_name, feature_slug};
 pub use nodes::{Node, WorkflowState};
+pub use quarantine::QuarantinedTask;
 pub use store::{Store, TaskRecord, TaskSpec, TaskStatus};
 
 /// Errors of the workflow.

@@ -43,7 +43,9 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
         route
             if route.starts_with("/api/v1/users")
                 || route.starts_with("/api/v1/tokens")
-                || route.starts_with("/api/v1/allow-list") =>
+                || route.starts_with("/api/v1/allow-list")
+                || route.starts_with("/api/v1/audit")
+                || route.starts_with("/api/v1/quarantine") =>
         {
             Some(Role::Admin)
         }

@@ -21,6 +21,7 @@ pub mod events;
 mod github_api;
 pub mod input;
 pub mod oauth;
+pub mod oversight;
 pub mod pull_requests;
 mod state;
 pub mod tasks;
@@ -135,6 +136,12 @@ pub fn app(state: AppState) -> Router {
             get(admin::allow_list)
                 .post(admin::allow)
                 .delete(admin::disallow),
+        )
+        .route("/api/v1/audit", get(oversight::audit))
+        .route("/api/v1/quarantine", get(oversight::quarantined))
+        .route(
+            "/api/v1/quarantine/{task_id}/files",
+            get(oversight::quarantined_file),
         )
         // After routing, so the guard sees which route matched; the fallbacks stay open.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -12,9 +12,11 @@ use cap_proto::agent::v1::{Ack, AgentId, AgentStatus, Constraint, TaskEvent, Tas
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
-    AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
-    InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
-    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    AbortTaskRequest, AddConstraintRequest, AuditRecord, DecideTaskRequest, GetTaskRequest,
+    InterruptTaskRequest, ListAuditRequest, ListAuditResponse, ListQuarantinedRequest,
+    ListQuarantinedResponse, ListTasksRequest, ListTasksResponse, QuarantinedTask,
+    ReadQuarantinedFileRequest, ReadQuarantinedFileResponse, ResumeTaskRequest, SubmitTaskRequest,
+    SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{
@@ -218,6 +220,19 @@ fn to_status(error: Error) -> Status {
     }
 }
 
+/// The signed-in user a call acts for; refused for a service of the fleet or a caller without
+/// a name, since only the gateway (which checks roles) names users.
+fn signed_in_user<T>(request: &Request<T>) -> Result<String, Status> {
+    let actor = cap_runtime::acting_user(request);
+    if actor == "anonymous" || actor.starts_with("service:") {
+        return Err(Status::permission_denied(format!(
+            "{actor} may not read quarantined workspaces: only a signed-in Admin, through the \
+             gateway"
+        )));
+    }
+    Ok(actor)
+}
+
 fn check_task_id(task_id: &str) -> Result<(), Status> {
     uuid::Uuid::parse_str(task_id)
         .map(|_| ())
@@ -393,6 +408,78 @@ impl TaskService for SupervisorService {
             .await
             .map_err(to_status)?;
         Ok(Response::new(task_to_proto(task)))
+    }
+
+    async fn list_quarantined(
+        &self,
+        request: Request<ListQuarantinedRequest>,
+    ) -> Result<Response<ListQuarantinedResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 50,
+            n => n.min(500) as usize,
+        };
+        let tasks = self.engine.quarantined(limit).await.map_err(to_status)?;
+        Ok(Response::new(ListQuarantinedResponse {
+            tasks: tasks
+                .into_iter()
+                .map(|quarantined| QuarantinedTask {
+                    task: Some(task_to_proto(quarantined.task)),
+                    session_id: quarantined.session_id,
+                    files: quarantined.files,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn read_quarantined_file(
+        &self,
+        request: Request<ReadQuarantinedFileRequest>,
+    ) -> Result<Response<ReadQuarantinedFileResponse>, Status> {
+        let actor = signed_in_user(&request)?;
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let content = self
+            .engine
+            .read_quarantined(&request.task_id, &request.path, &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ReadQuarantinedFileResponse { content }))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        let request = request.into_inner();
+        if !request.task_id.is_empty() {
+            check_task_id(&request.task_id)?;
+        }
+        let limit = match request.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let task_id = (!request.task_id.is_empty()).then_some(request.task_id.as_str());
+        let records = self
+            .engine
+            .store()
+            .audit()
+            .records(task_id, limit)
+            .await
+            .map_err(|error| to_status(error.into()))?;
+        Ok(Response::new(ListAuditResponse {
+            records: records
+                .into_iter()
+                .map(|record| AuditRecord {
+                    seq: record.seq,
+                    created_at_ms: record.created_at_ms,
+                    actor: record.actor,
+                    action: record.action,
+                    task_id: record.task_id,
+                    details_json: record.details_json,
+                    hash: record.hash,
+                })
+                .collect(),
+        }))
     }
 }
 

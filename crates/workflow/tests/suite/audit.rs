@@ -145,3 +145,63 @@ async fn a_task_that_fails_records_why() {
     assert_eq!(details(last)["error"], failed.error_message.as_str());
     assert_eq!(details(last)["quarantined"], false);
 }
+
+#[tokio::test]
+async fn an_admin_finds_the_quarantined_workspace_and_reads_it_redacted_and_audited() {
+    let h = Harness::start(config()).await;
+    let secret = cap_testkit::fake_github_token();
+    let content: &'static str = Box::leak(
+        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
+    );
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::edit("calc.py", content)]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    h.wait_for(&task.task_id, "failed").await;
+    let clean = h.submit("Fix add again").await;
+    h.wait_for(&clean.task_id, "failed").await;
+
+    // Only the task whose change held the secret is quarantined.
+    let quarantined = h.engine.quarantined(10).await.unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].task.task_id, task.task_id);
+    assert_eq!(quarantined[0].files, ["calc.py"]);
+    let records = records(&h, &task.task_id).await;
+    let failed = records.last().unwrap();
+    assert_eq!(failed.action, "task.failed");
+    assert_eq!(details(failed)["quarantined"], true);
+    assert!(!failed.details_json.contains(&secret));
+
+    let file = h
+        .engine
+        .read_quarantined(&task.task_id, "calc.py", "admin")
+        .await
+        .unwrap();
+    assert!(file.contains("return a + b"), "{file}");
+    assert!(file.contains("TOKEN = "), "{file}");
+    assert!(!file.contains(&secret), "{file}");
+    let read = records_after(&h, &task.task_id, records.len()).await;
+    assert_eq!(lines(&read), ["admin quarantine.file_read"]);
+    assert_eq!(details(&read[0])["path"], "calc.py");
+
+    // Paths stay inside the workspace; a task that is not quarantined has none to read.
+    let escaped = h
+        .engine
+        .read_quarantined(&task.task_id, "../etc/passwd", "admin")
+        .await
+        .unwrap_err();
+    assert!(escaped.to_string().contains("sandbox"), "{escaped}");
+    let none = h
+        .engine
+        .read_quarantined(&clean.task_id, "calc.py", "admin")
+        .await
+        .unwrap_err();
+    assert!(
+        none.to_string().contains("has no quarantined workspace"),
+        "{none}"
+    );
+}
+
+async fn records_after(h: &Harness, task_id: &str, seen: usize) -> Vec<Record> {
+    records(h, task_id).await.split_off(seen)
+}

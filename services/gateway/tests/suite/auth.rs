@@ -59,6 +59,13 @@ const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/allow-list", Some(Role::Admin)),
     ("POST", "/api/v1/allow-list", Some(Role::Admin)),
     ("DELETE", "/api/v1/allow-list", Some(Role::Admin)),
+    ("GET", "/api/v1/audit", Some(Role::Admin)),
+    ("GET", "/api/v1/quarantine", Some(Role::Admin)),
+    (
+        "GET",
+        "/api/v1/quarantine/{task}/files?path=app.py",
+        Some(Role::Admin),
+    ),
 ];
 
 fn request(method: &str, path: &str, credential: Option<&str>) -> Request<Body> {
@@ -568,4 +575,38 @@ async fn an_admin_manages_users_and_tokens_through_the_api() {
         .body(Body::from(r#"{"role": "viewer"}"#))
         .unwrap();
     send(&state, demote_self).await.error(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_admin_reads_the_audit_log_and_quarantined_workspaces() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state().await;
+    let mut quarantined = running_task(TASK);
+    quarantined.status = "failed".to_owned();
+    quarantined.error_message = "secrets found; the workspace is quarantined".to_owned();
+    fleet.tasks.add_task(quarantined, vec![]);
+    let admin = admin_token(&state).await;
+    let get = |path: &str| request("GET", path, Some(&admin));
+
+    let answer = send_as_is(&state, get(&format!("/api/v1/audit?task_id={TASK}"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["records"][0]["action"], "task.submitted");
+    assert_eq!(answer.json["records"][0]["actor"], "someone-else");
+    assert_eq!(answer.json["records"][0]["details"]["prompt"], "p");
+    let answer = send_as_is(&state, get("/api/v1/audit?task_id=nope")).await;
+    assert_eq!(answer.error(StatusCode::BAD_REQUEST).0, "invalid_task_id");
+
+    let answer = send_as_is(&state, get("/api/v1/quarantine")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["tasks"][0]["task"]["task_id"], TASK);
+    assert_eq!(answer.json["tasks"][0]["files"][0], "app.py");
+
+    let path = format!("/api/v1/quarantine/{TASK}/files?path=app.py");
+    let answer = send_as_is(&state, get(&path)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    // The supervisor is told which Admin reads (it audits the read).
+    assert_eq!(answer.json["content"], "tester read app.py");
+    let answer = send_as_is(&state, get(&format!("/api/v1/quarantine/{TASK}/files"))).await;
+    let (code, message) = answer.error(StatusCode::BAD_REQUEST);
+    assert_eq!(code, "missing_field", "{message:?}");
 }

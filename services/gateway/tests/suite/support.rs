@@ -26,6 +26,11 @@ use cap_proto::supervisor::v1::{
     InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
     SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
 };
+use cap_proto::supervisor::v1::{
+    AuditRecord, ListAuditRequest, ListAuditResponse, ListQuarantinedRequest,
+    ListQuarantinedResponse, QuarantinedTask, ReadQuarantinedFileRequest,
+    ReadQuarantinedFileResponse,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -301,6 +306,67 @@ impl TaskService for FakeTasks {
         let request = request.into_inner();
         let to = if request.approve { "queued" } else { "failed" };
         self.set_status(&request.task_id, "paused", to)
+    }
+
+    /// Failed tasks whose error says they are quarantined.
+    async fn list_quarantined(
+        &self,
+        _request: GrpcRequest<ListQuarantinedRequest>,
+    ) -> Result<GrpcResponse<ListQuarantinedResponse>, Status> {
+        self.take_failure()?;
+        let tasks = self.tasks.lock().unwrap();
+        let tasks = tasks
+            .values()
+            .filter(|entry| entry.task.error_message.contains("quarantined"))
+            .map(|entry| QuarantinedTask {
+                task: Some(entry.task.clone()),
+                session_id: "session-1".to_owned(),
+                files: vec!["app.py".to_owned()],
+            })
+            .collect();
+        Ok(GrpcResponse::new(ListQuarantinedResponse { tasks }))
+    }
+
+    /// The actor and path, so tests see what reached the supervisor.
+    async fn read_quarantined_file(
+        &self,
+        request: GrpcRequest<ReadQuarantinedFileRequest>,
+    ) -> Result<GrpcResponse<ReadQuarantinedFileResponse>, Status> {
+        self.take_failure()?;
+        let actor = request
+            .metadata()
+            .get(cap_gateway::auth::ACTOR_METADATA)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        Ok(GrpcResponse::new(ReadQuarantinedFileResponse {
+            content: format!("{actor} read {}", request.path),
+        }))
+    }
+
+    /// One record per known task.
+    async fn list_audit(
+        &self,
+        request: GrpcRequest<ListAuditRequest>,
+    ) -> Result<GrpcResponse<ListAuditResponse>, Status> {
+        self.take_failure()?;
+        let wanted = request.into_inner().task_id;
+        let tasks = self.tasks.lock().unwrap();
+        let records = tasks
+            .values()
+            .filter(|entry| wanted.is_empty() || entry.task.task_id == wanted)
+            .enumerate()
+            .map(|(index, entry)| AuditRecord {
+                seq: index as i64 + 1,
+                created_at_ms: CREATED_MS,
+                actor: entry.task.requested_by.clone(),
+                action: "task.submitted".to_owned(),
+                task_id: entry.task.task_id.clone(),
+                details_json: "{\"prompt\":\"p\"}".to_owned(),
+                hash: "0".repeat(64),
+            })
+            .collect();
+        Ok(GrpcResponse::new(ListAuditResponse { records }))
     }
 
     type WatchTaskStream = ReceiverStream<Result<TaskEventRecord, Status>>;
