@@ -180,11 +180,27 @@ async fn fix_task_end_to_end(database_url: Option<&str>) {
     assert_only_the_gateway_names_users(&fleet, &repository_id).await;
 }
 
+/// The audit log holds the task from request to review, in order; on SQLite the supervisor
+/// and the GitHub service keep one chain each, on PostgreSQL they share one.
 async fn assert_audit_trail(fleet: &TestFleet, task_id: &str, pr_id: &str, own_database: bool) {
-    let pool = cap_storage::open(&fleet.fleet.supervisor_database_url(), &cap_audit::MIGRATOR)
-        .await
-        .unwrap();
-    let records = cap_audit::records(&pool, Some(task_id), 100).await.unwrap();
+    let mut databases = vec![fleet.fleet.supervisor_database_url()];
+    if own_database {
+        let github = fleet.fleet.config().data_dir.join("github.db");
+        databases.push(cap_storage::sqlite_url(&github));
+    }
+    let key = cap_audit::PublicKey::read_from_dir(&fleet.fleet.audit_key_dir()).unwrap();
+    let mut records = Vec::new();
+    for url in &databases {
+        let pool = cap_storage::open(url, &cap_audit::MIGRATOR).await.unwrap();
+        records.extend(cap_audit::records(&pool, Some(task_id), 100).await.unwrap());
+        // The shared PostgreSQL database holds other tests' chains, signed by other keys.
+        if own_database {
+            let report = cap_audit::verify(&pool, std::slice::from_ref(&key))
+                .await
+                .unwrap();
+            assert!(report.is_intact(), "{url}: {report:?}");
+        }
+    }
     let trail: Vec<String> = records
         .iter()
         .map(|record| format!("{} {}", record.actor, record.action))
@@ -199,6 +215,7 @@ async fn assert_audit_trail(fleet: &TestFleet, task_id: &str, pr_id: &str, own_d
             "service:supervisor commit.created",
             "service:supervisor pull_request.opened",
             "service:supervisor task.completed",
+            "e2e-reviewer pull_request.reviewed",
         ]
     );
     let opened: serde_json::Value = serde_json::from_str(&records[5].details_json).unwrap();
@@ -208,12 +225,6 @@ async fn assert_audit_trail(fleet: &TestFleet, task_id: &str, pr_id: &str, own_d
         diff.contains("-    return a - b\n+    return a + b"),
         "{diff}"
     );
-    // The shared PostgreSQL database holds other tests' chains, signed by other keys.
-    if own_database {
-        let key = cap_audit::PublicKey::read_from_dir(&fleet.fleet.audit_key_dir()).unwrap();
-        let report = cap_audit::verify(&pool, &[key]).await.unwrap();
-        assert!(report.is_intact(), "{report:?}");
-    }
 }
 
 /// A service other than the gateway cannot act as a user: the name it sends is not believed,

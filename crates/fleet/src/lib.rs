@@ -528,6 +528,10 @@ impl Fleet {
             }
             "github" => {
                 flags.insert("--database-url", database("github.db"));
+                flags.insert(
+                    "--audit-key-dir",
+                    self.audit_key_dir().display().to_string(),
+                );
                 flags.insert("--forge-root", config.forge_root().display().to_string());
                 flags.insert("--public-url", self.public_url());
             }

@@ -2,8 +2,9 @@
 //! against its signed checkpoints, or printed.
 //!
 //! By default they read the embedded fleet's layout under the data dir (`cap up`): the
-//! supervisor's SQLite file `<data-dir>/supervisor.db` and the checkpoints' public key in the
-//! supervisor's own data dir, `<data-dir>/supervisor/audit-signing-key.pub`.
+//! supervisor's SQLite file `<data-dir>/supervisor.db` (or the GitHub service's, `github.db`,
+//! with `--service github`) and the checkpoints' public key in the supervisor's own data dir,
+//! `<data-dir>/supervisor/audit-signing-key.pub`, which both services sign with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,16 +44,22 @@ pub struct Location {
     /// The fleet's data dir (`cap up --data-dir`).
     #[arg(long, env = "CAP_DATA_DIR", default_value = ".cap-data")]
     pub data_dir: PathBuf,
+    /// Whose log, on the embedded default's SQLite files: the supervisor's (tasks, agents,
+    /// commits, pull requests opened) or the GitHub service's (reviews and merges). On
+    /// PostgreSQL both write one log.
+    #[arg(long, default_value = "supervisor", value_parser = ["supervisor", "github"])]
+    pub service: String,
 }
 
 impl Location {
+    fn default_file(&self) -> PathBuf {
+        self.data_dir.join(format!("{}.db", self.service))
+    }
+
     fn database_url(&self) -> String {
-        self.database.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=ro",
-                self.data_dir.join("supervisor.db").display()
-            )
-        })
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=ro", self.default_file().display()))
     }
 }
 
@@ -97,10 +104,11 @@ pub async fn audit(args: &AuditArgs) -> ExitCode {
 async fn open(location: &Location) -> anyhow::Result<cap_storage::AnyPool> {
     let url = location.database_url();
     if location.database.is_none() {
-        let file = location.data_dir.join("supervisor.db");
+        let file = location.default_file();
         anyhow::ensure!(
             file.is_file(),
-            "no supervisor database at {} (pass --data-dir or --database)",
+            "no {} database at {} (pass --data-dir or --database)",
+            location.service,
             file.display()
         );
     }

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use cap_audit::AuditLog;
 use cap_forge::{Forge, ForgeConfig};
 use cap_mtls::ServiceTls;
 use cap_proto::common::v1::file_change::Change;
@@ -36,6 +37,10 @@ pub struct Config {
     /// Base URL of the dashboard; pull request URLs are `{public_url}/#/pull-requests/{id}` (the dashboard's route).
     #[arg(long, env = "CAP_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
+    /// Where the audit log's Ed25519 signing key is kept (made on first start); the fleet
+    /// gives the supervisors' so one public key verifies both. Default the data dir.
+    #[arg(long, env = "CAP_AUDIT_KEY_DIR")]
+    pub audit_key_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -61,30 +66,81 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tls = config.common.tls("github")?;
     // The default SQLite file lives there, and SQLite creates files but not directories.
     std::fs::create_dir_all(&config.common.data_dir)?;
-    let forge = Forge::open(config.forge_config()).await?;
+    let forge_config = config.forge_config();
+    let key_dir = config
+        .audit_key_dir
+        .as_deref()
+        .unwrap_or(&config.common.data_dir);
+    std::fs::create_dir_all(key_dir)?;
+    // Reviews and merges are recorded beside the pull requests, in the same database.
+    let audit = AuditLog::open(
+        &forge_config.database_url,
+        Some(cap_audit::Signer::load_or_create(key_dir)?),
+        cap_audit::AuditConfig::default(),
+    )
+    .await?;
+    audit.spawn_checkpoints();
+    let forge = Forge::open(forge_config).await?;
     let listener = config.common.bind().await?;
-    cap_runtime::serve(router(&tls, forge).await?, listener).await?;
+    cap_runtime::serve(router(&tls, forge, audit).await?, listener).await?;
     Ok(())
 }
 
 /// The service's gRPC router (GitHub + health, mutual TLS from `tls`), ready to serve on any
 /// listener; tests serve it in-process on port 0.
-pub async fn router(tls: &ServiceTls, forge: Forge) -> anyhow::Result<Router> {
+pub async fn router(tls: &ServiceTls, forge: Forge, audit: AuditLog) -> anyhow::Result<Router> {
     Ok(cap_runtime::grpc_server(tls)?
         .add_service(cap_runtime::health_service::<GitHubServer<GitHubService>>().await)
-        .add_service(GitHubServer::new(GitHubService::new(forge))))
+        .add_service(GitHubServer::new(GitHubService::new(forge, audit))))
 }
 
 /// The `GitHub` gRPC service backed by the local forge.
 #[derive(Debug, Clone)]
 pub struct GitHubService {
     forge: Forge,
+    /// Who reviewed and merged what.
+    audit: AuditLog,
 }
 
 impl GitHubService {
-    /// A service over `forge`.
-    pub fn new(forge: Forge) -> Self {
-        Self { forge }
+    /// A service over `forge`, recording reviews and merges in `audit`.
+    pub fn new(forge: Forge, audit: AuditLog) -> Self {
+        Self { forge, audit }
+    }
+
+    /// Records a human's action on `pr`, trying again while the store's trouble passes.
+    /// The action has taken effect; when even that fails the caller is told so (and the log
+    /// holds the whole record), rather than answered as if all were kept.
+    async fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        pr: &cap_forge::PullRequest,
+        details: serde_json::Value,
+    ) -> Result<(), Status> {
+        let entry = cap_audit::Entry::new(actor, action, &pr.task_id, details);
+        let mut wait = std::time::Duration::from_millis(50);
+        for attempt in 1..=5 {
+            match self.audit.append(entry.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(error) if error.is_transient() && attempt < 5 => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        actor, action, task_id = %entry.task_id, details = %entry.details,
+                        error = %error, "could not write an audit record"
+                    );
+                    break;
+                }
+            }
+        }
+        Err(Status::unavailable(format!(
+            "{action} of pull request {} took effect but its audit record could not be \
+             written; the service log holds it",
+            pr.pull_request_id
+        )))
     }
 }
 
@@ -243,6 +299,7 @@ impl GitHub for GitHubService {
         &self,
         request: Request<pb::ReviewPullRequestRequest>,
     ) -> Result<Response<pb::PullRequest>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let request = request.into_inner();
         let action = match pb::ReviewAction::try_from(request.action) {
             Ok(pb::ReviewAction::Approve) => cap_forge::ReviewAction::Approve,
@@ -263,7 +320,8 @@ impl GitHub for GitHubService {
                 line: c.line,
                 body: c.body,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let comment_count = comments.len();
         let pr = self
             .forge
             .review(
@@ -274,6 +332,16 @@ impl GitHub for GitHubService {
             )
             .await
             .map_err(status)?;
+        let details = serde_json::json!({
+            "pull_request_id": pr.pull_request_id,
+            "review": format!("{action:?}"),
+            "reviewer": request.reviewer,
+            "comments": comment_count,
+            "head_sha": pr.head_sha,
+            "state": pr.state.to_string(),
+        });
+        self.record(&actor, "pull_request.reviewed", &pr, details)
+            .await?;
         Ok(Response::new(pull_request(pr)))
     }
 
@@ -281,8 +349,16 @@ impl GitHub for GitHubService {
         &self,
         request: Request<pb::MergePullRequestRequest>,
     ) -> Result<Response<pb::PullRequest>, Status> {
+        let actor = cap_runtime::acting_user(&request);
         let id = request.into_inner().pull_request_id;
         let pr = self.forge.merge(&id).await.map_err(status)?;
+        let details = serde_json::json!({
+            "pull_request_id": pr.pull_request_id,
+            "head_sha": pr.head_sha,
+            "base_branch": pr.base_branch,
+        });
+        self.record(&actor, "pull_request.merged", &pr, details)
+            .await?;
         Ok(Response::new(pull_request(pr)))
     }
 }

@@ -20,6 +20,7 @@ use tonic_health::pb::health_client::HealthClient;
 struct Served {
     _dir: tempfile::TempDir,
     channel: Channel,
+    audit: cap_audit::AuditLog,
     server: tokio::task::JoinHandle<()>,
     repository_id: String,
 }
@@ -47,7 +48,13 @@ async fn serve() -> anyhow::Result<Served> {
         .await?;
 
     let pki = cap_mtls::Pki::ensure_dev(dir.path().join("pki"))?;
-    let router = cap_github_service::router(&pki.service("github")?, forge).await?;
+    let audit = cap_audit::AuditLog::open(
+        &cap_storage::sqlite_url(&dir.path().join("github.db")),
+        None,
+        cap_audit::AuditConfig::default(),
+    )
+    .await?;
+    let router = cap_github_service::router(&pki.service("github")?, forge, audit.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = cap_runtime::https_url(listener.local_addr()?);
     let server = tokio::spawn(async move {
@@ -58,10 +65,12 @@ async fn serve() -> anyhow::Result<Served> {
             eprintln!("server stopped: {error}");
         }
     });
-    let channel = pki.service("supervisor")?.channel(&url)?;
+    // The gateway: it names the humans who review and merge.
+    let channel = pki.service("gateway")?.channel(&url)?;
     Ok(Served {
         _dir: dir,
         channel,
+        audit,
         server,
         repository_id,
     })
@@ -170,7 +179,7 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
     );
 
     let reviewed = client
-        .review_pull_request(ReviewPullRequestRequest {
+        .review_pull_request(as_alice(ReviewPullRequestRequest {
             pull_request_id: pr.pull_request_id.clone(),
             action: ReviewAction::Approve.into(),
             reviewer: "alice".into(),
@@ -179,7 +188,7 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
                 line: 1,
                 body: "Nice".into(),
             }],
-        })
+        }))
         .await?
         .into_inner();
     assert_eq!(reviewed.state, "approved");
@@ -188,12 +197,28 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
     assert_eq!(reviewed.reviews[0].comments[0].body, "Nice");
 
     let merged = client
-        .merge_pull_request(MergePullRequestRequest {
+        .merge_pull_request(as_alice(MergePullRequestRequest {
             pull_request_id: pr.pull_request_id.clone(),
-        })
+        }))
         .await?
         .into_inner();
     assert_eq!(merged.state, "merged");
+    // Who reviewed and merged is in the audit log, in order, once each.
+    let records = served.audit.records(None, 10).await?;
+    let trail: Vec<(String, String)> = records
+        .iter()
+        .map(|record| (record.actor.clone(), record.action.clone()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("alice".to_owned(), "pull_request.reviewed".to_owned()),
+            ("alice".to_owned(), "pull_request.merged".to_owned()),
+        ]
+    );
+    let reviewed_details: serde_json::Value = serde_json::from_str(&records[0].details_json)?;
+    assert_eq!(reviewed_details["review"], "Approve");
+    assert_eq!(reviewed_details["comments"], 1);
     let fetched = client
         .get_pull_request(GetPullRequestRequest {
             pull_request_id: pr.pull_request_id.clone(),
@@ -556,4 +581,14 @@ async fn refuses_bad_imports_naming_what_is_wrong() -> anyhow::Result<()> {
         Code::NotFound
     );
     Ok(())
+}
+
+/// A request acting for `alice`, as the gateway sends it.
+fn as_alice<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        cap_proto::ACTOR_METADATA,
+        tonic::metadata::MetadataValue::from_static("alice"),
+    );
+    request
 }
