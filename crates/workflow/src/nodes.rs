@@ -194,6 +194,18 @@ impl Run {
                 .await
                 .map_err(|status| Error::upstream("sandbox", status))?;
             self.state.session_id = session.session_id;
+            // Kept at once: a supervisor stopping before plan's end resumes into this
+            // workspace instead of leaving it behind and making another.
+            self.inner
+                .store
+                .save_checkpoint(
+                    &self.task.task_id,
+                    &self.inner.config.replica_id,
+                    "plan",
+                    "session_created",
+                    &self.state_json()?,
+                )
+                .await?;
         }
         let listing = self
             .inner

@@ -84,7 +84,8 @@ async fn a_task_leaves_who_asked_what_each_agent_did_and_the_exact_diff() {
 async fn steering_names_the_human_and_a_failure_is_recorded_with_its_cause() {
     let h = Harness::start(config()).await;
     h.context.script([Step::finish("context_ready")]);
-    h.coding.script([Step::Hang, Step::edit("calc.py", FIX)]);
+    // It hangs again after the resume, so the abort finds it running.
+    h.coding.script([Step::Hang, Step::Hang]);
     let task = h.submit("Fix add").await;
     h.coding.started.notified().await;
 

@@ -564,3 +564,40 @@ async fn a_restarted_supervisor_resumes_after_the_commit_without_repeating_it() 
     );
     assert_eq!(h.github.pull_requests.lock().unwrap().len(), 2);
 }
+
+/// A supervisor that stops during plan, after its workspace was made: the restarted one goes
+/// on in that workspace rather than leaving it behind and making a second one.
+#[tokio::test]
+async fn a_supervisor_stopped_during_plan_resumes_into_the_workspace_it_made() {
+    let h = Harness::start(config()).await;
+    h.context
+        .script([Step::Hang, Step::finish("context_ready")]);
+    h.coding.script([Step::edit("calc.py", FIX)]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    h.context.started.notified().await;
+    let made = h.sandbox.sessions();
+    assert_eq!(made.len(), 1);
+    // Kept before anything else happens in it, not only with the plan's later events.
+    let kept = h.store.checkpoints(&task.task_id).await.unwrap();
+    let created = kept
+        .iter()
+        .find(|checkpoint| checkpoint.kind == "session_created")
+        .unwrap_or_else(|| panic!("no session_created checkpoint: {kept:#?}"));
+    let state: WorkflowState = serde_json::from_str(&created.state_json).unwrap();
+    assert_eq!(state.session_id, made[0]);
+
+    h.engine.abort();
+    let restarted = h.restart(config());
+    assert_eq!(restarted.resume_unfinished().await.unwrap(), 1);
+    h.wait_for(&task.task_id, "completed").await;
+    let session = |agent: &super::support::StubAgent| {
+        agent.requests()[0].repo.clone().unwrap().sandbox_session_id
+    };
+    assert_eq!(session(&h.coding), made[0], "the first workspace went on");
+    assert!(
+        h.sandbox.sessions().is_empty(),
+        "no workspace is left behind: {:?}",
+        h.sandbox.sessions()
+    );
+}
