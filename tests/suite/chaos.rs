@@ -126,6 +126,30 @@ impl Chaos {
         );
     }
 
+    /// Waits until a sandbox workspace's `calc.py` holds the fix.
+    async fn wait_for_fix_in_workspace(&self) {
+        let sessions = self.fleet.fleet.config().data_dir.join("sandbox");
+        for _ in 0..500 {
+            let fixed = std::fs::read_dir(&sessions)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| {
+                    std::fs::read_to_string(entry.path().join("workspace/calc.py")).ok()
+                })
+                .any(|calc| calc.contains("return a + b"));
+            if fixed {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the fix never reached a workspace under {}\n{}",
+            sessions.display(),
+            self.fleet.logs()
+        );
+    }
+
     async fn stop(self) {
         self.fleet.stop().await;
     }
@@ -610,6 +634,10 @@ async fn every_service_killed_at_once() {
             runs_tests(e, "coding")
         })
         .await;
+    // The agent writes its staged edit after announcing the test run: the sandbox goes down
+    // with the rest only once the fix is in the workspace (else, under load, the edit is lost
+    // with the killed write and the scripted model, playing on, never makes it again).
+    chaos.wait_for_fix_in_workspace().await;
     for service in chaos.fleet.fleet.process_names() {
         chaos.fleet.fleet.kill(&service).await.unwrap();
     }
