@@ -283,6 +283,26 @@ impl AuditLog {
         Ok(records)
     }
 
+    /// [`AuditLog::append_all`], tried again (5 attempts, waits doubling from 50 ms) while
+    /// the error is transient (contention, a passing outage): what services call after an
+    /// action took effect, so a busy store does not lose its record.
+    pub async fn append_retrying(&self, entries: &[Entry]) -> Result<Vec<Record>> {
+        const ATTEMPTS: u32 = 5;
+        let mut wait = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.append_all(entries).await {
+                Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, error = %error, "audit append failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Appends one record.
     pub async fn append(&self, entry: Entry) -> Result<Record> {
         self.append_all(std::slice::from_ref(&entry))

@@ -577,6 +577,10 @@ impl Fleet {
                 );
                 flags.insert("--supervisor-url", self.url_of("supervisor")?);
                 flags.insert("--github-url", self.url_of("github")?);
+                flags.insert(
+                    "--audit-key-dir",
+                    self.audit_key_dir().display().to_string(),
+                );
                 if let Some(url) = &config.database_url {
                     flags.insert("--database-url", url.clone());
                 }

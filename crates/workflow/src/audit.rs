@@ -7,8 +7,6 @@
 //! `service:coding-agent`). Human actions are recorded once they took effect; the task's
 //! submission before the task is stored, so no task runs unrecorded.
 
-use std::time::Duration;
-
 use cap_audit::Entry;
 
 use crate::engine::Inner;
@@ -17,15 +15,10 @@ use crate::{Error, Result};
 /// The supervisor as an actor.
 pub(crate) const SUPERVISOR: &str = "service:supervisor";
 
-/// Attempts of an append that meets contention or a passing outage.
-const APPEND_ATTEMPTS: u32 = 5;
-/// Wait before the second attempt; doubled for each further one.
-const APPEND_BACKOFF: Duration = Duration::from_millis(50);
-
 impl Inner {
     /// Appends one record, trying again while the store's trouble is passing. A record that
-    /// cannot be written fails the action that made it (and is logged whole), so nothing is
-    /// done that the log does not show.
+    /// still cannot be written is logged whole and fails the call (a run then goes on from
+    /// its state once the store answers, writing it again), so none disappears unnoticed.
     pub(crate) async fn audit(
         &self,
         actor: &str,
@@ -39,28 +32,18 @@ impl Inner {
 
     /// Appends `entries` in one transaction (all or none), as [`Inner::audit`] does one.
     pub(crate) async fn audit_all(&self, entries: Vec<Entry>) -> Result<()> {
-        let mut wait = APPEND_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.store.audit().append_all(&entries).await {
-                Ok(_) => return Ok(()),
-                Err(error) if error.is_transient() && attempt < APPEND_ATTEMPTS => {
-                    tracing::warn!(attempt, error = %error, "audit append failed; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    attempt += 1;
+        match self.store.audit().append_retrying(&entries).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                for entry in &entries {
+                    tracing::error!(
+                        task_id = %entry.task_id, actor = %entry.actor,
+                        action = %entry.action, details = %entry.details,
+                        error = %error, cause = ?std::error::Error::source(&error),
+                        "could not write an audit record"
+                    );
                 }
-                Err(error) => {
-                    for entry in &entries {
-                        tracing::error!(
-                            task_id = %entry.task_id, actor = %entry.actor,
-                            action = %entry.action, details = %entry.details,
-                            error = %error, cause = ?std::error::Error::source(&error),
-                            "could not write an audit record"
-                        );
-                    }
-                    return Err(Error::Audit(error));
-                }
+                Err(Error::Audit(error))
             }
         }
     }

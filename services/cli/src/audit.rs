@@ -45,15 +45,19 @@ pub struct Location {
     #[arg(long, env = "CAP_DATA_DIR", default_value = ".cap-data")]
     pub data_dir: PathBuf,
     /// Whose log, on the embedded default's SQLite files: the supervisor's (tasks, agents,
-    /// commits, pull requests opened) or the GitHub service's (reviews and merges). On
-    /// PostgreSQL both write one log.
-    #[arg(long, default_value = "supervisor", value_parser = ["supervisor", "github"])]
+    /// commits, pull requests opened), the GitHub service's (reviews and merges) or the
+    /// gateway's (Admins' changes, sign-ins). On PostgreSQL all write one log.
+    #[arg(long, default_value = "supervisor", value_parser = ["supervisor", "github", "gateway"])]
     pub service: String,
 }
 
 impl Location {
     fn default_file(&self) -> PathBuf {
-        self.data_dir.join(format!("{}.db", self.service))
+        match self.service.as_str() {
+            // The gateway keeps its store in its own data dir.
+            "gateway" => self.data_dir.join("gateway").join("gateway.db"),
+            service => self.data_dir.join(format!("{service}.db")),
+        }
     }
 
     fn database_url(&self) -> String {

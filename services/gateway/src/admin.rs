@@ -68,6 +68,13 @@ pub async fn add_user(
         .add_user(&body.name, body.role, password, &admin.organisation)
         .await?;
     tracing::info!(admin = %admin.user, user = %user.name, role = %user.role, "user added");
+    state
+        .audit(
+            &admin.user,
+            "user.added",
+            serde_json::json!({ "user": user.name, "role": user.role }),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(NewUser {
@@ -122,6 +129,15 @@ pub async fn change_user(
         .await?
         .ok_or_else(|| cap_identity::Error::UnknownUser(name.clone()))?;
     tracing::info!(admin = %admin.user, user = %user.name, role = %user.role, disabled = user.disabled, "user changed");
+    state
+        .audit(
+            &admin.user,
+            "user.changed",
+            serde_json::json!({
+                "user": user.name, "role": user.role, "disabled": user.disabled,
+            }),
+        )
+        .await?;
     Ok(Json(user))
 }
 
@@ -172,6 +188,15 @@ pub async fn create_token(
         )
         .await?;
     tracing::info!(admin = %admin.user, user = %issued.token.user, token = %issued.token.id, "API token created");
+    state
+        .audit(
+            &admin.user,
+            "token.created",
+            serde_json::json!({
+                "token_id": issued.token.id, "user": issued.token.user, "role": issued.token.role,
+            }),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(NewToken {
@@ -207,6 +232,13 @@ pub async fn revoke_token(
 ) -> Result<Json<ApiToken>> {
     let token = state.authenticator().store().revoke_token(&id).await?;
     tracing::info!(admin = %admin.user, token = %token.id, "API token revoked");
+    state
+        .audit(
+            &admin.user,
+            "token.revoked",
+            serde_json::json!({ "token_id": token.id, "user": token.user }),
+        )
+        .await?;
     Ok(Json(token))
 }
 
@@ -255,9 +287,20 @@ pub async fn allow(
     store
         .allow_repository(&AllowedRepository {
             organisation: admin.organisation.clone(),
-            pattern: body.pattern,
+            pattern: body.pattern.clone(),
             allow_self_approval: body.allow_self_approval,
         })
+        .await?;
+    state
+        .audit(
+            &admin.user,
+            "allow_list.added",
+            serde_json::json!({
+                "organisation": admin.organisation,
+                "pattern": body.pattern,
+                "allow_self_approval": body.allow_self_approval,
+            }),
+        )
         .await?;
     let repositories = store.allowed_repositories(&admin.organisation).await?;
     Ok(Json(AllowList { repositories }))
@@ -283,6 +326,13 @@ pub async fn disallow(
             field: Some("pattern".into()),
         });
     }
+    state
+        .audit(
+            &admin.user,
+            "allow_list.removed",
+            serde_json::json!({ "organisation": admin.organisation, "pattern": pattern }),
+        )
+        .await?;
     let repositories = store.allowed_repositories(&admin.organisation).await?;
     Ok(Json(AllowList { repositories }))
 }

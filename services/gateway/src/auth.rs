@@ -287,6 +287,13 @@ pub async fn login(
         .sign_in(body.username.trim(), &body.password)
         .await?;
     tracing::info!(user = %session.principal.user, "signed in");
+    state
+        .audit(
+            &session.principal.user,
+            "auth.signed_in",
+            serde_json::json!({ "with": "password" }),
+        )
+        .await?;
     let mut me = Me::of(&session.principal);
     me.token = Some(session.token.clone());
     me.expires_at = crate::events::rfc3339_ms(session.expires_at_ms);

@@ -115,6 +115,15 @@ pub enum Error {
     /// The gateway's own identity store failed.
     #[error("identity store")]
     Identity(#[source] cap_identity::Error),
+    /// An Admin's action took effect but its audit record could not be written.
+    #[error("audit log: {what} took effect but was not recorded")]
+    Audit {
+        /// The action.
+        what: String,
+        /// The cause.
+        #[source]
+        source: cap_audit::Error,
+    },
     /// The mTLS channel to an upstream service could not be set up.
     #[error("cannot set up the channel to {service}")]
     Channel {
@@ -262,6 +271,15 @@ impl Error {
                 "the gateway's identity store failed; try again".to_owned(),
                 None,
             ),
+            Self::Audit { what, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "{what} took effect, but the audit log could not record it; the gateway's \
+                     log holds the record"
+                ),
+                None,
+            ),
             Self::OAuthNotConfigured => (
                 StatusCode::NOT_FOUND,
                 "oauth_not_configured",
@@ -371,6 +389,7 @@ impl IntoResponse for Error {
             | Self::OAuthConfig(_)
             | Self::GitHub { .. }
             | Self::Channel { .. }
+            | Self::Audit { .. }
             | Self::Identity(_) => {
                 tracing::error!(error = %cap_errors::Chain(&self), "request failed");
             }

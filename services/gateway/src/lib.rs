@@ -70,6 +70,10 @@ pub struct Config {
     /// arrive through a proxy saying `X-Forwarded-Proto: https` get it anyway.
     #[arg(long, env = "CAP_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Where the audit log's Ed25519 signing key is kept (made on first start); the fleet
+    /// gives the supervisors', so one public key verifies every log. Default the data dir.
+    #[arg(long, env = "CAP_AUDIT_KEY_DIR")]
+    pub audit_key_dir: Option<std::path::PathBuf>,
     /// Sign-in with GitHub (off without a client id).
     #[command(flatten)]
     pub github_oauth: oauth::OAuthArgs,
@@ -182,6 +186,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cap_storage::sqlite_url(&identity_dir.join("gateway.db")));
     let store = cap_identity::IdentityStore::open(&database_url).await?;
+    let key_dir = config.audit_key_dir.as_deref().unwrap_or(&identity_dir);
+    std::fs::create_dir_all(key_dir)?;
+    // Admins' changes and sign-ins, beside the users and tokens they concern.
+    let audit = cap_audit::AuditLog::open(
+        &database_url,
+        Some(cap_audit::Signer::load_or_create(key_dir)?),
+        cap_audit::AuditConfig::default(),
+    )
+    .await?;
+    audit.spawn_checkpoints();
     store.ensure_first_admin(&identity_dir).await?;
     for pattern in &config.allow_repositories {
         store
@@ -197,7 +211,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--requests-per-minute must be at least 1"))?;
     let mut state = AppState::connect(&tls, &config.supervisor_url, &config.github_url, auth)?
         .with_limits(Limits::new(per_minute))
-        .with_secure_cookies(config.secure_cookies);
+        .with_secure_cookies(config.secure_cookies)
+        .with_audit(audit);
     if let Some(oauth) = oauth::GitHubOAuth::from_args(&config.github_oauth, &identity_dir)? {
         tracing::info!("GitHub sign-in is on");
         state = state.with_github_oauth(oauth);

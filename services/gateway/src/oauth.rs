@@ -440,6 +440,13 @@ pub async fn callback(
             .await?;
     }
     tracing::info!(user = %user.name, github_login = %account.login, "signed in with GitHub");
+    state
+        .audit(
+            &user.name,
+            "auth.signed_in",
+            serde_json::json!({ "with": "github", "github_login": account.login }),
+        )
+        .await?;
     let clear_state = format!(
         "{STATE_COOKIE}=; Path={STATE_COOKIE_PATH}; HttpOnly; SameSite=Lax; Max-Age=0{}",
         secure_attribute(&state, &headers),

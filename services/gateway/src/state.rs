@@ -105,6 +105,8 @@ pub struct AppState {
     events: EventsPolicy,
     rpc_timeout: Duration,
     shutdown: Arc<watch::Sender<bool>>,
+    /// Where Admins' changes and sign-ins are recorded (`cap-audit`, in the gateway's store).
+    audit: Option<cap_audit::AuditLog>,
 }
 
 impl AppState {
@@ -135,6 +137,37 @@ impl AppState {
             events: EventsPolicy::default(),
             rpc_timeout: Duration::from_secs(30),
             shutdown: Arc::new(watch::channel(false).0),
+            audit: None,
+        }
+    }
+
+    /// Records Admins' changes and sign-ins in `audit`.
+    pub fn with_audit(mut self, audit: cap_audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Records that `actor` did `action`; an error when it took effect but could not be
+    /// recorded (the whole record is then in the gateway's log).
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        details: serde_json::Value,
+    ) -> crate::error::Result<()> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let entry = cap_audit::Entry::new(actor, action, "", details);
+        match audit.append_retrying(std::slice::from_ref(&entry)).await {
+            Ok(_) => Ok(()),
+            Err(source) => {
+                tracing::error!(actor, action, details = %entry.details, "could not write an audit record");
+                Err(crate::error::Error::Audit {
+                    what: action.to_owned(),
+                    source,
+                })
+            }
         }
     }
 

@@ -119,23 +119,17 @@ impl GitHubService {
         details: serde_json::Value,
     ) -> Result<(), Status> {
         let entry = cap_audit::Entry::new(actor, action, &pr.task_id, details);
-        let mut wait = std::time::Duration::from_millis(50);
-        for attempt in 1..=5 {
-            match self.audit.append(entry.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(error) if error.is_transient() && attempt < 5 => {
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-                Err(error) => {
-                    tracing::error!(
-                        actor, action, task_id = %entry.task_id, details = %entry.details,
-                        error = %error, "could not write an audit record"
-                    );
-                    break;
-                }
-            }
-        }
+        let Err(error) = self
+            .audit
+            .append_retrying(std::slice::from_ref(&entry))
+            .await
+        else {
+            return Ok(());
+        };
+        tracing::error!(
+            actor, action, task_id = %entry.task_id, details = %entry.details,
+            error = %error, "could not write an audit record"
+        );
         Err(Status::unavailable(format!(
             "{action} of pull request {} took effect but its audit record could not be \
              written; the service log holds it",

@@ -610,3 +610,56 @@ async fn an_admin_reads_the_audit_log_and_quarantined_workspaces() {
     let (code, message) = answer.error(StatusCode::BAD_REQUEST);
     assert_eq!(code, "missing_field", "{message:?}");
 }
+
+#[tokio::test]
+async fn sign_ins_and_admin_changes_are_in_the_audit_log() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state().await;
+    let admin = admin_token(&state).await;
+    let post = |path: &str, body: serde_json::Value| {
+        let mut request = request("POST", path, Some(&admin));
+        *request.body_mut() = Body::from(body.to_string());
+        request
+    };
+    let answer = send_as_is(
+        &state,
+        post(
+            "/api/v1/users",
+            json!({"name": "audrey", "role": "developer", "password": "correct horse battery"}),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let answer = send_as_is(
+        &state,
+        post("/api/v1/allow-list", json!({"pattern": "acme/*"})),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let mut login = request("POST", "/api/v1/auth/login", None);
+    *login.body_mut() =
+        Body::from(json!({"username": "audrey", "password": "correct horse battery"}).to_string());
+    let answer = send_as_is(&state, login).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+
+    let records = fleet.audit().await.records(None, 10).await.unwrap();
+    let trail: Vec<String> = records
+        .iter()
+        .map(|record| format!("{} {} {}", record.actor, record.action, record.details_json))
+        .collect();
+    assert_eq!(trail.len(), 3, "{trail:#?}");
+    assert!(
+        trail[0].starts_with(&format!("{TESTER} user.added")),
+        "{trail:#?}"
+    );
+    assert!(
+        trail[0].contains("\"audrey\"") && !trail[0].contains("horse"),
+        "{trail:#?}"
+    );
+    assert!(
+        trail[1].starts_with(&format!("{TESTER} allow_list.added")),
+        "{trail:#?}"
+    );
+    assert!(trail[1].contains("acme/*"), "{trail:#?}");
+    assert!(trail[2].starts_with("audrey auth.signed_in"), "{trail:#?}");
+}

@@ -642,7 +642,17 @@ impl Fleet {
     pub async fn state(&self) -> AppState {
         let tls = self.pki.service("gateway").unwrap();
         let auth = authenticator(&self.dir.path().join("identity")).await;
-        AppState::connect(&tls, &self.supervisor_url, &self.github_url, auth).unwrap()
+        AppState::connect(&tls, &self.supervisor_url, &self.github_url, auth)
+            .unwrap()
+            .with_audit(self.audit().await)
+    }
+
+    /// The gateway's audit log, in its identity store.
+    pub async fn audit(&self) -> cap_audit::AuditLog {
+        let url = cap_storage::sqlite_url(&self.dir.path().join("identity").join("gateway.db"));
+        cap_audit::AuditLog::open(&url, None, cap_audit::AuditConfig::default())
+            .await
+            .unwrap()
     }
 
     /// A bearer token of the test Admin, for clients other than [`send`].
