@@ -7,10 +7,14 @@
 //! secret's redacted fingerprint only, a `critical` error event is raised, nothing is
 //! committed, and the workspace is kept (quarantined) for an Admin to look at, not released.
 
+use std::path::Path;
+
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{ErrorReport, TaskEvent};
 use cap_proto::common::v1::FileChange;
+use cap_proto::sandbox::v1::ReadFileRequest;
+use cap_secrets::{ALLOW_LIST_PATH, AllowList, Scanner};
 
 use crate::engine::Run;
 use crate::{Error, Result};
@@ -20,14 +24,32 @@ const NAMED_FINDINGS: usize = 10;
 
 impl Run {
     /// Refuses a change whose added lines (`diff`, unified) hold what looks like a secret.
+    /// Findings the base commit's allow-list waives are not reported: what the change itself
+    /// does to the allow-list counts for nothing here (and needs a human, see
+    /// [`protected_reason`]).
     pub(crate) fn check_secrets(&self, diff: &str) -> Result<()> {
-        let scanner = cap_secrets::default_scanner().ok_or_else(|| {
+        let unavailable = || {
             Error::SecretsFound(
                 "the secret scanner is unavailable, so the change cannot be cleared; nothing \
                  was committed"
                     .into(),
             )
-        })?;
+        };
+        let allow_list = self
+            .state
+            .secrets_allow_list
+            .as_deref()
+            .and_then(|json| AllowList::parse(json, Path::new(ALLOW_LIST_PATH)).ok())
+            .unwrap_or_default();
+        // Built for each check (a few milliseconds, a few times a task) rather than kept, so
+        // the list in force is always the one in the state.
+        let with_list;
+        let scanner = if allow_list.is_empty() {
+            cap_secrets::default_scanner().ok_or_else(unavailable)?
+        } else {
+            with_list = Scanner::with_allow_list(allow_list).map_err(|_| unavailable())?;
+            &with_list
+        };
         let report = scanner.scan_diff(diff).map_err(|error| {
             Error::SecretsFound(format!(
                 "the change could not be scanned for secrets ({error}); nothing was committed"
@@ -52,6 +74,58 @@ impl Run {
             if count == 1 { "" } else { "s" },
             named.join("; ")
         )))
+    }
+}
+
+impl Run {
+    /// Reads the secret scanner's allow-list from the workspace while it still is the base
+    /// commit and keeps it in the state ([`WorkflowState::secrets_allow_list`]). A list that
+    /// does not parse allows nothing, and a warning says why.
+    ///
+    /// [`WorkflowState::secrets_allow_list`]: crate::nodes::WorkflowState::secrets_allow_list
+    pub(crate) async fn read_base_allow_list(&mut self) -> Result<()> {
+        let read = self
+            .inner
+            .clients
+            .sandbox
+            .read_file(ReadFileRequest {
+                session_id: self.state.session_id.clone(),
+                path: ALLOW_LIST_PATH.to_owned(),
+            })
+            .await;
+        let parsed = match read {
+            Ok(file) => AllowList::parse(
+                &String::from_utf8_lossy(&file.content),
+                Path::new(ALLOW_LIST_PATH),
+            )
+            .map_err(|error| cap_errors::chain(&error)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(AllowList::new()),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Err(format!(
+                "{ALLOW_LIST_PATH} is not a readable file: {}",
+                status.message()
+            )),
+            Err(status) => return Err(Error::upstream("sandbox", status)),
+        };
+        let list = match parsed {
+            Ok(list) => list,
+            Err(reason) => {
+                self.emit(
+                    "supervisor",
+                    Payload::Error(ErrorReport {
+                        severity: "warning".into(),
+                        message: format!(
+                            "the repository's secret-scan allow-list is ignored, so every \
+                             finding counts: {reason}"
+                        ),
+                        recoverable: true,
+                    }),
+                )
+                .await?;
+                AllowList::new()
+            }
+        };
+        self.state.secrets_allow_list = Some(list.to_json());
+        Ok(())
     }
 }
 
@@ -207,6 +281,9 @@ pub(crate) fn protected_reason(path: &str, added: &str) -> Option<&'static str> 
             | ".drone.yml"
     ) {
         return Some("CI configuration");
+    }
+    if path == ALLOW_LIST_PATH || path.ends_with(&format!("/{ALLOW_LIST_PATH}")) {
+        return Some("the secret scanner's allow-list, which waives findings");
     }
     if matches!(name, ".gitattributes" | ".gitmodules") {
         return Some("git attributes or submodules (filters and fetches run on checkout)");

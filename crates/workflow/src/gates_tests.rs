@@ -63,6 +63,8 @@ fn protected_files_are_named_with_why() {
         ".husky/pre-commit",
         ".pre-commit-config.yaml",
         "setup.py",
+        ".cap/secrets-allow.json",
+        "sub/.cap/secrets-allow.json",
     ] {
         assert!(protected_reason(path, "").is_some(), "{path}");
     }
@@ -71,6 +73,8 @@ fn protected_files_are_named_with_why() {
         "docs/ci.md",
         "app/setup_helpers.py",
         "package.json",
+        ".cap/notes.json",
+        "cap/secrets-allow.json",
     ] {
         assert_eq!(protected_reason(path, "\"name\": \"x\""), None, "{path}");
     }
