@@ -228,8 +228,9 @@ pub(crate) fn redact_event(event: &mut TaskEvent) {
 mod tests;
 
 impl crate::Engine {
-    /// A human's decision on the change a paused task waits with (protected files): approved,
-    /// the task goes on to review; rejected, it ends failed naming the reason.
+    /// A human's decision on the change a paused task waits with (protected files or
+    /// dependency findings): approved, the task goes on; rejected, it ends failed saying what
+    /// was rejected and why.
     pub async fn decide(
         &self,
         task_id: &str,
@@ -257,7 +258,7 @@ impl crate::Engine {
                 "task {task_id} was decided already"
             )));
         }
-        tracing::info!(%task_id, decision, "protected change decided");
+        tracing::info!(%task_id, decision, "held change decided");
         self.resume(task_id).await
     }
 }
@@ -307,6 +308,33 @@ pub(crate) fn protected_reason(path: &str, added: &str) -> Option<&'static str> 
         return Some("an install script in the package manifest");
     }
     None
+}
+
+/// What a paused task waits for a human's decision on, from its `awaiting_approval`
+/// entries: "the change to protected files a, b", "the change for its dependency findings:
+/// x; y", or both.
+pub(crate) fn awaited_decision(awaiting: &[String]) -> String {
+    let (findings, files): (Vec<&str>, Vec<&str>) = awaiting
+        .iter()
+        .map(String::as_str)
+        .partition(|entry| entry.starts_with(crate::dependencies::DEPENDENCY_APPROVAL));
+    let findings: Vec<&str> = findings
+        .into_iter()
+        .filter_map(|entry| entry.strip_prefix(crate::dependencies::DEPENDENCY_APPROVAL))
+        .collect();
+    match (files.is_empty(), findings.is_empty()) {
+        (false, true) => format!("the change to protected files {}", files.join(", ")),
+        (true, false) => format!(
+            "the change for its dependency findings: {}",
+            findings.join("; ")
+        ),
+        (false, false) => format!(
+            "the change to protected files {} and for its dependency findings: {}",
+            files.join(", "),
+            findings.join("; ")
+        ),
+        (true, true) => "the change".to_owned(),
+    }
 }
 
 /// The protected files among `changes`, each with why, from the change's unified `diff`.
@@ -375,7 +403,7 @@ impl Run {
             return Ok(());
         }
         let (decision, reason) = self.inner.store.take_approval(&self.task.task_id).await?;
-        let files = self.state.awaiting_approval.join(", ");
+        let what = awaited_decision(&self.state.awaiting_approval);
         let said = if reason.is_empty() {
             String::new()
         } else {
@@ -389,19 +417,15 @@ impl Run {
                     "supervisor",
                     Payload::Checkpoint(cap_proto::agent::v1::Checkpoint {
                         kind: cap_proto::agent::v1::CheckpointKind::Approved.into(),
-                        description: format!("a human approved the change to {files}{said}"),
+                        description: format!("a human approved {what}{said}"),
                         state_json: self.state_json()?,
                     }),
                 )
                 .await?;
                 Ok(())
             }
-            "rejected" => Err(Error::TaskFailed(format!(
-                "a human rejected the change to protected files {files}{said}"
-            ))),
-            _ => Err(Error::Conflict(format!(
-                "the change to protected files {files} has not been approved"
-            ))),
+            "rejected" => Err(Error::TaskFailed(format!("a human rejected {what}{said}"))),
+            _ => Err(Error::Conflict(format!("{what} has not been approved"))),
         }
     }
 }

@@ -83,3 +83,30 @@ fn protected_files_are_named_with_why() {
         Some("an install script in the package manifest")
     );
 }
+
+#[test]
+fn what_a_decision_is_on_says_files_or_dependency_findings() {
+    let files = [
+        ".github/workflows/x.yml".to_owned(),
+        ".gitattributes".to_owned(),
+    ];
+    assert_eq!(
+        awaited_decision(&files),
+        "the change to protected files .github/workflows/x.yml, .gitattributes"
+    );
+    let findings = [
+        "dependency requirements.txt:1: PyPI requests ==2.31.0 is affected by X-1".to_owned(),
+        "dependency requirements.txt:2: PyPI lib ==1.0 is licensed GPL-3.0-only".to_owned(),
+    ];
+    assert_eq!(
+        awaited_decision(&findings),
+        "the change for its dependency findings: requirements.txt:1: PyPI requests ==2.31.0 is \
+         affected by X-1; requirements.txt:2: PyPI lib ==1.0 is licensed GPL-3.0-only"
+    );
+    let both = [files[1].clone(), findings[0].clone()];
+    assert_eq!(
+        awaited_decision(&both),
+        "the change to protected files .gitattributes and for its dependency findings: \
+         requirements.txt:1: PyPI requests ==2.31.0 is affected by X-1"
+    );
+}
