@@ -49,10 +49,25 @@ async fn a_credential_written_by_the_model_is_never_committed_streamed_or_logged
     let streamed = serde_json::to_string(&events).unwrap();
     assert!(!streamed.contains(&secret), "an event carries the secret");
     assert!(!task.to_string().contains(&secret));
-    for name in fleet.fleet.process_names() {
+    assert_every_log_is_free_of(&fleet, &secret);
+}
+
+/// Reads every service's log (each must exist and hold lines, or the check proves nothing)
+/// and fails if one carries `secret`.
+fn assert_every_log_is_free_of(fleet: &TestFleet, secret: &str) {
+    let names = fleet.fleet.process_names();
+    for service in cap_fleet::SERVICES {
+        assert!(
+            names.iter().any(|name| name == service),
+            "no {service} among {names:?}"
+        );
+    }
+    for name in names {
         let path = fleet.fleet.config().log_dir().join(format!("{name}.log"));
-        let log = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(!log.contains(&secret), "{name}'s log carries the secret");
+        let log = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{name}'s log {}: {error}", path.display()));
+        assert!(log.lines().count() > 0, "{name}'s log is empty");
+        assert!(!log.contains(secret), "{name}'s log carries the secret");
     }
 }
 

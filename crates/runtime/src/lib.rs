@@ -10,6 +10,10 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 
+mod log_redaction;
+
+pub use log_redaction::{RedactingMakeWriter, RedactingWriter};
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -82,7 +86,8 @@ impl CommonArgs {
     }
 }
 
-/// Sets up tracing for a service: `RUST_LOG` filters, default `info`.
+/// Sets up tracing for a service: `RUST_LOG` filters, default `info`; every line goes to
+/// stdout through the secret detector ([`RedactingMakeWriter`]).
 pub fn init_tracing(service: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -90,6 +95,10 @@ pub fn init_tracing(service: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colour codes between a field's name and its value would hide `name=value`
+        // assignments from the secret detector, so there are none, in a terminal either.
+        .with_ansi(false)
+        .with_writer(RedactingMakeWriter::new(std::io::stdout))
         .try_init();
     tracing::debug!(service, "tracing ready");
 }

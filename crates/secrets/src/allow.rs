@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::finding::fingerprint;
 use crate::rules::rules;
@@ -37,16 +37,16 @@ use crate::{Error, Result};
 pub const ALLOW_LIST_PATH: &str = ".cap/secrets-allow.json";
 
 /// The allow-list file's shape.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct AllowListFile {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     paths: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     fingerprints: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     values: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     rules: Vec<String>,
 }
 
@@ -139,6 +139,33 @@ impl AllowList {
     pub fn allow_fingerprint(mut self, fingerprint: &str) -> Self {
         self.fingerprints.insert(fingerprint.to_ascii_lowercase());
         self
+    }
+
+    /// The list as allow-list JSON that [`AllowList::parse`] reads back to the same list, with
+    /// no value in clear (`values` are kept as their fingerprints): for keeping the list a
+    /// change is gated by, as it was before the change, beside the change's state.
+    pub fn to_json(&self) -> String {
+        let mut fingerprints: Vec<String> = self.fingerprints.iter().cloned().collect();
+        fingerprints.sort();
+        let mut rules: Vec<String> = self.rules.iter().cloned().collect();
+        rules.sort();
+        let file = AllowListFile {
+            paths: self
+                .globs
+                .iter()
+                .map(|glob| glob.glob().to_owned())
+                .collect(),
+            fingerprints,
+            values: Vec::new(),
+            rules,
+        };
+        // A struct of strings always serialises.
+        serde_json::to_string(&file).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Whether the list allows nothing.
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty() && self.fingerprints.is_empty() && self.rules.is_empty()
     }
 
     /// Whether findings in `file` (relative, forward slashes) are all allowed.

@@ -52,3 +52,22 @@ fn a_tree_without_a_file_gets_an_empty_list_and_a_missing_file_is_an_error() {
     let error = AllowList::load(&dir.path().join("missing.json")).unwrap_err();
     assert!(error.to_string().contains("missing.json"), "{error}");
 }
+
+#[test]
+fn json_of_a_list_reads_back_to_the_same_list_without_values_in_clear() {
+    let list = parse(
+        r#"{"paths": ["tests/fixtures/**"], "fingerprints": ["00112233AABBCCDD"],
+            "values": ["published-emulator-key"], "rules": ["jwt"]}"#,
+    )
+    .unwrap();
+    let json = list.to_json();
+    assert!(!json.contains("published-emulator-key"), "{json}");
+    let again = parse(&json).unwrap();
+    assert!(again.allows_path("tests/fixtures/a.env"));
+    assert!(again.allows("a", "github-pat", "00112233aabbccdd"));
+    assert!(again.allows("a", "github-pat", &fingerprint("published-emulator-key")));
+    assert!(again.allows("a", "jwt", "ffffffffffffffff"));
+    assert!(!again.allows("a", "github-pat", "ffffffffffffffff"));
+    assert_eq!(again.to_json(), json);
+    assert_eq!(AllowList::new().to_json(), "{}");
+}

@@ -1,5 +1,6 @@
 //! The scanner: keyword pre-filter, rule patterns near the hits, checks, allow-list.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -168,9 +169,15 @@ impl Scanner {
     /// not apply: redaction is for text that is shown, where a known-public value costs
     /// nothing to hide.
     pub fn redact(&self, text: &str) -> String {
+        self.redacted(text).into_owned()
+    }
+
+    /// As [`Scanner::redact`], borrowing `text` unchanged when it holds no secret: the common
+    /// case costs one pass of the keyword automaton and no copy (log lines).
+    pub fn redacted<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let candidates = self.candidates(text);
         if candidates.is_empty() {
-            return text.to_owned();
+            return Cow::Borrowed(text);
         }
         let mut out = String::with_capacity(text.len());
         let mut copied = 0;
@@ -184,7 +191,7 @@ impl Scanner {
             copied = end;
         }
         out.push_str(&text[copied..]);
-        out
+        Cow::Owned(out)
     }
 
     /// Every match in `text` that passes its rule's checks, overlaps resolved, by position.

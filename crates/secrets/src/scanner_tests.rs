@@ -69,6 +69,21 @@ fn redaction_keeps_text_around_the_secret() {
 }
 
 #[test]
+fn text_without_a_secret_is_borrowed_not_copied() {
+    let clean = "INFO listening bound=127.0.0.1:4000";
+    assert!(matches!(
+        scanner().redacted(clean),
+        std::borrow::Cow::Borrowed(text) if text == clean
+    ));
+    let token = format!("{}{}", "ghp_", random36());
+    let dirty = format!("token {token} sent");
+    let redacted = scanner().redacted(&dirty);
+    assert!(matches!(redacted, std::borrow::Cow::Owned(_)));
+    assert_eq!(redacted, scanner().redact(&dirty));
+    assert!(!redacted.contains(&token));
+}
+
+#[test]
 fn an_aws_secret_without_a_telling_name_is_paired_with_its_key_id() {
     let id = ["AK", "IA"].concat() + &generated(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16, 2);
     let secret = generated(ALNUM, 38, 3) + "/+";

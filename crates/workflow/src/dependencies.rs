@@ -21,6 +21,11 @@ use crate::engine::Run;
 use crate::nodes::WorkflowState;
 use crate::{Error, Result};
 
+/// How a dependency finding waiting for a human is told from a protected file among the
+/// entries of `WorkflowState::awaiting_approval` (and `approved_files`): this, then the
+/// finding's line.
+pub(crate) const DEPENDENCY_APPROVAL: &str = "dependency ";
+
 impl Run {
     /// Checks the dependencies the agent's own `changes` add or change (the change's
     /// unified `diff` gives their content before). Pauses for a human (`Error::NeedsHuman`)
@@ -161,7 +166,7 @@ impl Run {
     fn gate_dependencies(&mut self, findings: &Findings) -> Result<()> {
         let asked: Vec<String> = findings
             .violations()
-            .map(|finding| format!("dependency {finding}"))
+            .map(|finding| format!("{DEPENDENCY_APPROVAL}{finding}"))
             .filter(|key| !self.state.approved_files.contains(key))
             .collect();
         if asked.is_empty() {

@@ -352,8 +352,8 @@ impl Engine {
             && self.inner.store.approval(task_id).await?.0.is_empty()
         {
             return Err(Error::Conflict(format!(
-                "task {task_id} waits for a human to approve or reject its change to {}",
-                state.awaiting_approval.join(", ")
+                "task {task_id} waits for a human to approve or reject {}",
+                crate::gates::awaited_decision(&state.awaiting_approval)
             )));
         }
         if state.session_id.is_empty() || state.next_node.is_none() {

@@ -7,10 +7,14 @@
 //! secret's redacted fingerprint only, a `critical` error event is raised, nothing is
 //! committed, and the workspace is kept (quarantined) for an Admin to look at, not released.
 
+use std::path::Path;
+
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{ErrorReport, TaskEvent};
 use cap_proto::common::v1::FileChange;
+use cap_proto::sandbox::v1::ReadFileRequest;
+use cap_secrets::{ALLOW_LIST_PATH, AllowList, Scanner};
 
 use crate::engine::Run;
 use crate::{Error, Result};
@@ -20,14 +24,32 @@ const NAMED_FINDINGS: usize = 10;
 
 impl Run {
     /// Refuses a change whose added lines (`diff`, unified) hold what looks like a secret.
+    /// Findings the base commit's allow-list waives are not reported: what the change itself
+    /// does to the allow-list counts for nothing here (and needs a human, see
+    /// [`protected_reason`]).
     pub(crate) fn check_secrets(&self, diff: &str) -> Result<()> {
-        let scanner = cap_secrets::default_scanner().ok_or_else(|| {
+        let unavailable = || {
             Error::SecretsFound(
                 "the secret scanner is unavailable, so the change cannot be cleared; nothing \
                  was committed"
                     .into(),
             )
-        })?;
+        };
+        let allow_list = self
+            .state
+            .secrets_allow_list
+            .as_deref()
+            .and_then(|json| AllowList::parse(json, Path::new(ALLOW_LIST_PATH)).ok())
+            .unwrap_or_default();
+        // Built for each check (a few milliseconds, a few times a task) rather than kept, so
+        // the list in force is always the one in the state.
+        let with_list;
+        let scanner = if allow_list.is_empty() {
+            cap_secrets::default_scanner().ok_or_else(unavailable)?
+        } else {
+            with_list = Scanner::with_allow_list(allow_list).map_err(|_| unavailable())?;
+            &with_list
+        };
         let report = scanner.scan_diff(diff).map_err(|error| {
             Error::SecretsFound(format!(
                 "the change could not be scanned for secrets ({error}); nothing was committed"
@@ -52,6 +74,58 @@ impl Run {
             if count == 1 { "" } else { "s" },
             named.join("; ")
         )))
+    }
+}
+
+impl Run {
+    /// Reads the secret scanner's allow-list from the workspace while it still is the base
+    /// commit and keeps it in the state ([`WorkflowState::secrets_allow_list`]). A list that
+    /// does not parse allows nothing, and a warning says why.
+    ///
+    /// [`WorkflowState::secrets_allow_list`]: crate::nodes::WorkflowState::secrets_allow_list
+    pub(crate) async fn read_base_allow_list(&mut self) -> Result<()> {
+        let read = self
+            .inner
+            .clients
+            .sandbox
+            .read_file(ReadFileRequest {
+                session_id: self.state.session_id.clone(),
+                path: ALLOW_LIST_PATH.to_owned(),
+            })
+            .await;
+        let parsed = match read {
+            Ok(file) => AllowList::parse(
+                &String::from_utf8_lossy(&file.content),
+                Path::new(ALLOW_LIST_PATH),
+            )
+            .map_err(|error| cap_errors::chain(&error)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(AllowList::new()),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Err(format!(
+                "{ALLOW_LIST_PATH} is not a readable file: {}",
+                status.message()
+            )),
+            Err(status) => return Err(Error::upstream("sandbox", status)),
+        };
+        let list = match parsed {
+            Ok(list) => list,
+            Err(reason) => {
+                self.emit(
+                    "supervisor",
+                    Payload::Error(ErrorReport {
+                        severity: "warning".into(),
+                        message: format!(
+                            "the repository's secret-scan allow-list is ignored, so every \
+                             finding counts: {reason}"
+                        ),
+                        recoverable: true,
+                    }),
+                )
+                .await?;
+                AllowList::new()
+            }
+        };
+        self.state.secrets_allow_list = Some(list.to_json());
+        Ok(())
     }
 }
 
@@ -154,8 +228,9 @@ pub(crate) fn redact_event(event: &mut TaskEvent) {
 mod tests;
 
 impl crate::Engine {
-    /// A human's decision on the change a paused task waits with (protected files): approved,
-    /// the task goes on to review; rejected, it ends failed naming the reason.
+    /// A human's decision on the change a paused task waits with (protected files or
+    /// dependency findings): approved, the task goes on; rejected, it ends failed saying what
+    /// was rejected and why.
     pub async fn decide(
         &self,
         task_id: &str,
@@ -185,7 +260,7 @@ impl crate::Engine {
                 "task {task_id} was decided already"
             )));
         }
-        tracing::info!(%task_id, decision, "protected change decided");
+        tracing::info!(%task_id, decision, "held change decided");
         self.inner
             .audit(
                 actor,
@@ -218,6 +293,9 @@ pub(crate) fn protected_reason(path: &str, added: &str) -> Option<&'static str> 
     ) {
         return Some("CI configuration");
     }
+    if path == ALLOW_LIST_PATH || path.ends_with(&format!("/{ALLOW_LIST_PATH}")) {
+        return Some("the secret scanner's allow-list, which waives findings");
+    }
     if matches!(name, ".gitattributes" | ".gitmodules") {
         return Some("git attributes or submodules (filters and fetches run on checkout)");
     }
@@ -240,6 +318,33 @@ pub(crate) fn protected_reason(path: &str, added: &str) -> Option<&'static str> 
         return Some("an install script in the package manifest");
     }
     None
+}
+
+/// What a paused task waits for a human's decision on, from its `awaiting_approval`
+/// entries: "the change to protected files a, b", "the change for its dependency findings:
+/// x; y", or both.
+pub(crate) fn awaited_decision(awaiting: &[String]) -> String {
+    let (findings, files): (Vec<&str>, Vec<&str>) = awaiting
+        .iter()
+        .map(String::as_str)
+        .partition(|entry| entry.starts_with(crate::dependencies::DEPENDENCY_APPROVAL));
+    let findings: Vec<&str> = findings
+        .into_iter()
+        .filter_map(|entry| entry.strip_prefix(crate::dependencies::DEPENDENCY_APPROVAL))
+        .collect();
+    match (files.is_empty(), findings.is_empty()) {
+        (false, true) => format!("the change to protected files {}", files.join(", ")),
+        (true, false) => format!(
+            "the change for its dependency findings: {}",
+            findings.join("; ")
+        ),
+        (false, false) => format!(
+            "the change to protected files {} and for its dependency findings: {}",
+            files.join(", "),
+            findings.join("; ")
+        ),
+        (true, true) => "the change".to_owned(),
+    }
 }
 
 /// The protected files among `changes`, each with why, from the change's unified `diff`.
@@ -308,7 +413,7 @@ impl Run {
             return Ok(());
         }
         let (decision, reason) = self.inner.store.take_approval(&self.task.task_id).await?;
-        let files = self.state.awaiting_approval.join(", ");
+        let what = awaited_decision(&self.state.awaiting_approval);
         let said = if reason.is_empty() {
             String::new()
         } else {
@@ -322,19 +427,15 @@ impl Run {
                     "supervisor",
                     Payload::Checkpoint(cap_proto::agent::v1::Checkpoint {
                         kind: cap_proto::agent::v1::CheckpointKind::Approved.into(),
-                        description: format!("a human approved the change to {files}{said}"),
+                        description: format!("a human approved {what}{said}"),
                         state_json: self.state_json()?,
                     }),
                 )
                 .await?;
                 Ok(())
             }
-            "rejected" => Err(Error::TaskFailed(format!(
-                "a human rejected the change to protected files {files}{said}"
-            ))),
-            _ => Err(Error::Conflict(format!(
-                "the change to protected files {files} has not been approved"
-            ))),
+            "rejected" => Err(Error::TaskFailed(format!("a human rejected {what}{said}"))),
+            _ => Err(Error::Conflict(format!("{what} has not been approved"))),
         }
     }
 }

@@ -63,6 +63,8 @@ fn protected_files_are_named_with_why() {
         ".husky/pre-commit",
         ".pre-commit-config.yaml",
         "setup.py",
+        ".cap/secrets-allow.json",
+        "sub/.cap/secrets-allow.json",
     ] {
         assert!(protected_reason(path, "").is_some(), "{path}");
     }
@@ -71,11 +73,40 @@ fn protected_files_are_named_with_why() {
         "docs/ci.md",
         "app/setup_helpers.py",
         "package.json",
+        ".cap/notes.json",
+        "cap/secrets-allow.json",
     ] {
         assert_eq!(protected_reason(path, "\"name\": \"x\""), None, "{path}");
     }
     assert_eq!(
         protected_reason("package.json", "  \"postinstall\": \"node x.js\",\n"),
         Some("an install script in the package manifest")
+    );
+}
+
+#[test]
+fn what_a_decision_is_on_says_files_or_dependency_findings() {
+    let files = [
+        ".github/workflows/x.yml".to_owned(),
+        ".gitattributes".to_owned(),
+    ];
+    assert_eq!(
+        awaited_decision(&files),
+        "the change to protected files .github/workflows/x.yml, .gitattributes"
+    );
+    let findings = [
+        "dependency requirements.txt:1: PyPI requests ==2.31.0 is affected by X-1".to_owned(),
+        "dependency requirements.txt:2: PyPI lib ==1.0 is licensed GPL-3.0-only".to_owned(),
+    ];
+    assert_eq!(
+        awaited_decision(&findings),
+        "the change for its dependency findings: requirements.txt:1: PyPI requests ==2.31.0 is \
+         affected by X-1; requirements.txt:2: PyPI lib ==1.0 is licensed GPL-3.0-only"
+    );
+    let both = [files[1].clone(), findings[0].clone()];
+    assert_eq!(
+        awaited_decision(&both),
+        "the change to protected files .gitattributes and for its dependency findings: \
+         requirements.txt:1: PyPI requests ==2.31.0 is affected by X-1"
     );
 }

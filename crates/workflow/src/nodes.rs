@@ -103,6 +103,10 @@ pub struct WorkflowState {
     pub suspicious_code_skipped: Vec<String>,
     /// What the last dependency check found (one line each), for the pull request.
     pub dependency_findings: Vec<String>,
+    /// The secret scanner's allow-list as the base commit holds it, read from the workspace
+    /// before any agent worked in it (`AllowList::to_json`: no value in clear; `{}` when the
+    /// base has none), so a change cannot waive its own findings. `None` until read.
+    pub secrets_allow_list: Option<String>,
 }
 
 impl WorkflowState {
@@ -206,6 +210,10 @@ impl Run {
                     &self.state_json()?,
                 )
                 .await?;
+        }
+        // Before the coding agent first works in the workspace, it is the base commit.
+        if self.state.secrets_allow_list.is_none() && self.state.execute_attempts == 0 {
+            self.read_base_allow_list().await?;
         }
         let listing = self
             .inner

@@ -91,6 +91,23 @@ async fn a_vulnerable_dependency_waits_for_a_human_and_approval_commits_it() {
         .unwrap();
     h.wait_for(&task.task_id, "completed").await;
     assert_eq!(h.github.commits.lock().unwrap().len(), 1);
+    let approved = h
+        .events(&task.task_id)
+        .await
+        .into_iter()
+        .find_map(|record| match record.event.payload {
+            Some(Payload::Checkpoint(c)) if c.kind() == CheckpointKind::Approved => {
+                Some(c.description)
+            }
+            _ => None,
+        })
+        .expect("an approved checkpoint");
+    assert!(
+        approved.starts_with("a human approved the change for its dependency findings: ")
+            && approved.contains("TEST-2026-0001")
+            && approved.ends_with(": accepted risk"),
+        "{approved}"
+    );
     let body = h.github.pull_requests.lock().unwrap()[0].body.clone();
     assert!(body.contains("## Dependencies"), "{body}");
     assert!(body.contains("TEST-2026-0001"), "{body}");
@@ -127,10 +144,16 @@ async fn a_rejected_dependency_ends_the_task() {
         .await
         .unwrap();
     let failed = h.wait_for(&task.task_id, "failed").await;
+    // Says what was rejected: the dependency, not "protected files".
+    let message = &failed.error_message;
     assert!(
-        failed.error_message.contains("pin a fixed version"),
-        "{}",
-        failed.error_message
+        message.starts_with(
+            "a human rejected the change for its dependency findings: requirements.txt:1: PyPI \
+             requests >=2.0,<3 "
+        ) && message.ends_with(": pin a fixed version")
+            && !message.contains("protected files")
+            && !message.contains("dependency dependency"),
+        "{message}"
     );
     assert!(h.github.commits.lock().unwrap().is_empty());
 }

@@ -2,7 +2,7 @@
 
 use pretty_assertions::assert_eq;
 
-use super::support::{Harness, Step, config};
+use super::support::{BASE_SHA, CLONE_URL, Harness, Step, config};
 
 #[tokio::test]
 async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_committed() {
@@ -187,4 +187,170 @@ async fn an_approved_change_to_ci_files_is_reviewed_and_committed() {
     );
     // The coding agent ran once: the task went on at review.
     assert_eq!(h.coding.requests().len(), 1);
+}
+
+/// The repository with an allow-list at its base commit waiving findings in fixtures.
+const BASE_ALLOW_LIST: &str = r#"{"paths": ["tests/fixtures/**"]}"#;
+
+fn with_base_allow_list(h: &Harness) {
+    h.sandbox.add_repository(
+        CLONE_URL,
+        BASE_SHA,
+        &[
+            ("calc.py", "def add(a, b):\n    return a - b\n"),
+            ("test_calc.py", ""),
+            (".cap/secrets-allow.json", BASE_ALLOW_LIST),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_model_allowing_its_own_secret_in_the_allow_list_still_fails_quarantined() {
+    let secret = cap_testkit::fake_github_token();
+    let leak: &'static str = Box::leak(
+        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
+    );
+    // The model waives its secret by fingerprint, by rule and by path.
+    let waiver: &'static str = Box::leak(
+        serde_json::json!({
+            "paths": ["calc.py", "tests/fixtures/**"],
+            "fingerprints": [cap_secrets::fingerprint(&secret)],
+            "rules": ["github-pat"],
+        })
+        .to_string()
+        .into_boxed_str(),
+    );
+    // Once creating the allow-list, once changing the base commit's.
+    for base_has_one in [false, true] {
+        let h = Harness::start(config()).await;
+        if base_has_one {
+            with_base_allow_list(&h);
+        }
+        h.context.script([Step::finish("context_ready")]);
+        h.coding.script([Step::Finish {
+            kind: "agent_finished",
+            writes: vec![("calc.py", leak), (".cap/secrets-allow.json", waiver)],
+        }]);
+        let task = h.submit("Fix add").await;
+        let failed = h.wait_for(&task.task_id, "failed").await;
+        assert!(
+            failed.error_message.contains("github-pat")
+                && failed.error_message.contains("calc.py:4:")
+                && failed.error_message.contains("quarantined"),
+            "base has one: {base_has_one}: {}",
+            failed.error_message
+        );
+        assert!(h.github.commits.lock().unwrap().is_empty());
+        assert_eq!(h.sandbox.sessions().len(), 1, "quarantined, not released");
+    }
+}
+
+#[tokio::test]
+async fn an_allow_list_entry_in_the_base_commit_still_allows_a_fixture() {
+    let h = Harness::start(config()).await;
+    with_base_allow_list(&h);
+    let secret = cap_testkit::fake_github_token();
+    let fixture: &'static str = Box::leak(format!("GITHUB_TOKEN={secret}\n").into_boxed_str());
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::Finish {
+        kind: "agent_finished",
+        writes: vec![
+            ("calc.py", "def add(a, b):\n    return a + b\n"),
+            ("tests/fixtures/github.env", fixture),
+        ],
+    }]);
+    h.testing.script([Step::finish("tests_passed")]);
+    let task = h.submit("Fix add").await;
+    h.wait_for(&task.task_id, "completed").await;
+    let commits = h.github.commits.lock().unwrap().clone();
+    let mut committed: Vec<&str> = commits[0].changes.iter().map(|c| c.path.as_str()).collect();
+    committed.sort();
+    assert_eq!(committed, ["calc.py", "tests/fixtures/github.env"]);
+}
+
+#[tokio::test]
+async fn the_same_fixture_without_an_allow_list_in_the_base_commit_fails() {
+    let h = Harness::start(config()).await;
+    let secret = cap_testkit::fake_github_token();
+    let fixture: &'static str = Box::leak(format!("GITHUB_TOKEN={secret}\n").into_boxed_str());
+    h.context.script([Step::finish("context_ready")]);
+    h.coding
+        .script([Step::edit("tests/fixtures/github.env", fixture)]);
+    let task = h.submit("Fix add").await;
+    let failed = h.wait_for(&task.task_id, "failed").await;
+    assert!(
+        failed
+            .error_message
+            .contains("tests/fixtures/github.env:1:"),
+        "{}",
+        failed.error_message
+    );
+}
+
+#[tokio::test]
+async fn a_broken_allow_list_in_the_base_commit_allows_nothing_and_says_why() {
+    let h = Harness::start(config()).await;
+    h.sandbox.add_repository(
+        CLONE_URL,
+        BASE_SHA,
+        &[
+            ("calc.py", "def add(a, b):\n    return a - b\n"),
+            (
+                ".cap/secrets-allow.json",
+                r#"{"path": ["tests/fixtures/**"]}"#,
+            ),
+        ],
+    );
+    let secret = cap_testkit::fake_github_token();
+    let fixture: &'static str = Box::leak(format!("GITHUB_TOKEN={secret}\n").into_boxed_str());
+    h.context.script([Step::finish("context_ready")]);
+    h.coding
+        .script([Step::edit("tests/fixtures/github.env", fixture)]);
+    let task = h.submit("Fix add").await;
+    h.wait_for(&task.task_id, "failed").await;
+    let warned = h.events(&task.task_id).await.into_iter().any(|record| {
+        matches!(record.event.payload, Some(cap_proto::agent::v1::task_event::Payload::Error(e))
+            if e.severity == "warning"
+                && e.message.contains("allow-list is ignored")
+                && e.message.contains("unknown field `path`"))
+    });
+    assert!(warned);
+}
+
+#[tokio::test]
+async fn a_change_to_the_allow_list_waits_for_a_human() {
+    let h = Harness::start(config()).await;
+    with_base_allow_list(&h);
+    h.context.script([Step::finish("context_ready")]);
+    h.coding.script([Step::Finish {
+        kind: "agent_finished",
+        writes: vec![
+            ("calc.py", "def add(a, b):\n    return a + b\n"),
+            (".cap/secrets-allow.json", r#"{"paths": ["**"]}"#),
+        ],
+    }]);
+    let task = h.submit("Fix add").await;
+    let paused = h.wait_for(&task.task_id, "paused").await;
+    assert_eq!(paused.current_node, "execute");
+    let asked = h
+        .events(&task.task_id)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|record| match record.event.payload {
+            Some(cap_proto::agent::v1::task_event::Payload::Checkpoint(c))
+                if c.kind() == cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired =>
+            {
+                Some(c.description)
+            }
+            _ => None,
+        })
+        .expect("a human_approval_required checkpoint");
+    assert!(
+        asked.contains(
+            ".cap/secrets-allow.json (the secret scanner's allow-list, which waives findings)"
+        ),
+        "{asked}"
+    );
+    assert!(h.github.commits.lock().unwrap().is_empty());
 }
