@@ -184,6 +184,15 @@ impl Drop for WatcherGuard {
     }
 }
 
+/// The user the gateway named in a call's metadata, or empty.
+fn actor_of<T>(request: &GrpcRequest<T>) -> String {
+    request
+        .metadata()
+        .get(cap_gateway::auth::ACTOR_METADATA)
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
 #[tonic::async_trait]
 impl TaskService for FakeTasks {
     async fn submit_task(
@@ -191,11 +200,7 @@ impl TaskService for FakeTasks {
         request: GrpcRequest<SubmitTaskRequest>,
     ) -> Result<GrpcResponse<SubmitTaskResponse>, Status> {
         self.take_failure()?;
-        let actor = request
-            .metadata()
-            .get(cap_gateway::auth::ACTOR_METADATA)
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let actor = actor_of(&request);
         self.actors.lock().unwrap().push(actor.clone());
         let request = request.into_inner();
         self.submitted.lock().unwrap().push(request.clone());
@@ -333,11 +338,7 @@ impl TaskService for FakeTasks {
         request: GrpcRequest<ReadQuarantinedFileRequest>,
     ) -> Result<GrpcResponse<ReadQuarantinedFileResponse>, Status> {
         self.take_failure()?;
-        let actor = request
-            .metadata()
-            .get(cap_gateway::auth::ACTOR_METADATA)
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let actor = actor_of(&request);
         let request = request.into_inner();
         Ok(GrpcResponse::new(ReadQuarantinedFileResponse {
             content: format!("{actor} read {}", request.path),
