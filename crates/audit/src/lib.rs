@@ -285,7 +285,8 @@ impl AuditLog {
 
     /// [`AuditLog::append_all`], tried again (5 attempts, waits doubling from 50 ms) while
     /// the error is transient (contention, a passing outage): what services call after an
-    /// action took effect, so a busy store does not lose its record.
+    /// action took effect, so a busy store does not lose its record. When it still fails,
+    /// each entry is logged whole before the error is returned, so none disappears unseen.
     pub async fn append_retrying(&self, entries: &[Entry]) -> Result<Vec<Record>> {
         const ATTEMPTS: u32 = 5;
         let mut wait = Duration::from_millis(50);
@@ -298,7 +299,18 @@ impl AuditLog {
                     wait *= 2;
                     attempt += 1;
                 }
-                outcome => return outcome,
+                Err(error) => {
+                    for entry in entries {
+                        tracing::error!(
+                            task_id = %entry.task_id, actor = %entry.actor,
+                            action = %entry.action, details = %entry.details,
+                            error = %error, cause = ?std::error::Error::source(&error),
+                            "could not write an audit record"
+                        );
+                    }
+                    return Err(error);
+                }
+                Ok(records) => return Ok(records),
             }
         }
     }

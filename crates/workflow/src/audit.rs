@@ -32,19 +32,11 @@ impl Inner {
 
     /// Appends `entries` in one transaction (all or none), as [`Inner::audit`] does one.
     pub(crate) async fn audit_all(&self, entries: Vec<Entry>) -> Result<()> {
-        match self.store.audit().append_retrying(&entries).await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                for entry in &entries {
-                    tracing::error!(
-                        task_id = %entry.task_id, actor = %entry.actor,
-                        action = %entry.action, details = %entry.details,
-                        error = %error, cause = ?std::error::Error::source(&error),
-                        "could not write an audit record"
-                    );
-                }
-                Err(Error::Audit(error))
-            }
-        }
+        self.store
+            .audit()
+            .append_retrying(&entries)
+            .await
+            .map(drop)
+            .map_err(Error::Audit)
     }
 }

@@ -203,20 +203,14 @@ impl Engine {
     pub async fn submit(&self, mut spec: TaskSpec) -> Result<TaskRecord> {
         validate(&mut spec)?;
         let task = Store::new_task(spec);
-        let spec = &task.spec;
+        // The request as stored with the task (`request_json`).
+        let request = serde_json::to_value(&task.spec)?;
         self.inner
             .audit(
-                &spec.requested_by,
+                &task.spec.requested_by,
                 "task.submitted",
                 &task.task_id,
-                serde_json::json!({
-                    "repository_id": spec.repository_id,
-                    "prompt": spec.prompt,
-                    "priority": spec.priority,
-                    "avoid_files": spec.avoid_files,
-                    "max_files_changed": spec.max_files_changed,
-                    "test_command": spec.test_command,
-                }),
+                request,
             )
             .await?;
         self.inner.store.insert_task(&task).await?;

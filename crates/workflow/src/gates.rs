@@ -239,12 +239,13 @@ impl crate::Engine {
         actor: &str,
     ) -> Result<crate::TaskRecord> {
         let task = self.store().get_task(task_id).await?;
-        let files = self
+        // Protected files and dependency findings (`dependencies::DEPENDENCY_APPROVAL`).
+        let awaiting = self
             .resume_state(task_id)
             .await?
             .map(|state| state.awaiting_approval)
             .unwrap_or_default();
-        if task.status != crate::TaskStatus::Paused || files.is_empty() {
+        if task.status != crate::TaskStatus::Paused || awaiting.is_empty() {
             return Err(Error::Conflict(format!(
                 "task {task_id} is {} and does not wait for an approval",
                 task.status.as_str()
@@ -266,7 +267,7 @@ impl crate::Engine {
                 actor,
                 &format!("task.{decision}"),
                 task_id,
-                serde_json::json!({ "files": files, "reason": reason.trim() }),
+                serde_json::json!({ "awaiting": awaiting, "reason": reason.trim() }),
             )
             .await?;
         self.restart(task_id).await

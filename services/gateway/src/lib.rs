@@ -187,7 +187,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| cap_storage::sqlite_url(&identity_dir.join("gateway.db")));
     let store = cap_identity::IdentityStore::open(&database_url).await?;
     let key_dir = config.audit_key_dir.as_deref().unwrap_or(&identity_dir);
-    std::fs::create_dir_all(key_dir)?;
     // Admins' changes and sign-ins, beside the users and tokens they concern.
     let audit = cap_audit::AuditLog::open(
         &database_url,

@@ -159,16 +159,14 @@ impl AppState {
             return Ok(());
         };
         let entry = cap_audit::Entry::new(actor, action, "", details);
-        match audit.append_retrying(std::slice::from_ref(&entry)).await {
-            Ok(_) => Ok(()),
-            Err(source) => {
-                tracing::error!(actor, action, details = %entry.details, "could not write an audit record");
-                Err(crate::error::Error::Audit {
-                    what: action.to_owned(),
-                    source,
-                })
-            }
-        }
+        audit
+            .append_retrying(&[entry])
+            .await
+            .map(drop)
+            .map_err(|source| crate::error::Error::Audit {
+                what: action.to_owned(),
+                source,
+            })
     }
 
     /// Replaces the events read policy.

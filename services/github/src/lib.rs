@@ -71,7 +71,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .audit_key_dir
         .as_deref()
         .unwrap_or(&config.common.data_dir);
-    std::fs::create_dir_all(key_dir)?;
     // Reviews and merges are recorded beside the pull requests, in the same database.
     let audit = AuditLog::open(
         &forge_config.database_url,
@@ -119,22 +118,17 @@ impl GitHubService {
         details: serde_json::Value,
     ) -> Result<(), Status> {
         let entry = cap_audit::Entry::new(actor, action, &pr.task_id, details);
-        let Err(error) = self
-            .audit
-            .append_retrying(std::slice::from_ref(&entry))
+        self.audit
+            .append_retrying(&[entry])
             .await
-        else {
-            return Ok(());
-        };
-        tracing::error!(
-            actor, action, task_id = %entry.task_id, details = %entry.details,
-            error = %error, "could not write an audit record"
-        );
-        Err(Status::unavailable(format!(
-            "{action} of pull request {} took effect but its audit record could not be \
-             written; the service log holds it",
-            pr.pull_request_id
-        )))
+            .map(drop)
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "{action} of pull request {} took effect but its audit record could not \
+                     be written; the service log holds it",
+                    pr.pull_request_id
+                ))
+            })
     }
 }
 

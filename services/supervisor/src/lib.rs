@@ -122,7 +122,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .audit_key_dir
         .as_deref()
         .unwrap_or(&config.common.data_dir);
-    std::fs::create_dir_all(key_dir)?;
     let signer = cap_audit::Signer::load_or_create(key_dir)?;
     let store = Store::open(&database_url).await?.with_audit_signer(signer);
     store.audit().spawn_checkpoints();

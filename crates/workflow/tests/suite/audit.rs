@@ -6,7 +6,7 @@ use cap_audit::Record;
 use cap_workflow::TaskSpec;
 use pretty_assertions::assert_eq;
 
-use super::support::{Harness, REPO, Step, config};
+use super::support::{Harness, REPO, Step, config, fix_leaking_a_token};
 
 const FIX: &str = "def add(a, b):\n    return a + b\n";
 
@@ -150,10 +150,7 @@ async fn a_task_that_fails_records_why() {
 #[tokio::test]
 async fn an_admin_finds_the_quarantined_workspace_and_reads_it_redacted_and_audited() {
     let h = Harness::start(config()).await;
-    let secret = cap_testkit::fake_github_token();
-    let content: &'static str = Box::leak(
-        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
-    );
+    let (secret, content) = fix_leaking_a_token();
     h.context.script([Step::finish("context_ready")]);
     h.coding.script([Step::edit("calc.py", content)]);
     h.testing.script([Step::finish("tests_passed")]);

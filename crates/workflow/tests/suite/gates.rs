@@ -2,15 +2,12 @@
 
 use pretty_assertions::assert_eq;
 
-use super::support::{BASE_SHA, CLONE_URL, Harness, Step, config};
+use super::support::{BASE_SHA, CLONE_URL, Harness, Step, config, fix_leaking_a_token};
 
 #[tokio::test]
 async fn a_change_holding_a_secret_fails_the_task_quarantined_and_nothing_is_committed() {
     let h = Harness::start(config()).await;
-    let secret = cap_testkit::fake_github_token();
-    let content: &'static str = Box::leak(
-        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
-    );
+    let (secret, content) = fix_leaking_a_token();
     h.context.script([Step::finish("context_ready")]);
     h.coding.script([Step::edit("calc.py", content)]);
     h.testing.script([Step::finish("tests_passed")]);
@@ -206,10 +203,7 @@ fn with_base_allow_list(h: &Harness) {
 
 #[tokio::test]
 async fn a_model_allowing_its_own_secret_in_the_allow_list_still_fails_quarantined() {
-    let secret = cap_testkit::fake_github_token();
-    let leak: &'static str = Box::leak(
-        format!("def add(a, b):\n    return a + b\n\nTOKEN = \"{secret}\"\n").into_boxed_str(),
-    );
+    let (secret, leak) = fix_leaking_a_token();
     // The model waives its secret by fingerprint, by rule and by path.
     let waiver: &'static str = Box::leak(
         serde_json::json!({
