@@ -249,6 +249,11 @@ pub struct ChangedFile {
     pub path: String,
     /// What happened to it.
     pub change: Change,
+    /// The digest ([`cap_sandbox_client::content_digest`]) of the content the tools left in
+    /// it, formatter output included; absent when deleted. A different content at the end
+    /// was written by a command, not by the tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The result of a run that did not fail.

@@ -38,6 +38,8 @@ pub(crate) struct Overlay {
     existed_at_start: BTreeMap<String, bool>,
     /// Path -> whether it exists now.
     exists_now: BTreeMap<String, bool>,
+    /// Path -> digest of the content the tools last left in it (staged, or formatted).
+    left: BTreeMap<String, String>,
 }
 
 impl Overlay {
@@ -66,6 +68,12 @@ impl Overlay {
             .entry(path.to_owned())
             .or_insert(exists);
         self.exists_now.insert(path.to_owned(), content.is_some());
+        match &content {
+            Some(text) => self.accept(path, text),
+            None => {
+                self.left.remove(path);
+            }
+        }
         match self.staged.get_mut(path) {
             Some(staged) => staged.content = content,
             None => {
@@ -78,6 +86,14 @@ impl Overlay {
                 );
             }
         }
+    }
+
+    /// Records `text` as what the tools left in `path` (a formatter's output is theirs).
+    pub(crate) fn accept(&mut self, path: &str, text: &str) {
+        self.left.insert(
+            path.to_owned(),
+            cap_sandbox_client::content_digest(text.as_bytes()),
+        );
     }
 
     /// The staged files that will exist after the flush, with their content.
@@ -129,9 +145,15 @@ impl Overlay {
                     (true, false) => Change::Deleted,
                     (false, false) => return None,
                 };
+                let sha256 = if now {
+                    self.left.get(path).cloned()
+                } else {
+                    None
+                };
                 Some(ChangedFile {
                     path: path.clone(),
                     change,
+                    sha256,
                 })
             })
             .collect()

@@ -148,11 +148,13 @@ async fn flush_writes_once_and_tracks_changes() {
         vec![
             ChangedFile {
                 path: "a.txt".into(),
-                change: Change::Modified
+                change: Change::Modified,
+                sha256: Some(cap_sandbox_client::content_digest(b"beta\n")),
             },
             ChangedFile {
                 path: "src/util/x.py".into(),
-                change: Change::Deleted
+                change: Change::Deleted,
+                sha256: None,
             },
         ]
     );

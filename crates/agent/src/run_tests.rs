@@ -169,7 +169,8 @@ async fn reads_edits_and_finishes() {
             steps: 3,
             files_changed: vec![ChangedFile {
                 path: "app/hello.py".into(),
-                change: Change::Modified
+                change: Change::Modified,
+                sha256: digest(&HELLO.replace("'hello'", "'hi'")),
             }],
         }
     );
@@ -188,7 +189,8 @@ async fn reads_edits_and_finishes() {
     assert_eq!(
         checkpoint_state(&events),
         json!({"summary": "greet() now returns 'hi'.", "steps": 3,
-               "files_changed": [{"path": "app/hello.py", "change": "modified"}]})
+               "files_changed": [{"path": "app/hello.py", "change": "modified",
+                                  "sha256": digest(&HELLO.replace("'hello'", "'hi'"))}]})
     );
     // Written once, at the end.
     assert_eq!(
@@ -412,7 +414,7 @@ async fn stops_at_the_step_limit_and_keeps_the_edits() {
     assert_eq!(model.remaining(), 1);
     assert_eq!(
         checkpoint_state(&events)["files_changed"],
-        json!([{"path": "notes/a.txt", "change": "created"}])
+        json!([{"path": "notes/a.txt", "change": "created", "sha256": digest("a\n")}])
     );
 }
 
@@ -492,15 +494,18 @@ async fn apply_diff_applies_all_or_nothing() {
         vec![
             ChangedFile {
                 path: "README.md".into(),
-                change: Change::Deleted
+                change: Change::Deleted,
+                sha256: None,
             },
             ChangedFile {
                 path: "app/hello.py".into(),
-                change: Change::Modified
+                change: Change::Modified,
+                sha256: digest(&ws.file("app/hello.py").unwrap()),
             },
             ChangedFile {
                 path: "app/new.py".into(),
-                change: Change::Created
+                change: Change::Created,
+                sha256: digest(&ws.file("app/new.py").unwrap()),
             },
         ]
     );
@@ -755,7 +760,7 @@ async fn interrupt_stops_before_the_next_model_turn() {
     assert_eq!(ws.file("README.md").unwrap(), "# gadgets\n");
     assert_eq!(
         checkpoint_state(&events)["files_changed"],
-        json!([{"path": "README.md", "change": "modified"}])
+        json!([{"path": "README.md", "change": "modified", "sha256": digest("# gadgets\n")}])
     );
 }
 
@@ -1029,4 +1034,9 @@ async fn refused_calls_are_reported_as_events() {
         "{}",
         warnings[1]
     );
+}
+
+/// What the agent reports for a file it left holding `text`.
+fn digest(text: &str) -> Option<String> {
+    Some(cap_sandbox_client::content_digest(text.as_bytes()))
 }

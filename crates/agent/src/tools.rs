@@ -524,6 +524,11 @@ impl<W: Workspace> Toolbox<'_, W> {
             .as_deref()
             .map(str::trim)
             .filter(|glob| !glob.is_empty());
+        if let Some(glob) = glob {
+            // Matched against workspace paths only, so it cannot reach out; a glob that
+            // tries is refused (and reported) as such a path is.
+            normalize(glob, true).map_err(ToolError::Refused)?;
+        }
         let matcher = match glob {
             Some(glob) => Some(
                 glob_matcher(glob)
@@ -698,9 +703,11 @@ impl<W: Workspace> Toolbox<'_, W> {
             .await?;
         let names: Vec<&str> = tools.iter().map(|tool| tool.as_str()).collect();
         for (path, written) in &staged {
-            if let FileState::Text(formatted) = self.overlay.read(self.ws, path).await?
-                && formatted != *written
-            {
+            let FileState::Text(formatted) = self.overlay.read(self.ws, path).await? else {
+                continue;
+            };
+            self.overlay.accept(path, &formatted);
+            if formatted != *written {
                 let (additions, deletions) = line_counts(written, &formatted);
                 output.content.push_str(&format!(
                     "\n{path} was reformatted by {} (+{additions} -{deletions} lines); read it \

@@ -307,6 +307,22 @@ async fn search_files_validates_its_inputs() {
     );
     let out = call(&ws, &mut overlay, "search_files", json!({"pattern": ""})).await;
     assert_eq!(out.content, "Error: pattern is empty");
+    for glob in ["../**", "/etc/*", "**/.git/**"] {
+        let out = call(
+            &ws,
+            &mut overlay,
+            "search_files",
+            json!({"pattern": "x", "glob": glob}),
+        )
+        .await;
+        assert!(out.refused, "{glob}: {}", out.content);
+        assert!(
+            out.content
+                .starts_with(&format!("Error: invalid path {glob:?}: ")),
+            "{}",
+            out.content
+        );
+    }
     let out = call(
         &ws,
         &mut overlay,

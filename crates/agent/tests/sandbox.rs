@@ -193,19 +193,23 @@ async fn fixes_a_bug_in_a_real_sandbox() {
         vec![
             ChangedFile {
                 path: "README.md".into(),
-                change: Change::Modified
+                change: Change::Modified,
+                sha256: digest("# calc\n\nAdds two numbers.\n"),
             },
             ChangedFile {
                 path: "calc.py".into(),
-                change: Change::Modified
+                change: Change::Modified,
+                sha256: digest("def add(a, b):\n    return a + b\n"),
             },
             ChangedFile {
                 path: "notes/CHANGES.md".into(),
-                change: Change::Created
+                change: Change::Created,
+                sha256: digest("- add() adds\n"),
             },
             ChangedFile {
                 path: "old.txt".into(),
-                change: Change::Deleted
+                change: Change::Deleted,
+                sha256: None,
             },
         ]
     );
@@ -455,4 +459,9 @@ async fn edits_are_formatted_by_the_repositorys_formatter() {
     };
     assert_eq!(read("util.py").await, "def double(x):\n    return x + x\n");
     assert_eq!(read("broken.py").await, "def f(:\n");
+}
+
+/// What the agent reports for a file it left holding `text`.
+fn digest(text: &str) -> Option<String> {
+    Some(cap_sandbox_client::content_digest(text.as_bytes()))
 }

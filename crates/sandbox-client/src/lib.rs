@@ -23,6 +23,14 @@ use tonic::Status;
 pub use tonic::async_trait;
 use tonic::transport::Channel;
 
+/// The SHA-256 of a file's content as lower-case hex: how the coding agent names the
+/// content it left in a file, and how the supervisor tells whether a command changed the
+/// file after that.
+pub fn content_digest(content: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(content))
+}
+
 /// What every sandbox operation returns: the contract's status on failure.
 pub type Result<T, E = Status> = std::result::Result<T, E>;
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use cap_proto::agent::v1::observation::Detail;
 use cap_proto::agent::v1::task_event::Payload;
 use cap_proto::agent::v1::{ErrorReport, TaskEvent};
-use cap_proto::common::v1::FileChange;
+use cap_proto::common::v1::{FileChange, file_change};
 use cap_proto::sandbox::v1::ReadFileRequest;
 use cap_secrets::{ALLOW_LIST_PATH, AllowList, Scanner};
 
@@ -129,16 +129,40 @@ impl Run {
     }
 }
 
-/// The files the coding agent says it changed through its own edit tools: the paths of the
-/// `files_changed` its ending checkpoint reports (none when it reports none).
-pub(crate) fn agent_files(state_json: &str) -> Vec<String> {
+/// Why a file the coding agent edited waits for a human after a command changed it.
+const REWRITTEN_BY_COMMAND: &str =
+    "changed by a command run in the sandbox after the coding agent's last edit";
+
+/// A file the coding agent says it changed through its own edit tools.
+pub(crate) struct AgentFile {
+    pub(crate) path: String,
+    /// The digest of what its tools left in it, `""` when they deleted it; `None` when the
+    /// agent did not say.
+    pub(crate) digest: Option<String>,
+}
+
+/// The `files_changed` the coding agent's ending checkpoint reports (none when it reports
+/// none).
+pub(crate) fn agent_files(state_json: &str) -> Vec<AgentFile> {
     serde_json::from_str::<serde_json::Value>(state_json)
         .ok()
         .and_then(|state| state.get("files_changed").cloned())
         .and_then(|files| files.as_array().cloned())
         .into_iter()
         .flatten()
-        .filter_map(|file| file.get("path")?.as_str().map(str::to_owned))
+        .filter_map(|file| {
+            let digest = if file.get("change")?.as_str()? == "deleted" {
+                Some(String::new())
+            } else {
+                file.get("sha256")
+                    .and_then(|digest| digest.as_str())
+                    .map(str::to_owned)
+            };
+            Some(AgentFile {
+                path: file.get("path")?.as_str()?.to_owned(),
+                digest,
+            })
+        })
         .collect()
 }
 
@@ -158,6 +182,29 @@ impl Run {
         }
         self.state.agent_files.sort();
         Ok(())
+    }
+
+    /// The agent's files among `changes` whose content is no longer what its tools left
+    /// there: a command (a test run, a build, a script: code the repository controls)
+    /// rewrote them after, and committing them would carry that write. They wait for a
+    /// human (see [`Run::gate_protected`]).
+    pub(crate) fn rewritten_by_commands(
+        &self,
+        changes: &[FileChange],
+    ) -> Vec<(String, &'static str)> {
+        changes
+            .iter()
+            .filter_map(|change| {
+                let left = self.state.agent_digests.get(&change.path)?;
+                let now = match &change.change {
+                    Some(file_change::Change::Content(bytes)) => {
+                        cap_sandbox_client::content_digest(bytes)
+                    }
+                    _ => String::new(),
+                };
+                (now != *left).then(|| (change.path.clone(), REWRITTEN_BY_COMMAND))
+            })
+            .collect()
     }
 
     /// Keeps the changes the coding agent made through its edit tools; the others were
@@ -387,7 +434,7 @@ impl Run {
         self.state.awaiting_approval = asked.into_iter().map(|(path, _)| path).collect();
         self.state.next_node = Some(crate::Node::Review);
         Err(Error::NeedsHuman(format!(
-            "the change touches protected files and waits for a human: {}; approve to go on \
+            "the change touches files that need a human's approval: {}; approve to go on \
              to review, or reject to end the task",
             files.join(", ")
         )))

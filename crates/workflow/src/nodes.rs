@@ -85,6 +85,10 @@ pub struct WorkflowState {
     pub pull_request_id: String,
     /// Files the coding agent changed through its edit tools, over all its runs.
     pub agent_files: Vec<String>,
+    /// Path -> digest of the content the coding agent's tools last left in it (`""`: it
+    /// left the file deleted), where its run reported one; a different content later was
+    /// written by a command.
+    pub agent_digests: std::collections::BTreeMap<String, String>,
     /// Files commands changed that the agent did not: reported, never committed.
     pub side_effects: Vec<String>,
     /// Protected files the change touches that wait for a human's decision.
@@ -302,9 +306,13 @@ impl Run {
         if let Some(finish) = finish {
             // It goes into the pull request's body and every checkpoint.
             self.state.agent_summary = cap_secrets::redact(&summary_of(&finish.state_json));
-            for path in crate::gates::agent_files(&finish.state_json) {
-                if !self.state.agent_files.contains(&path) {
-                    self.state.agent_files.push(path);
+            for file in crate::gates::agent_files(&finish.state_json) {
+                match file.digest {
+                    Some(digest) => self.state.agent_digests.insert(file.path.clone(), digest),
+                    None => self.state.agent_digests.remove(&file.path),
+                };
+                if !self.state.agent_files.contains(&file.path) {
+                    self.state.agent_files.push(file.path);
                 }
             }
             self.state.agent_files.sort();
@@ -319,8 +327,13 @@ impl Run {
         }
         self.state.changed_files = changes.iter().map(|change| change.path.clone()).collect();
         check_constraints(&self.task.spec, &self.state.changed_files)?;
-        let protected = crate::gates::protected_changes(&changes, &workspace.diff);
-        self.gate_protected(protected).await?;
+        let mut held = crate::gates::protected_changes(&changes, &workspace.diff);
+        for rewritten in self.rewritten_by_commands(&changes) {
+            if !held.iter().any(|(path, _)| *path == rewritten.0) {
+                held.push(rewritten);
+            }
+        }
+        self.gate_protected(held).await?;
         self.progress(65, Agent::Coding.display()).await?;
         Ok(Some(Node::Review))
     }
@@ -368,6 +381,8 @@ impl Run {
                 )));
             }
         }
+        let rewritten = self.rewritten_by_commands(&changes);
+        self.gate_protected(rewritten).await?;
         self.check_suspicious_code(&changes, &workspace.diff)
             .await?;
         self.check_dependencies(&changes, &workspace.diff).await?;

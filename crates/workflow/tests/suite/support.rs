@@ -125,12 +125,16 @@ fn event(agent: &str, payload: Payload) -> TaskEvent {
     }
 }
 
-/// The ending checkpoint of `kind`, reporting `edited` as the files the agent changed through
-/// its own edit tools (as the coding agent does).
-fn checkpoint(agent: &str, kind: &str, edited: &[&str]) -> TaskEvent {
+/// The ending checkpoint of `kind`, reporting `edited` (path, content) as the files the agent
+/// changed through its own edit tools, with the digest of what it left (as the coding agent
+/// does).
+fn checkpoint(agent: &str, kind: &str, edited: &[(&str, &str)]) -> TaskEvent {
     let files: Vec<serde_json::Value> = edited
         .iter()
-        .map(|path| serde_json::json!({"path": path, "change": "modified"}))
+        .map(|(path, content)| {
+            let digest = cap_sandbox_client::content_digest(content.as_bytes());
+            serde_json::json!({"path": path, "change": "modified", "sha256": digest})
+        })
         .collect();
     let state =
         serde_json::json!({"summary": format!("{agent} did its part"), "files_changed": files});
@@ -181,8 +185,7 @@ impl AgentOrchestrator for StubAgent {
                 for (path, content) in &writes {
                     self.sandbox.put_file(&session, path, content);
                 }
-                let edited: Vec<&str> = writes.iter().map(|(path, _)| *path).collect();
-                let events = vec![Ok(thought), Ok(checkpoint(name, kind, &edited))];
+                let events = vec![Ok(thought), Ok(checkpoint(name, kind, &writes))];
                 Ok(Response::new(Box::pin(futures::stream::iter(events))))
             }
             Step::EditWhenOpened {
@@ -199,7 +202,7 @@ impl AgentOrchestrator for StubAgent {
                     gate.notified().await;
                     sandbox.put_file(&session, path, content);
                     yield Ok(thought);
-                    yield Ok(checkpoint(name, "agent_finished", &[path]));
+                    yield Ok(checkpoint(name, "agent_finished", &[(path, content)]));
                 };
                 Ok(Response::new(Box::pin(stream)))
             }
