@@ -89,8 +89,21 @@ impl CommonArgs {
 /// Sets up tracing for a service: `RUST_LOG` filters, default `info`; every line goes to
 /// stdout through the secret detector ([`RedactingMakeWriter`]).
 pub fn init_tracing(service: &str) {
+    init_tracing_into(service, "info", std::io::stdout);
+}
+
+/// Sets up tracing for a command-line tool: as [`init_tracing`], but default `warn` and on
+/// stderr, so what the tool prints on stdout (a report, SARIF, JSON) stays only that.
+pub fn init_cli_tracing(tool: &str) {
+    init_tracing_into(tool, "warn", std::io::stderr);
+}
+
+fn init_tracing_into<W>(name: &str, default_filter: &str, out: fn() -> W)
+where
+    W: std::io::Write + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // A second init (tests starting several services in one process) is not an error.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -98,9 +111,28 @@ pub fn init_tracing(service: &str) {
         // Colour codes between a field's name and its value would hide `name=value`
         // assignments from the secret detector, so there are none, in a terminal either.
         .with_ansi(false)
-        .with_writer(RedactingMakeWriter::new(std::io::stdout))
+        .with_writer(RedactingMakeWriter::new(out))
         .try_init();
-    tracing::debug!(service, "tracing ready");
+    redact_panics();
+    tracing::debug!(name, "tracing ready");
+}
+
+/// Replaces the panic hook with one that prints what the default prints (where, the
+/// message, a backtrace when `RUST_BACKTRACE` asks for one) through the secret detector: a
+/// panic's message may quote a value, and it lands in the same log as the traced lines.
+pub fn redact_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        let backtrace = std::backtrace::Backtrace::capture();
+        let report = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => {
+                format!("thread '{name}' {info}\nstack backtrace:\n{backtrace}")
+            }
+            _ => format!("thread '{name}' {info}"),
+        };
+        eprintln!("{}", cap_secrets::redact(&report));
+    }));
 }
 
 /// Binds `addr` and, when `addr_file` is given, writes the bound address there (atomically).

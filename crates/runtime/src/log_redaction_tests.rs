@@ -121,3 +121,42 @@ fn bytes_that_are_not_text_are_written_as_lossy_text() {
     drop(writer);
     assert_eq!(out.text(), "odd \u{fffd} byte\n");
 }
+
+/// The variable that makes [`child_panics_quoting_a_credential`] panic.
+const PANIC_CHILD: &str = "CAP_TEST_PANIC_WITH_KEY";
+
+/// Not a test of its own: the child process of [`a_panic_message_comes_out_redacted`].
+#[test]
+#[ignore = "run by a_panic_message_comes_out_redacted, as its child process"]
+fn child_panics_quoting_a_credential() {
+    if let Ok(key) = std::env::var(PANIC_CHILD) {
+        crate::redact_panics();
+        panic!("could not use AWS_ACCESS_KEY_ID={key}");
+    }
+}
+
+#[test]
+fn a_panic_message_comes_out_redacted() {
+    let key = planted_aws_key_id();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "log_redaction::tests::child_panics_quoting_a_credential",
+            "--nocapture",
+        ])
+        .env(PANIC_CHILD, &key)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the child did not panic: {stderr}"
+    );
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("could not use AWS_ACCESS_KEY_ID="),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&key), "{stderr}");
+}
