@@ -95,10 +95,15 @@ impl TestFleet {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(&self.token, path).await
+    }
+
+    /// A GET with another person's token.
+    pub async fn get_with(&self, token: &str, path: &str) -> (u16, Value) {
         let response = self
             .http
             .get(self.url(path))
-            .bearer_auth(&self.token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();
@@ -143,8 +148,24 @@ impl TestFleet {
     /// Creates `repository_id` in the forge as a user would: a git repository of `source`,
     /// cloned bare into the forge's root.
     pub fn create_repository(&self, repository_id: &str, source: &Path) -> PathBuf {
+        self.create_repository_with(repository_id, source, &[])
+    }
+
+    /// As [`TestFleet::create_repository`], with `extra` files (path, content) added to the
+    /// copy of `source`.
+    pub fn create_repository_with(
+        &self,
+        repository_id: &str,
+        source: &Path,
+        extra: &[(&str, &str)],
+    ) -> PathBuf {
         let work = tempfile::tempdir().unwrap();
         copy_dir(source, work.path());
+        for (path, content) in extra {
+            let file = work.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
+        }
         git(work.path(), &["init", "-q", "-b", "main"]);
         git(work.path(), &["add", "-A"]);
         git(work.path(), &["commit", "-q", "-m", "Initial commit"]);
@@ -208,6 +229,14 @@ impl TestFleet {
             .await
             .context("the event stream did not end")??;
         Ok(events)
+    }
+
+    /// The task's events recorded so far (the REST read, for a task that is paused and
+    /// whose stream therefore stays open).
+    pub async fn recorded_events(&self, task_id: &str) -> Vec<Value> {
+        let (status, page) = self.get(&format!("/api/v1/tasks/{task_id}/events")).await;
+        assert_eq!(status, 200, "{page}");
+        page["events"].as_array().unwrap().clone()
     }
 
     /// Polls the task until it has ended.

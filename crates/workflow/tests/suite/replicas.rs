@@ -62,8 +62,18 @@ async fn a_dead_replicas_task_is_taken_over_after_its_lease_without_repeats() {
 
 #[tokio::test]
 async fn tasks_are_shared_between_replicas_and_each_runs_once() {
-    let h = Harness::start(replica("a")).await;
-    let b = h.restart(replica("b"));
+    // Leases long enough that no renewal is missed on a loaded machine: a missed one hands
+    // a live task to the other replica, which is right, but runs its node's agent again.
+    let lease = Duration::from_secs(5);
+    let h = Harness::start(EngineConfig {
+        lease,
+        ..replica("a")
+    })
+    .await;
+    let b = h.restart(EngineConfig {
+        lease,
+        ..replica("b")
+    });
     const TASKS: usize = 20;
     h.context
         .script((0..TASKS).map(|_| Step::finish("context_ready")));
