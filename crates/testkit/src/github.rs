@@ -28,6 +28,46 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+/// Generates a GitHub App key pair in `dir` with `openssl` (no key is ever committed): the
+/// private key as GitHub hands it out (PEM, PKCS#1) at `<dir>/<name>.pem`, and the public key
+/// as DER (PKCS#1 `RSAPublicKey`) for [`GitHubStandIn::start`].
+pub fn generate_app_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.der"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "genrsa".as_ref(),
+        "-traditional".as_ref(),
+        "-out".as_ref(),
+        key.as_os_str(),
+        "2048".as_ref(),
+    ]);
+    run(&[
+        "rsa".as_ref(),
+        "-in".as_ref(),
+        key.as_os_str(),
+        "-RSAPublicKey_out".as_ref(),
+        "-outform".as_ref(),
+        "DER".as_ref(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ]);
+    (
+        key,
+        std::fs::read(public).expect("openssl wrote the public key"),
+    )
+}
+
 /// How a repository is set up in the stand-in.
 #[derive(Debug, Clone)]
 pub struct RepoSetup {

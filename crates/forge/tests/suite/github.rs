@@ -26,36 +26,8 @@ struct Fixture {
     key_path: PathBuf,
 }
 
-/// A PKCS#1 RSA key pair: the PEM path and the public key as DER.
 fn key_pair(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
-    let key = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.der"));
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(&[
-        "genrsa",
-        "-traditional",
-        "-out",
-        key.to_str().unwrap(),
-        "2048",
-    ]);
-    run(&[
-        "rsa",
-        "-in",
-        key.to_str().unwrap(),
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    (key, std::fs::read(public).unwrap())
+    cap_testkit::github::generate_app_key(dir, name)
 }
 
 async fn fixture() -> Fixture {
