@@ -133,7 +133,8 @@ struct Inner {
     tokens: HashMap<String, (u64, SystemTime)>,
     token_lifetime: Duration,
     tokens_issued: u32,
-    faults: VecDeque<(u16, Vec<(String, String)>)>,
+    /// Status, headers and message of the answers to the next REST calls.
+    faults: VecDeque<(u16, Vec<(String, String)>, Option<String>)>,
     pulls: HashMap<String, Vec<PullRecord>>,
     requests: Vec<String>,
 }
@@ -225,7 +226,14 @@ impl GitHubStandIn {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        self.lock().faults.push_back((status, headers));
+        self.lock().faults.push_back((status, headers, None));
+    }
+
+    /// The next REST call is answered `status` with GitHub's error `message` and no headers.
+    pub fn push_fault_with_message(&self, status: u16, message: &str) {
+        self.lock()
+            .faults
+            .push_back((status, Vec::new(), Some(message.to_owned())));
     }
 
     /// Faults not yet served.
@@ -292,10 +300,12 @@ async fn handle(
         return git_http(&shared, &method, rest, &query, &headers, body).await;
     }
     let fault = shared.inner.lock().unwrap().faults.pop_front();
-    if let Some((status, fault_headers)) = fault {
+    if let Some((status, fault_headers, message)) = fault {
         let mut response = error(
             StatusCode::from_u16(status).unwrap(),
-            "stand-in fault: API rate limit exceeded or server error",
+            message
+                .as_deref()
+                .unwrap_or("stand-in fault: API rate limit exceeded or server error"),
         );
         for (name, value) in fault_headers {
             response.headers_mut().insert(

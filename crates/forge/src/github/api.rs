@@ -154,7 +154,7 @@ impl Api {
                 )
                 .await;
             let wait = match outcome {
-                Ok((reply, headers)) => match rate_limit_wait(reply.status, &headers) {
+                Ok((reply, headers)) => match rate_limit_wait(reply.status, &headers, &reply) {
                     None => return Ok(reply),
                     Some(wait) if wait > self.retry.max_wait || attempt >= self.retry.attempts => {
                         return Err(Error::GitHubRateLimited {
@@ -222,8 +222,13 @@ impl Api {
 
 /// How long to wait before trying again, when `status` and `headers` say a rate limit was
 /// hit: `retry-after` first, then `x-ratelimit-reset` when `x-ratelimit-remaining` is 0, then
-/// a minute for a secondary limit that names no time. `None`: not a rate limit.
-pub(crate) fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+/// a minute for a secondary limit that names no time (a 429, or a 403 whose message says
+/// so). `None`: not a rate limit.
+pub(crate) fn rate_limit_wait(
+    status: StatusCode,
+    headers: &HeaderMap,
+    reply: &Reply,
+) -> Option<Duration> {
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
         return None;
     }
@@ -246,5 +251,10 @@ pub(crate) fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option
         return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
     }
     // A 403 that is no rate limit (no permission) is the caller's to read.
-    (status == StatusCode::TOO_MANY_REQUESTS).then_some(SECONDARY_LIMIT_WAIT)
+    let secondary = status == StatusCode::TOO_MANY_REQUESTS
+        || reply
+            .message()
+            .to_ascii_lowercase()
+            .contains("secondary rate limit");
+    secondary.then_some(SECONDARY_LIMIT_WAIT)
 }

@@ -191,6 +191,15 @@ impl GitHubForge {
                 &format!("/app/installations/{installation}/access_tokens"),
             )
             .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            // Uninstalled (or installed again under a new id): look it up afresh next time.
+            self.inner
+                .installations
+                .lock()
+                .await
+                .retain(|_, id| *id != installation);
+            return Err(Error::GitHubNotInstalled(repository_id.to_owned()));
+        }
         if reply.status != StatusCode::CREATED {
             return Err(reply.unexpected("installation token"));
         }
@@ -703,9 +712,9 @@ impl GitHubForge {
         match reply.status {
             StatusCode::CREATED => {}
             StatusCode::UNPROCESSABLE_ENTITY if reply.message().contains("already exists") => {
-                return Err(self
-                    .existing_pull(repository_id, head_branch, base_branch)
-                    .await);
+                return self
+                    .existing_pull(repository_id, head_branch, base_branch, task_id)
+                    .await;
             }
             StatusCode::UNPROCESSABLE_ENTITY => {
                 return Err(Error::GitHubRefused {
@@ -749,32 +758,44 @@ impl GitHubForge {
             .await
     }
 
-    /// The error for an open pull request of the same branches.
-    async fn existing_pull(&self, repository_id: &str, head: &str, base: &str) -> Error {
-        let (owner, _) = match validate::repository_id(repository_id) {
-            Ok(parts) => parts,
-            Err(error) => return error,
-        };
-        let found = self
-            .get::<Vec<json::Pull>>(
+    /// The open pull request of the same branches: the task that opened it gets it back (its
+    /// first answer lost, or a retry after GitHub made it but answered 5xx), as on the local
+    /// forge; anyone else gets [`Error::PullRequestExists`].
+    async fn existing_pull(
+        &self,
+        repository_id: &str,
+        head: &str,
+        base: &str,
+        task_id: &str,
+    ) -> Result<PullRequest> {
+        let (owner, _) = validate::repository_id(repository_id)?;
+        let pulls: Vec<json::Pull> = self
+            .get(
                 repository_id,
                 &format!("/repos/{repository_id}/pulls?state=open&head={owner}:{head}&base={base}"),
                 "pull requests",
             )
-            .await;
-        match found {
-            Ok(Some(pulls)) if !pulls.is_empty() => Error::PullRequestExists {
-                id: pull_request_id(repository_id, pulls[0].number),
-                number: pulls[0].number,
-                head_branch: head.to_owned(),
-                base_branch: base.to_owned(),
-            },
-            Ok(_) => Error::GitHubRefused {
+            .await?
+            .unwrap_or_default();
+        let Some(pull) = pulls.into_iter().next() else {
+            return Err(Error::GitHubRefused {
                 what: "opening the pull request".into(),
                 message: "GitHub says one already exists, but lists none".into(),
-            },
-            Err(error) => error,
+            });
+        };
+        let id = pull_request_id(repository_id, pull.number);
+        let same_task =
+            !task_id.is_empty() && pull.body.as_deref().and_then(task_of) == Some(task_id);
+        if same_task {
+            tracing::info!(%repository_id, %id, %task_id, "pull request already open for this task");
+            return self.get_pull_request(&id).await;
         }
+        Err(Error::PullRequestExists {
+            id,
+            number: pull.number,
+            head_branch: head.to_owned(),
+            base_branch: base.to_owned(),
+        })
     }
 
     /// Requests the CODEOWNERS of the pull request's files as its reviewers.

@@ -231,9 +231,15 @@ async fn a_branch_a_pushed_commit_and_a_pull_request_from_the_template() {
     assert_eq!(record.requested_reviewers, ["rustacean", "writer"]);
     assert_eq!(record.requested_teams, Vec::<String>::new());
     assert_eq!(record.labels, ["coding-assistant"]);
+    // The same task asking again gets its pull request back; another task is refused.
+    let again = forge
+        .open_pull_request(REPO, BRANCH, "main", "Again", "", "task-1")
+        .await
+        .unwrap();
+    assert_eq!(again.pull_request_id, pr.pull_request_id);
     assert!(matches!(
         forge
-            .open_pull_request(REPO, BRANCH, "main", "Again", "", "task-1")
+            .open_pull_request(REPO, BRANCH, "main", "Again", "", "task-2")
             .await,
         Err(Error::PullRequestExists { number: 1, .. })
     ));
@@ -396,6 +402,48 @@ async fn server_errors_are_retried_then_open_the_circuit() {
         before,
         "an open circuit calls nobody"
     );
+}
+
+#[tokio::test]
+async fn the_circuit_closes_again_after_a_good_trial_call() {
+    let f = fixture().await;
+    let mut config = f.config();
+    config.retry.attempts = 1;
+    config.breaker_failures = 2;
+    config.breaker_open_for = Duration::from_millis(300);
+    let forge = GitHubForge::new(config).unwrap();
+    forge.get_repository(REPO).await.unwrap();
+    for _ in 0..2 {
+        f.standin.push_fault(500, &[]);
+        assert!(matches!(
+            forge.get_repository(REPO).await,
+            Err(Error::GitHubUnavailable(_))
+        ));
+    }
+    assert!(matches!(
+        forge.get_repository(REPO).await,
+        Err(Error::GitHubCircuitOpen(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // The trial call goes through and closes the circuit.
+    forge.get_repository(REPO).await.unwrap();
+    forge.get_repository(REPO).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_named_only_in_the_message_counts() {
+    let f = fixture().await;
+    let mut config = f.config();
+    // Its wait (a minute) is longer than this bound: the call fails at once, saying so.
+    config.retry.max_wait = Duration::from_secs(1);
+    let forge = GitHubForge::new(config).unwrap();
+    forge.get_repository(REPO).await.unwrap();
+    f.standin
+        .push_fault_with_message(403, "You have exceeded a secondary rate limit.");
+    assert!(matches!(
+        forge.get_repository(REPO).await,
+        Err(Error::GitHubRateLimited { retry_in_secs: 60 })
+    ));
 }
 
 #[tokio::test]
