@@ -127,6 +127,9 @@ pub struct PullRecord {
     created_at: String,
 }
 
+/// A scripted answer: status, headers, GitHub's error message (a default one when `None`).
+type Fault = (u16, Vec<(String, String)>, Option<String>);
+
 struct Inner {
     repos: HashMap<String, RepoSetup>,
     /// Token -> (installation, expiry).
@@ -134,7 +137,7 @@ struct Inner {
     token_lifetime: Duration,
     tokens_issued: u32,
     /// Status, headers and message of the answers to the next REST calls.
-    faults: VecDeque<(u16, Vec<(String, String)>, Option<String>)>,
+    faults: VecDeque<Fault>,
     pulls: HashMap<String, Vec<PullRecord>>,
     requests: Vec<String>,
 }
