@@ -217,6 +217,12 @@ impl GitHubStandIn {
         self.lock().token_lifetime = lifetime;
     }
 
+    /// Revokes every installation token issued so far (as `DELETE /installation/token`, or
+    /// an administrator, would).
+    pub fn revoke_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
     /// How many installation tokens were issued.
     pub fn tokens_issued(&self) -> u32 {
         self.lock().tokens_issued

@@ -154,6 +154,11 @@ impl TokenCache {
             .filter(|token| token.expires_at > now + renew_before)
     }
 
+    /// Drops `token`, so that the next call gets a new one.
+    pub(crate) fn forget(&mut self, token: &str) {
+        self.tokens.retain(|_, cached| cached.token != token);
+    }
+
     /// Keeps `token` for `installation`.
     pub(crate) fn insert(&mut self, installation: u64, token: InstallationToken) {
         self.tokens.insert(installation, token);

@@ -220,6 +220,11 @@ impl GitHubForge {
         Ok(token.token)
     }
 
+    /// Drops `token` from the cache (whichever installation it was of).
+    async fn forget_token(&self, token: &str) {
+        self.inner.tokens.lock().await.forget(token);
+    }
+
     /// The App's installation on `owner/name`.
     async fn installation(&self, repository_id: &str) -> Result<u64> {
         if let Some(id) = self.inner.installations.lock().await.get(repository_id) {
@@ -264,6 +269,25 @@ impl GitHubForge {
         body: Option<serde_json::Value>,
         accept: &str,
     ) -> Result<api::Reply> {
+        let token = self.token(repository_id).await?;
+        let reply = self
+            .inner
+            .api
+            .call(
+                method.clone(),
+                path,
+                &format!("Bearer {token}"),
+                body.as_ref(),
+                accept,
+            )
+            .await?;
+        if reply.status != StatusCode::UNAUTHORIZED {
+            return Ok(reply);
+        }
+        // A token GitHub no longer takes (revoked, or our clock ahead of GitHub's): drop it
+        // and try once more with a new one.
+        tracing::warn!(%repository_id, "GitHub refused the installation token; renewing it");
+        self.forget_token(&token).await;
         let token = self.token(repository_id).await?;
         self.inner
             .api

@@ -151,6 +151,16 @@ async fn tokens_are_renewed_before_they_expire() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_replaced_once() {
+    let f = fixture().await;
+    let forge = f.forge();
+    forge.get_repository(REPO).await.unwrap();
+    f.standin.revoke_tokens();
+    forge.get_repository(REPO).await.unwrap();
+    assert_eq!(f.standin.tokens_issued(), 2);
+}
+
+#[tokio::test]
 async fn a_branch_a_pushed_commit_and_a_pull_request_from_the_template() {
     let f = fixture().await;
     let forge = f.forge();
