@@ -957,6 +957,15 @@ impl GitHubStandIn {
     /// Records a review left by a human on GitHub itself (`APPROVE`, `REQUEST_CHANGES` or
     /// `COMMENT`).
     pub fn add_human_review(&self, repository_id: &str, number: u64, login: &str, event: &str) {
+        let head = self
+            .pull(repository_id, number)
+            .expect("no such pull request")
+            .head;
+        // On the head as it is now, as GitHub records `commit_id`.
+        let commit_id = crate::git::git(
+            &self.bare_path(repository_id),
+            &["rev-parse", &format!("refs/heads/{head}")],
+        );
         let mut inner = self.lock();
         let pull = inner
             .pulls
@@ -967,6 +976,7 @@ impl GitHubStandIn {
             "user": {"login": login},
             "body": "",
             "event": event,
+            "commit_id": commit_id,
             "submitted_at": now_rfc3339(Duration::ZERO),
         }));
     }

@@ -945,9 +945,18 @@ impl GitHubForge {
         } else if pull.state == "closed" {
             PullRequestState::Rejected
         } else {
-            reviews.last().map_or(PullRequestState::Open, |review| {
-                review.action.resulting_state()
-            })
+            match reviews.last() {
+                None => PullRequestState::Open,
+                // A new head makes an approval stale, as on the local forge: nothing
+                // unreviewed is merged.
+                Some(review)
+                    if review.action == ReviewAction::Approve
+                        && review.head_sha != pull.head.sha =>
+                {
+                    PullRequestState::Open
+                }
+                Some(review) => review.action.resulting_state(),
+            }
         };
         let body = pull.body.unwrap_or_default();
         Ok(PullRequest {

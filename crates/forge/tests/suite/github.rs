@@ -288,6 +288,34 @@ async fn a_branch_a_pushed_commit_and_a_pull_request_from_the_template() {
         .await
         .unwrap();
     assert_eq!(approved.state, PullRequestState::Approved);
+    // A new commit after the approval makes it stale.
+    let commit = forge
+        .commit_changes(
+            REPO,
+            BRANCH,
+            "Polish",
+            vec![FileChange::write("src/greet.rs", "pub fn hi() {}\n// hi\n")],
+        )
+        .await
+        .unwrap();
+    let stale = forge.get_pull_request(&pr.pull_request_id).await.unwrap();
+    assert_eq!(
+        (stale.state, stale.head_sha.as_str()),
+        (PullRequestState::Open, commit.as_str())
+    );
+    assert!(matches!(
+        forge.merge(&pr.pull_request_id).await,
+        Err(Error::NotApproved { .. })
+    ));
+    forge
+        .review(
+            &pr.pull_request_id,
+            ReviewAction::Approve,
+            "bob",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     let merged = forge.merge(&pr.pull_request_id).await.unwrap();
     assert_eq!(merged.state, PullRequestState::Merged);
     let merge_sha = merged.merge_sha.clone().unwrap();
