@@ -135,6 +135,8 @@ struct Inner {
     /// Token -> (installation, expiry).
     tokens: HashMap<String, (u64, SystemTime)>,
     token_lifetime: Duration,
+    /// The most items a list answers per page (GitHub: at most 100, whatever `per_page` asks).
+    page_size: usize,
     tokens_issued: u32,
     /// Status, headers and message of the answers to the next REST calls.
     faults: VecDeque<Fault>,
@@ -182,6 +184,7 @@ impl GitHubStandIn {
                 repos: HashMap::new(),
                 tokens: HashMap::new(),
                 token_lifetime: Duration::from_secs(3600),
+                page_size: 100,
                 tokens_issued: 0,
                 faults: VecDeque::new(),
                 pulls: HashMap::new(),
@@ -221,6 +224,12 @@ impl GitHubStandIn {
     /// an administrator, would).
     pub fn revoke_tokens(&self) {
         self.lock().tokens.clear();
+    }
+
+    /// Lists answer at most `size` items per page, with a `Link: <...>; rel="next"` header
+    /// to the rest.
+    pub fn set_page_size(&self, size: usize) {
+        self.lock().page_size = size.max(1);
     }
 
     /// How many installation tokens were issued.
@@ -579,7 +588,7 @@ impl Repo<'_> {
                     }
                     out.push(self.pull_json(pull).await);
                 }
-                axum::Json(Value::Array(out)).into_response()
+                self.page(out, params, "pulls")
             }
             (_, ["pulls", number, tail @ ..]) => {
                 let Ok(number) = number.parse::<u64>() else {
@@ -588,7 +597,8 @@ impl Repo<'_> {
                 let Some(pull) = self.pulls().into_iter().find(|p| p.number == number) else {
                     return error(StatusCode::NOT_FOUND, "Not Found");
                 };
-                self.pull_route(method, tail, pull, headers, body).await
+                self.pull_route(method, tail, pull, params, headers, body)
+                    .await
             }
             (Method::POST, ["issues", number, "labels"]) => {
                 let labels: Vec<String> = body["labels"]
@@ -789,11 +799,48 @@ impl Repo<'_> {
             .into_response()
     }
 
+    /// One page (`page`, from 1) of `items`, with a `Link` to the next one as GitHub sends.
+    fn page(&self, items: Vec<Value>, params: &HashMap<String, String>, route: &str) -> Response {
+        let size = self.shared.inner.lock().unwrap().page_size;
+        let page: usize = params
+            .get("page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let chunk: Vec<Value> = items
+            .iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .cloned()
+            .collect();
+        let mut response = axum::Json(Value::Array(chunk)).into_response();
+        if items.len() > page * size {
+            let mut query: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k.as_str() != "page")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            query.sort();
+            query.push(format!("page={}", page + 1));
+            let link = format!(
+                "<{}/repos/{}/{route}?{}>; rel=\"next\"",
+                self.shared.url,
+                self.id,
+                query.join("&")
+            );
+            response
+                .headers_mut()
+                .insert(header::LINK, link.parse().unwrap());
+        }
+        response
+    }
+
     async fn pull_route(
         &self,
         method: &Method,
         tail: &[&str],
         pull: PullRecord,
+        params: &HashMap<String, String>,
         headers: &HeaderMap,
         body: Value,
     ) -> Response {
@@ -831,7 +878,7 @@ impl Repo<'_> {
                     .lines()
                     .map(|name| json!({"filename": name, "status": "modified"}))
                     .collect();
-                axum::Json(Value::Array(files)).into_response()
+                self.page(files, params, &format!("pulls/{}/files", pull.number))
             }
             (Method::POST, ["requested_reviewers"]) => {
                 let list = |key: &str| -> Vec<String> {
@@ -861,7 +908,7 @@ impl Repo<'_> {
                     .enumerate()
                     .map(|(i, review)| review_json(i, review))
                     .collect();
-                axum::Json(Value::Array(reviews)).into_response()
+                self.page(reviews, params, &format!("pulls/{}/reviews", pull.number))
             }
             (Method::POST, ["reviews"]) => {
                 let index = pull.reviews.len();

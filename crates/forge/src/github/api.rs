@@ -55,6 +55,9 @@ impl Default for RetryPolicy {
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: String,
+    /// The next page's path (from `Link: <...>; rel="next"`), only when it is on the same
+    /// API base URL: the token is never sent anywhere else.
+    pub(crate) next: Option<String>,
 }
 
 impl Reply {
@@ -209,7 +212,11 @@ impl Api {
             .text()
             .await
             .map_err(|source| Error::GitHubTransport { source })?;
-        let reply = Reply { status, body };
+        let next = headers
+            .get(reqwest::header::LINK)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|links| next_link(links, &self.base));
+        let reply = Reply { status, body, next };
         if status.is_server_error() {
             return Err(Error::GitHubUnavailable(format!(
                 "{method} {path} answered {status}: {}",
@@ -218,6 +225,20 @@ impl Api {
         }
         Ok((reply, headers))
     }
+}
+
+/// The path (after `base`) of the `rel="next"` link in a `Link` header.
+pub(crate) fn next_link(links: &str, base: &str) -> Option<String> {
+    links.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        params
+            .split(';')
+            .any(|param| param.trim() == r#"rel="next""#)
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))?
+            .strip_prefix(base)
+            .filter(|path| path.starts_with('/'))
+            .map(str::to_owned)
+    })
 }
 
 /// How long to wait before trying again, when `status` and `headers` say a rate limit was

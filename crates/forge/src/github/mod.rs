@@ -45,6 +45,9 @@ pub use codeowners::{CodeOwners, Reviewers};
 
 /// The only branches this forge creates or pushes to (the workflow's branch names).
 pub const BRANCH_PREFIX: &str = "coding-assistant/";
+/// The most pages of a list read (100 items each): files of a pull request, its reviews, a
+/// repository's pull requests.
+const MAX_PAGES: usize = 10;
 /// Default REST API base URL (GitHub Cloud).
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 
@@ -316,6 +319,34 @@ impl GitHubForge {
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(reply.unexpected(what)),
         }
+    }
+
+    /// A GET of a JSON list on `repository_id`, following `next` links for at most
+    /// [`MAX_PAGES`] pages: `Ok(None)` for 404.
+    async fn get_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        repository_id: &str,
+        path: &str,
+        what: &str,
+    ) -> Result<Option<Vec<T>>> {
+        let mut all = Vec::new();
+        let mut path = path.to_owned();
+        for _ in 0..MAX_PAGES {
+            let reply = self
+                .call(repository_id, Method::GET, &path, None, api::JSON)
+                .await?;
+            match reply.status {
+                StatusCode::OK => all.extend(reply.json::<Vec<T>>(what)?),
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => return Err(reply.unexpected(what)),
+            }
+            match reply.next {
+                Some(next) => path = next,
+                None => return Ok(Some(all)),
+            }
+        }
+        tracing::warn!(%repository_id, %what, pages = MAX_PAGES, "list cut at the page limit");
+        Ok(Some(all))
     }
 
     // ---- repositories ----
@@ -826,7 +857,7 @@ impl GitHubForge {
     async fn request_reviewers(&self, repository_id: &str, number: u64, codeowners: &CodeOwners) {
         let outcome = async {
             let files: Vec<json::PullFile> = self
-                .get(
+                .get_pages(
                     repository_id,
                     &format!("/repos/{repository_id}/pulls/{number}/files?per_page=100"),
                     "pull request files",
@@ -912,7 +943,7 @@ impl GitHubForge {
         };
         validate::repository_id(repository_id)?;
         let pulls: Vec<json::Pull> = self
-            .get(
+            .get_pages(
                 repository_id,
                 &format!("/repos/{repository_id}/pulls?state=all&per_page=100"),
                 "pull requests",
@@ -932,7 +963,7 @@ impl GitHubForge {
     async fn pull_request(&self, repository_id: &str, pull: json::Pull) -> Result<PullRequest> {
         let number = pull.number;
         let reviews: Vec<json::Review> = self
-            .get(
+            .get_pages(
                 repository_id,
                 &format!("/repos/{repository_id}/pulls/{number}/reviews?per_page=100"),
                 "reviews",

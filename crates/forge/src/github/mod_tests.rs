@@ -58,3 +58,29 @@ fn only_the_platforms_own_branches_are_written() {
         ));
     }
 }
+
+#[test]
+fn next_links_stay_on_the_api() {
+    let base = "https://api.github.com";
+    let links = r#"<https://api.github.com/repositories/1/pulls/2/files?page=2>; rel="next", <https://api.github.com/repositories/1/pulls/2/files?page=5>; rel="last""#;
+    assert_eq!(
+        api::next_link(links, base).as_deref(),
+        Some("/repositories/1/pulls/2/files?page=2")
+    );
+    assert_eq!(
+        api::next_link(r#"<https://x.invalid/a?page=2>; rel="next""#, base),
+        None
+    );
+    assert_eq!(
+        api::next_link(r#"<https://api.github.com/a?page=1>; rel="prev""#, base),
+        None
+    );
+    // A look-alike host is another host.
+    assert_eq!(
+        api::next_link(
+            r#"<https://api.github.com.evil.invalid/a>; rel="next""#,
+            base
+        ),
+        None
+    );
+}

@@ -151,6 +151,59 @@ async fn tokens_are_renewed_before_they_expire() {
 }
 
 #[tokio::test]
+async fn lists_are_read_page_by_page() {
+    let f = fixture().await;
+    f.standin.set_page_size(1);
+    let forge = f.forge();
+    forge.create_branch(REPO, BRANCH, "").await.unwrap();
+    forge
+        .commit_changes(
+            REPO,
+            BRANCH,
+            "Two files",
+            vec![
+                FileChange::write("docs/a.md", "a\n"),
+                FileChange::write("src/b.rs", "b\n"),
+            ],
+        )
+        .await
+        .unwrap();
+    let pr = forge
+        .open_pull_request(REPO, BRANCH, "main", "Two", "", "task-p")
+        .await
+        .unwrap();
+    // The owners of the file on the second page are asked too.
+    assert_eq!(
+        f.standin.pull(REPO, 1).unwrap().requested_reviewers,
+        ["rustacean", "writer"]
+    );
+    forge
+        .review(
+            &pr.pull_request_id,
+            ReviewAction::RequestChanges,
+            "a",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let approved = forge
+        .review(&pr.pull_request_id, ReviewAction::Approve, "b", Vec::new())
+        .await
+        .unwrap();
+    // The latest verdict is on the second page of reviews.
+    assert_eq!(approved.reviews.len(), 2);
+    assert_eq!(approved.state, PullRequestState::Approved);
+    // Two files at one a page: two requests for them.
+    let pages = f
+        .standin
+        .requests()
+        .iter()
+        .filter(|r| *r == "GET /repos/octo/hello/pulls/1/files")
+        .count();
+    assert_eq!(pages, 2);
+}
+
+#[tokio::test]
 async fn a_revoked_token_is_replaced_once() {
     let f = fixture().await;
     let forge = f.forge();
