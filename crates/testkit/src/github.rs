@@ -137,6 +137,8 @@ struct Inner {
     token_lifetime: Duration,
     /// The most items a list answers per page (GitHub: at most 100, whatever `per_page` asks).
     page_size: usize,
+    /// git over HTTP answers 503 while set.
+    git_down: bool,
     tokens_issued: u32,
     /// Status, headers and message of the answers to the next REST calls.
     faults: VecDeque<Fault>,
@@ -185,6 +187,7 @@ impl GitHubStandIn {
                 tokens: HashMap::new(),
                 token_lifetime: Duration::from_secs(3600),
                 page_size: 100,
+                git_down: false,
                 tokens_issued: 0,
                 faults: VecDeque::new(),
                 pulls: HashMap::new(),
@@ -230,6 +233,11 @@ impl GitHubStandIn {
     /// to the rest.
     pub fn set_page_size(&self, size: usize) {
         self.lock().page_size = size.max(1);
+    }
+
+    /// git over HTTP answers `503 Service Unavailable` while `down`.
+    pub fn set_git_down(&self, down: bool) {
+        self.lock().git_down = down;
     }
 
     /// How many installation tokens were issued.
@@ -315,6 +323,9 @@ async fn handle(
         .requests
         .push(format!("{method} {path}"));
     if let Some(rest) = path.strip_prefix("/git/") {
+        if shared.inner.lock().unwrap().git_down {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        }
         return git_http(&shared, &method, rest, &query, &headers, body).await;
     }
     let fault = shared.inner.lock().unwrap().faults.pop_front();

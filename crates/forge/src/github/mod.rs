@@ -555,7 +555,7 @@ impl GitHubForge {
     /// Fetches `branch` of `url` into the copy's `refs/heads/{branch}` (the copy follows the
     /// remote; this moves only the local copy's ref) and returns its head.
     async fn fetch(&self, dir: &Path, url: &str, token: &str, branch: &str) -> Result<String> {
-        Git::with_git_dir(dir)
+        let output = Git::with_git_dir(dir)
             .allow_protocols(self.protocols())
             .http_header(Self::git_header(token))
             .args([
@@ -566,8 +566,11 @@ impl GitHubForge {
                 "--",
             ])
             .args([url, &format!("+refs/heads/{branch}:refs/heads/{branch}")])
-            .run()
+            .output()
             .await?;
+        if !output.success() {
+            return Err(remote_git_error(&output));
+        }
         Git::with_git_dir(dir)
             .args([
                 "rev-parse",
@@ -618,7 +621,7 @@ impl GitHubForge {
                 message: output.stderr_tail(3),
             });
         }
-        Err(output.error().into())
+        Err(remote_git_error(&output))
     }
 
     /// Refuses a branch this forge does not own.
@@ -1143,6 +1146,26 @@ impl GitHubForge {
         }
         tracing::info!(%id, "merged pull request on GitHub");
         self.get_pull_request(id).await
+    }
+}
+
+/// The error of a fetch or push that failed: GitHub unreachable or answering 5xx is
+/// [`Error::GitHubUnavailable`] (so the caller hears that GitHub is down, not of an internal
+/// error); anything else stays a git failure.
+fn remote_git_error(output: &cap_git::Output) -> Error {
+    let stderr = output.stderr_tail(2);
+    let down = [
+        "returned error: 5",
+        "Failed to connect",
+        "Could not resolve host",
+        "timed out",
+    ]
+    .iter()
+    .any(|sign| stderr.contains(sign));
+    if down {
+        Error::GitHubUnavailable(format!("git could not reach GitHub: {stderr}"))
+    } else {
+        output.error().into()
     }
 }
 

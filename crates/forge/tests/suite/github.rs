@@ -204,6 +204,32 @@ async fn lists_are_read_page_by_page() {
 }
 
 #[tokio::test]
+async fn git_failing_on_github_is_github_unavailable() {
+    let f = fixture().await;
+    let forge = f.forge();
+    forge.create_branch(REPO, BRANCH, "").await.unwrap();
+    f.standin.set_git_down(true);
+    let error = forge
+        .commit_changes(REPO, BRANCH, "m", vec![FileChange::write("a", "b")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::GitHubUnavailable(_)), "{error}");
+    assert!(
+        error.to_string().contains("git could not reach GitHub"),
+        "{error}"
+    );
+    assert!(
+        !error.to_string().contains("standin-installation-token"),
+        "{error}"
+    );
+    f.standin.set_git_down(false);
+    forge
+        .commit_changes(REPO, BRANCH, "m", vec![FileChange::write("a", "b")])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_revoked_token_is_replaced_once() {
     let f = fixture().await;
     let forge = f.forge();
