@@ -416,13 +416,22 @@ impl GitHubForge {
         // Three listings find both files whatever their case, instead of a probe per name.
         let mut listings = Vec::new();
         for directory in template::DIRECTORIES {
-            let entries: Vec<json::Content> = self
+            let listing: Option<serde_json::Value> = self
                 .get(
                     repository_id,
                     &format!("/repos/{repository_id}/contents/{directory}?ref={branch}"),
                     "directory listing",
                 )
-                .await?
+                .await?;
+            // A file named `docs` (an object, not a list) holds neither file.
+            let entries: Vec<json::Content> = listing
+                .filter(serde_json::Value::is_array)
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|error| Error::GitHubResponse {
+                    what: "directory listing".into(),
+                    reason: error.to_string(),
+                })?
                 .unwrap_or_default();
             listings.push((directory, entries));
         }
