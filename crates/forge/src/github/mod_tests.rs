@@ -1,5 +1,6 @@
 use pretty_assertions::assert_eq;
 
+use super::pulls::{ReviewMarker, task_of};
 use super::*;
 
 #[test]
