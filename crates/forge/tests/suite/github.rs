@@ -137,15 +137,16 @@ async fn metadata_comes_through_the_installation_token() {
 #[tokio::test]
 async fn tokens_are_renewed_before_they_expire() {
     let f = fixture().await;
-    // Tokens live 10 s; the forge renews 8 s early, so each is used for one to two seconds.
-    f.standin.set_token_lifetime(Duration::from_secs(10));
+    // Tokens live 20 s; the forge renews 15 s early, so each is used for four to five seconds
+    // (GitHub's `expires_at` has whole seconds), time enough on a loaded machine.
+    f.standin.set_token_lifetime(Duration::from_secs(20));
     let mut config = f.config();
-    config.token_renew_before = Duration::from_secs(8);
+    config.token_renew_before = Duration::from_secs(15);
     let forge = GitHubForge::new(config).unwrap();
     forge.get_repository(REPO).await.unwrap();
     forge.get_repository(REPO).await.unwrap();
     assert_eq!(f.standin.tokens_issued(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     forge.get_repository(REPO).await.unwrap();
     assert_eq!(f.standin.tokens_issued(), 2);
 }
@@ -527,7 +528,7 @@ async fn the_circuit_closes_again_after_a_good_trial_call() {
     let mut config = f.config();
     config.retry.attempts = 1;
     config.breaker_failures = 2;
-    config.breaker_open_for = Duration::from_millis(300);
+    config.breaker_open_for = Duration::from_secs(1);
     let forge = GitHubForge::new(config).unwrap();
     forge.get_repository(REPO).await.unwrap();
     for _ in 0..2 {
@@ -541,7 +542,7 @@ async fn the_circuit_closes_again_after_a_good_trial_call() {
         forge.get_repository(REPO).await,
         Err(Error::GitHubCircuitOpen(_))
     ));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     // The trial call goes through and closes the circuit.
     forge.get_repository(REPO).await.unwrap();
     forge.get_repository(REPO).await.unwrap();
