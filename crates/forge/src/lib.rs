@@ -10,11 +10,15 @@
 //!
 //! Pull requests and reviews live in the SQL store (`github_*` tables, migrations 2001+), and
 //! nothing is merged without an approval.
+//!
+//! [`github::GitHubForge`] is the production forge: the same operations on GitHub through a
+//! GitHub App.
 
 use std::path::{Path, PathBuf};
 
 use sqlx::migrate::Migrator;
 
+pub mod github;
 mod import;
 pub use import::{ImportFile, Imported};
 mod pulls;
@@ -214,6 +218,66 @@ pub enum Error {
         what: &'static str,
         /// The value.
         value: String,
+    },
+    /// This forge does not offer the operation (e.g. importing a repository into GitHub).
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The GitHub App's private key cannot be read or used. The reason never quotes the key.
+    #[error("GitHub App key {path}: {reason}")]
+    GitHubKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The GitHub App is not installed on the repository (or the repository does not exist).
+    #[error("the GitHub App is not installed on {0} (or GitHub has no such repository)")]
+    GitHubNotInstalled(String),
+    /// GitHub answered 5xx (after the retries).
+    #[error("GitHub is unavailable: {0}")]
+    GitHubUnavailable(String),
+    /// GitHub's circuit is open after failures in a row; the call was not made.
+    #[error("GitHub is unavailable: {0}")]
+    GitHubCircuitOpen(String),
+    /// GitHub could not be reached (connection, TLS, timeout).
+    #[error("GitHub cannot be reached")]
+    GitHubTransport {
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// GitHub's rate limit holds for longer than the forge waits.
+    #[error("GitHub's rate limit is exhausted; try again in {retry_in_secs} s")]
+    GitHubRateLimited {
+        /// When GitHub says calls go through again.
+        retry_in_secs: u64,
+    },
+    /// GitHub refused the operation for a reason of its own (validation, branch protection,
+    /// required checks or reviews, not mergeable).
+    #[error("GitHub refused {what}: {message}")]
+    GitHubRefused {
+        /// What was refused.
+        what: String,
+        /// GitHub's message.
+        message: String,
+    },
+    /// GitHub answered with a status the forge does not expect for this call.
+    #[error("GitHub answered {what} with {status}: {message}")]
+    GitHubApi {
+        /// The call.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// GitHub's message.
+        message: String,
+    },
+    /// GitHub's answer does not have the documented shape.
+    #[error("unreadable GitHub answer to {what}: {reason}")]
+    GitHubResponse {
+        /// The call.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
     },
 }
 

@@ -248,142 +248,7 @@ impl Forge {
         changes: Vec<FileChange>,
     ) -> Result<String> {
         let dir = self.existing_repository(repository_id)?;
-        validate::branch(branch)?;
-        validate::text("commit message", message)?;
-        if changes.is_empty() {
-            return Err(Error::EmptyChangeSet);
-        }
-        let mut seen = HashSet::new();
-        for change in &changes {
-            validate::path(&change.path)?;
-            if !seen.insert(change.path.as_str()) {
-                return Err(Error::InvalidPath {
-                    path: change.path.clone(),
-                    reason: "listed more than once in the change set".into(),
-                });
-            }
-        }
-        let reference = format!("refs/heads/{branch}");
-        let old = branch_head(&dir, repository_id, branch).await?;
-        let old_tree = Git::with_git_dir(&dir)
-            .args(["rev-parse", &format!("{old}^{{tree}}")])
-            .text()
-            .await?;
-
-        let scratch = tempfile::Builder::new()
-            .prefix("cap-forge-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let index = scratch.path().join("index");
-        Git::with_git_dir(&dir)
-            .env("GIT_INDEX_FILE", &index)
-            .args(["read-tree", &old])
-            .run()
-            .await?;
-        let listing = Git::with_git_dir(&dir)
-            .env("GIT_INDEX_FILE", &index)
-            .args(["ls-files", "--stage", "-z"])
-            .run()
-            .await?;
-        let mut entries = parse_stage_listing(&listing.stdout)?;
-
-        // Deletions first, so that a change set may replace a file by a directory.
-        let mut index_info = Vec::new();
-        for change in changes.iter().filter(|c| c.content.is_none()) {
-            if entries.remove(&change.path).is_none() {
-                if has_entries_under(&entries, &change.path) {
-                    return Err(Error::InvalidPath {
-                        path: change.path.clone(),
-                        reason: "is a directory; delete its files one by one".into(),
-                    });
-                }
-                return Err(Error::PathNotFound {
-                    branch: branch.to_owned(),
-                    path: change.path.clone(),
-                });
-            }
-            push_index_info(&mut index_info, "0", &zero_oid(&old), &change.path);
-        }
-        let mut blobs = Vec::new();
-        let mut modes = Vec::new();
-        for (i, change) in changes.iter().enumerate() {
-            let Some(content) = &change.content else {
-                continue;
-            };
-            let mode = match entries.get(&change.path).map(String::as_str) {
-                None => REGULAR,
-                Some(REGULAR) => REGULAR,
-                Some(EXECUTABLE) => EXECUTABLE,
-                Some(SYMLINK) => {
-                    return Err(Error::InvalidPath {
-                        path: change.path.clone(),
-                        reason: "is a symbolic link on the branch; only regular files are written"
-                            .into(),
-                    });
-                }
-                Some(GITLINK) => {
-                    return Err(Error::InvalidPath {
-                        path: change.path.clone(),
-                        reason: "is a submodule on the branch".into(),
-                    });
-                }
-                Some(other) => {
-                    return Err(Error::InvalidPath {
-                        path: change.path.clone(),
-                        reason: format!("has unsupported mode {other} on the branch"),
-                    });
-                }
-            };
-            check_no_file_directory_clash(&entries, &change.path)?;
-            entries.insert(change.path.clone(), mode.to_owned());
-            let blob = scratch.path().join(format!("blob-{i}"));
-            tokio::fs::write(&blob, content)
-                .await
-                .map_err(|source| Error::Io {
-                    path: blob.clone(),
-                    source,
-                })?;
-            blobs.push((change, blob));
-            modes.push(mode);
-        }
-        let shas = hash_paths(&dir, blobs.iter().map(|(_, blob)| blob.as_path())).await?;
-        for (((change, _), mode), sha) in blobs.iter().zip(&modes).zip(&shas) {
-            push_index_info(&mut index_info, mode, sha, &change.path);
-        }
-        Git::with_git_dir(&dir)
-            .env("GIT_INDEX_FILE", &index)
-            .args(["update-index", "--add", "-z", "--index-info"])
-            .stdin(index_info)
-            .run()
-            .await?;
-        let tree = Git::with_git_dir(&dir)
-            .env("GIT_INDEX_FILE", &index)
-            .args(["write-tree"])
-            .text()
-            .await?;
-        if tree == old_tree {
-            // The same commit asked for again (its caller died, or lost the answer, after the
-            // branch moved): the branch already holds it, so it is the answer. Found by the
-            // chaos tests: a supervisor killed before recording its commit failed on resume.
-            let head_message = Git::with_git_dir(&dir)
-                .args(["log", "-1", "--format=%B", &old])
-                .text()
-                .await?;
-            if head_message.trim_end() == message.trim_end() {
-                tracing::info!(%repository_id, %branch, commit = %old, "change set already committed");
-                return Ok(old);
-            }
-            return Err(Error::NoChanges(format!(
-                "the change set leaves branch {branch:?} as it is"
-            )));
-        }
-        let commit = commit_tree(&dir, &tree, &[&old], message).await?;
-        update_ref(&dir, &reference, &commit, &old).await?;
-        tracing::info!(%repository_id, %branch, %commit, files = changes.len(), "committed changes");
-        Ok(commit)
+        commit_on_branch(&dir, repository_id, branch, message, changes).await
     }
 
     /// The bare directory of an existing repository.
@@ -395,6 +260,154 @@ impl Forge {
             Err(Error::RepositoryNotFound(repository_id.to_owned()))
         }
     }
+}
+
+/// [`Forge::commit_changes`] on the bare repository at `dir`, which the host made itself (the
+/// forge's own, or the GitHub forge's local copy of a remote one): the same plumbing, so both
+/// forges write commits alike.
+pub(crate) async fn commit_on_branch(
+    dir: &Path,
+    repository_id: &str,
+    branch: &str,
+    message: &str,
+    changes: Vec<FileChange>,
+) -> Result<String> {
+    validate::branch(branch)?;
+    validate::text("commit message", message)?;
+    if changes.is_empty() {
+        return Err(Error::EmptyChangeSet);
+    }
+    let mut seen = HashSet::new();
+    for change in &changes {
+        validate::path(&change.path)?;
+        if !seen.insert(change.path.as_str()) {
+            return Err(Error::InvalidPath {
+                path: change.path.clone(),
+                reason: "listed more than once in the change set".into(),
+            });
+        }
+    }
+    let reference = format!("refs/heads/{branch}");
+    let old = branch_head(dir, repository_id, branch).await?;
+    let old_tree = Git::with_git_dir(dir)
+        .args(["rev-parse", &format!("{old}^{{tree}}")])
+        .text()
+        .await?;
+
+    let scratch = tempfile::Builder::new()
+        .prefix("cap-forge-")
+        .tempdir()
+        .map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let index = scratch.path().join("index");
+    Git::with_git_dir(dir)
+        .env("GIT_INDEX_FILE", &index)
+        .args(["read-tree", &old])
+        .run()
+        .await?;
+    let listing = Git::with_git_dir(dir)
+        .env("GIT_INDEX_FILE", &index)
+        .args(["ls-files", "--stage", "-z"])
+        .run()
+        .await?;
+    let mut entries = parse_stage_listing(&listing.stdout)?;
+
+    // Deletions first, so that a change set may replace a file by a directory.
+    let mut index_info = Vec::new();
+    for change in changes.iter().filter(|c| c.content.is_none()) {
+        if entries.remove(&change.path).is_none() {
+            if has_entries_under(&entries, &change.path) {
+                return Err(Error::InvalidPath {
+                    path: change.path.clone(),
+                    reason: "is a directory; delete its files one by one".into(),
+                });
+            }
+            return Err(Error::PathNotFound {
+                branch: branch.to_owned(),
+                path: change.path.clone(),
+            });
+        }
+        push_index_info(&mut index_info, "0", &zero_oid(&old), &change.path);
+    }
+    let mut blobs = Vec::new();
+    let mut modes = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        let Some(content) = &change.content else {
+            continue;
+        };
+        let mode = match entries.get(&change.path).map(String::as_str) {
+            None => REGULAR,
+            Some(REGULAR) => REGULAR,
+            Some(EXECUTABLE) => EXECUTABLE,
+            Some(SYMLINK) => {
+                return Err(Error::InvalidPath {
+                    path: change.path.clone(),
+                    reason: "is a symbolic link on the branch; only regular files are written"
+                        .into(),
+                });
+            }
+            Some(GITLINK) => {
+                return Err(Error::InvalidPath {
+                    path: change.path.clone(),
+                    reason: "is a submodule on the branch".into(),
+                });
+            }
+            Some(other) => {
+                return Err(Error::InvalidPath {
+                    path: change.path.clone(),
+                    reason: format!("has unsupported mode {other} on the branch"),
+                });
+            }
+        };
+        check_no_file_directory_clash(&entries, &change.path)?;
+        entries.insert(change.path.clone(), mode.to_owned());
+        let blob = scratch.path().join(format!("blob-{i}"));
+        tokio::fs::write(&blob, content)
+            .await
+            .map_err(|source| Error::Io {
+                path: blob.clone(),
+                source,
+            })?;
+        blobs.push((change, blob));
+        modes.push(mode);
+    }
+    let shas = hash_paths(dir, blobs.iter().map(|(_, blob)| blob.as_path())).await?;
+    for (((change, _), mode), sha) in blobs.iter().zip(&modes).zip(&shas) {
+        push_index_info(&mut index_info, mode, sha, &change.path);
+    }
+    Git::with_git_dir(dir)
+        .env("GIT_INDEX_FILE", &index)
+        .args(["update-index", "--add", "-z", "--index-info"])
+        .stdin(index_info)
+        .run()
+        .await?;
+    let tree = Git::with_git_dir(dir)
+        .env("GIT_INDEX_FILE", &index)
+        .args(["write-tree"])
+        .text()
+        .await?;
+    if tree == old_tree {
+        // The same commit asked for again (its caller died, or lost the answer, after the
+        // branch moved): the branch already holds it, so it is the answer. Found by the
+        // chaos tests: a supervisor killed before recording its commit failed on resume.
+        let head_message = Git::with_git_dir(dir)
+            .args(["log", "-1", "--format=%B", &old])
+            .text()
+            .await?;
+        if head_message.trim_end() == message.trim_end() {
+            tracing::info!(%repository_id, %branch, commit = %old, "change set already committed");
+            return Ok(old);
+        }
+        return Err(Error::NoChanges(format!(
+            "the change set leaves branch {branch:?} as it is"
+        )));
+    }
+    let commit = commit_tree(dir, &tree, &[&old], message).await?;
+    update_ref(dir, &reference, &commit, &old).await?;
+    tracing::info!(%repository_id, %branch, %commit, files = changes.len(), "committed changes");
+    Ok(commit)
 }
 
 /// Resolves `rev` to an object name, `None` when it names nothing.

@@ -153,6 +153,18 @@ pub struct Git {
     stdin: Option<Vec<u8>>,
     protocols: Vec<Protocol>,
     timeout: Duration,
+    http_header: Option<SecretHeader>,
+}
+
+/// An HTTP header that carries a credential. Kept out of `Debug`, the command line and every
+/// message: only git's environment sees it.
+#[derive(Clone)]
+struct SecretHeader(String);
+
+impl std::fmt::Debug for SecretHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHeader(<redacted>)")
+    }
 }
 
 impl Default for Git {
@@ -173,6 +185,7 @@ impl Git {
             stdin: None,
             protocols: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            http_header: None,
         }
     }
 
@@ -237,6 +250,16 @@ impl Git {
         self
     }
 
+    /// Sends `header` (`Name: value`, e.g. an `Authorization` carrying a token) with every
+    /// HTTP request of this one command, and follows no redirect (so the header never reaches
+    /// another host). It goes through git's environment (`GIT_CONFIG_COUNT`), never the command
+    /// line (which other users can read) nor a configuration file on disk, and is left out of
+    /// `Debug` and every message.
+    pub fn http_header(mut self, header: impl Into<String>) -> Self {
+        self.http_header = Some(SecretHeader(header.into()));
+        self
+    }
+
     /// Kills git (and what it started) after `timeout` instead of [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -278,6 +301,19 @@ impl Git {
             // empty allows nothing.
             .env("GIT_ALLOW_PROTOCOL", allowed)
             .arg("--no-pager");
+        match &self.http_header {
+            Some(SecretHeader(header)) => {
+                cmd.env("GIT_CONFIG_COUNT", "2")
+                    .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                    .env("GIT_CONFIG_VALUE_0", header)
+                    .env("GIT_CONFIG_KEY_1", "http.followRedirects")
+                    .env("GIT_CONFIG_VALUE_1", "false");
+            }
+            // A caller's `env` cannot slip configuration in this way.
+            None => {
+                cmd.env_remove("GIT_CONFIG_COUNT");
+            }
+        }
         for setting in HARDENING {
             cmd.arg("-c").arg(setting);
         }

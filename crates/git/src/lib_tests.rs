@@ -350,3 +350,42 @@ async fn a_missing_git_dir_is_a_failure_not_a_search_upwards() {
         .unwrap();
     assert!(!output.success());
 }
+
+#[tokio::test]
+async fn an_http_header_reaches_git_through_its_environment_and_nowhere_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("r.git");
+    Git::new()
+        .args(["init", "--bare", "-q"])
+        .arg_pair("--initial-branch", "main")
+        .args([bare.as_os_str()])
+        .run()
+        .await
+        .unwrap();
+    let git = Git::with_git_dir(&bare)
+        .http_header("Authorization: Basic c2VjcmV0")
+        .args(["config", "--get-all", "http.extraHeader"]);
+    assert!(!format!("{git:?}").contains("c2VjcmV0"));
+    assert!(!git.command_line().contains("c2VjcmV0"));
+    assert_eq!(git.text().await.unwrap(), "Authorization: Basic c2VjcmV0");
+    let redirects = Git::with_git_dir(&bare)
+        .http_header("X: y")
+        .args(["config", "--get", "http.followRedirects"])
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(redirects, "false");
+    // Nothing was written into the repository's configuration.
+    let config = std::fs::read_to_string(bare.join("config")).unwrap();
+    assert!(!config.contains("extraHeader"));
+    // A caller's own environment cannot smuggle configuration in the same way.
+    let smuggled = Git::with_git_dir(&bare)
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "core.hooksPath")
+        .env("GIT_CONFIG_VALUE_0", "/tmp")
+        .args(["config", "--get", "core.hooksPath"])
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(smuggled, "/dev/null");
+}

@@ -2,13 +2,15 @@
 //!
 //! The scripted model lives in `cap-scripted-model` (the demo of `cap up` runs it too); it is
 //! re-exported here so tests find every fixture in one crate. [`git`] makes test repositories;
-//! [`sandbox`] is an in-memory sandbox for tests that need a workspace but not bubblewrap.
+//! [`sandbox`] is an in-memory sandbox for tests that need a workspace but not bubblewrap;
+//! [`github`] is a GitHub API stand-in with a real git remote over smart HTTP.
 
 pub use cap_scripted_model::{
     HASHED_DIMENSIONS, ScriptStep, ScriptToolCall, ScriptedModel, load_script, serve_script,
 };
 
 pub mod git;
+pub mod github;
 pub mod sandbox;
 
 /// A token in the GitHub personal-access-token format, made at run time so that no

@@ -5,10 +5,16 @@
 //! `--forge-root`, pull requests and reviews in the SQL store at `--database-url`. The service
 //! owns the forge: repositories come into it through `ImportRepository` (or by being placed
 //! there by an operator), never by another process writing under its root.
+//!
+//! With `--backend github` the same contract is served by [`cap_forge::github::GitHubForge`]:
+//! a GitHub App (`--github-app-id`, `--github-app-key-file`) on GitHub or GitHub Enterprise
+//! (`--github-api-url`); see docs/github-app.md. The audit log stays in `--database-url`.
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use cap_audit::AuditLog;
+use cap_forge::github::{AppKey, GitHubConfig, GitHubForge};
 use cap_forge::{Forge, ForgeConfig};
 use cap_mtls::ServiceTls;
 use cap_proto::common::v1::file_change::Change;
@@ -41,6 +47,42 @@ pub struct Config {
     /// gives the supervisors' so one public key verifies both. Default the data dir.
     #[arg(long, env = "CAP_AUDIT_KEY_DIR")]
     pub audit_key_dir: Option<PathBuf>,
+    /// Which forge serves the contract: the embedded local forge, or GitHub through a GitHub
+    /// App.
+    #[arg(long, env = "CAP_GITHUB_BACKEND", value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// The GitHub App's id (`--backend github`).
+    #[arg(long, env = "CAP_GITHUB_APP_ID")]
+    pub github_app_id: Option<u64>,
+    /// The PEM file of the GitHub App's private key (`--backend github`); read once at start,
+    /// never logged.
+    #[arg(long, env = "CAP_GITHUB_APP_KEY_FILE")]
+    pub github_app_key_file: Option<PathBuf>,
+    /// GitHub's REST API: `https://api.github.com`, or `https://HOST/api/v3` for GitHub
+    /// Enterprise Server.
+    #[arg(long, env = "CAP_GITHUB_API_URL", default_value = cap_forge::github::DEFAULT_API_URL)]
+    pub github_api_url: String,
+    /// Labels put on every pull request opened on GitHub (comma-separated; empty for none).
+    #[arg(
+        long,
+        env = "CAP_GITHUB_LABELS",
+        value_delimiter = ',',
+        default_value = "coding-assistant"
+    )]
+    pub github_labels: Vec<String>,
+    /// Where the GitHub forge keeps its bare copies of repositories; default `github-cache/`
+    /// in the data directory.
+    #[arg(long, env = "CAP_GITHUB_CACHE_DIR")]
+    pub github_cache_dir: Option<PathBuf>,
+}
+
+/// The forge behind the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Bare repositories on disk, pull requests in the SQL store (the embedded default).
+    Local,
+    /// GitHub (or GitHub Enterprise Server) through a GitHub App.
+    Github,
 }
 
 impl Config {
@@ -58,6 +100,31 @@ impl Config {
                 .unwrap_or_else(|| cap_storage::sqlite_url(&data_dir.join("github.db"))),
             public_url: self.public_url.clone(),
         }
+    }
+
+    /// The GitHub forge's settings (`--backend github`); the App id and key are required.
+    pub fn github_config(&self) -> anyhow::Result<GitHubConfig> {
+        let app_id = self
+            .github_app_id
+            .context("--backend github needs --github-app-id (CAP_GITHUB_APP_ID)")?;
+        let key_file = self
+            .github_app_key_file
+            .as_deref()
+            .context("--backend github needs --github-app-key-file (CAP_GITHUB_APP_KEY_FILE)")?;
+        let key = AppKey::read(key_file)?;
+        let cache_dir = self
+            .github_cache_dir
+            .clone()
+            .unwrap_or_else(|| self.common.data_dir.join("github-cache"));
+        let mut config = GitHubConfig::new(app_id, key, cache_dir);
+        config.api_url = self.github_api_url.clone();
+        config.labels = self
+            .github_labels
+            .iter()
+            .map(|label| label.trim().to_owned())
+            .filter(|label| !label.is_empty())
+            .collect();
+        Ok(config)
     }
 }
 
@@ -79,32 +146,77 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     audit.spawn_checkpoints();
-    let forge = Forge::open(forge_config).await?;
+    let backend = match config.backend {
+        BackendKind::Local => Backend::Local(Forge::open(forge_config).await?),
+        BackendKind::Github => {
+            let github = config.github_config()?;
+            tracing::info!(app_id = github.app_id, api_url = %github.api_url, "serving GitHub through the GitHub App");
+            Backend::GitHub(GitHubForge::new(github)?)
+        }
+    };
     let listener = config.common.bind().await?;
-    cap_runtime::serve(router(&tls, forge, audit).await?, listener).await?;
+    cap_runtime::serve(router(&tls, backend, audit).await?, listener).await?;
     Ok(())
 }
 
 /// The service's gRPC router (GitHub + health, mutual TLS from `tls`), ready to serve on any
 /// listener; tests serve it in-process on port 0.
-pub async fn router(tls: &ServiceTls, forge: Forge, audit: AuditLog) -> anyhow::Result<Router> {
+pub async fn router(
+    tls: &ServiceTls,
+    backend: impl Into<Backend>,
+    audit: AuditLog,
+) -> anyhow::Result<Router> {
     Ok(cap_runtime::grpc_server(tls)?
         .add_service(cap_runtime::health_service::<GitHubServer<GitHubService>>().await)
-        .add_service(GitHubServer::new(GitHubService::new(forge, audit))))
+        .add_service(GitHubServer::new(GitHubService::new(backend, audit))))
 }
 
-/// The `GitHub` gRPC service backed by the local forge.
+/// The forge the service speaks to.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded local forge.
+    Local(Forge),
+    /// GitHub through a GitHub App.
+    GitHub(GitHubForge),
+}
+
+impl From<Forge> for Backend {
+    fn from(forge: Forge) -> Self {
+        Self::Local(forge)
+    }
+}
+
+impl From<GitHubForge> for Backend {
+    fn from(forge: GitHubForge) -> Self {
+        Self::GitHub(forge)
+    }
+}
+
+/// Calls the same operation on whichever forge `$backend` holds.
+macro_rules! on_backend {
+    ($backend:expr, $forge:ident => $call:expr) => {
+        match $backend {
+            Backend::Local($forge) => $call,
+            Backend::GitHub($forge) => $call,
+        }
+    };
+}
+
+/// The `GitHub` gRPC service backed by the local forge or by GitHub.
 #[derive(Debug, Clone)]
 pub struct GitHubService {
-    forge: Forge,
+    backend: Backend,
     /// Who reviewed and merged what.
     audit: AuditLog,
 }
 
 impl GitHubService {
-    /// A service over `forge`, recording reviews and merges in `audit`.
-    pub fn new(forge: Forge, audit: AuditLog) -> Self {
-        Self { forge, audit }
+    /// A service over `backend`, recording reviews and merges in `audit`.
+    pub fn new(backend: impl Into<Backend>, audit: AuditLog) -> Self {
+        Self {
+            backend: backend.into(),
+            audit,
+        }
     }
 
     /// Records a human's action on `pr`, trying again while the store's trouble passes.
@@ -139,11 +251,9 @@ impl GitHub for GitHubService {
         request: Request<pb::GetRepositoryRequest>,
     ) -> Result<Response<pb::Repository>, Status> {
         let request = request.into_inner();
-        let repository = self
-            .forge
-            .get_repository(&request.repository_id)
-            .await
-            .map_err(status)?;
+        let repository =
+            on_backend!(&self.backend, forge => forge.get_repository(&request.repository_id).await)
+                .map_err(status)?;
         Ok(Response::new(repository_message(repository)))
     }
 
@@ -169,8 +279,13 @@ impl GitHub for GitHubService {
                 executable: file.executable,
             })
             .collect();
-        let imported = self
-            .forge
+        let Backend::Local(forge) = &self.backend else {
+            return Err(status(cap_forge::Error::Unsupported(
+                "ImportRepository is for the local forge; on GitHub, create the repository \
+                 there and install the App on it",
+            )));
+        };
+        let imported = forge
             .import_files(&request.repository_id, default_branch, &message, files)
             .await
             .map_err(status)?;
@@ -189,11 +304,10 @@ impl GitHub for GitHubService {
         request: Request<pb::CreateBranchRequest>,
     ) -> Result<Response<pb::CreateBranchResponse>, Status> {
         let request = request.into_inner();
-        let head_sha = self
-            .forge
+        let head_sha = on_backend!(&self.backend, forge => forge
             .create_branch(&request.repository_id, &request.branch, &request.from_sha)
-            .await
-            .map_err(status)?;
+            .await)
+        .map_err(status)?;
         Ok(Response::new(pb::CreateBranchResponse {
             branch: request.branch,
             head_sha,
@@ -225,16 +339,15 @@ impl GitHub for GitHubService {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let commit_sha = self
-            .forge
+        let commit_sha = on_backend!(&self.backend, forge => forge
             .commit_changes(
                 &request.repository_id,
                 &request.branch,
                 &request.message,
                 changes,
             )
-            .await
-            .map_err(status)?;
+            .await)
+        .map_err(status)?;
         Ok(Response::new(pb::CommitChangesResponse { commit_sha }))
     }
 
@@ -243,8 +356,7 @@ impl GitHub for GitHubService {
         request: Request<pb::OpenPullRequestRequest>,
     ) -> Result<Response<pb::PullRequest>, Status> {
         let r = request.into_inner();
-        let pr = self
-            .forge
+        let pr = on_backend!(&self.backend, forge => forge
             .open_pull_request(
                 &r.repository_id,
                 &r.head_branch,
@@ -253,8 +365,8 @@ impl GitHub for GitHubService {
                 &r.body,
                 &r.task_id,
             )
-            .await
-            .map_err(status)?;
+            .await)
+        .map_err(status)?;
         Ok(Response::new(pull_request(pr)))
     }
 
@@ -263,7 +375,8 @@ impl GitHub for GitHubService {
         request: Request<pb::GetPullRequestRequest>,
     ) -> Result<Response<pb::PullRequest>, Status> {
         let id = request.into_inner().pull_request_id;
-        let pr = self.forge.get_pull_request(&id).await.map_err(status)?;
+        let pr = on_backend!(&self.backend, forge => forge.get_pull_request(&id).await)
+            .map_err(status)?;
         Ok(Response::new(pull_request(pr)))
     }
 
@@ -273,10 +386,7 @@ impl GitHub for GitHubService {
     ) -> Result<Response<pb::ListPullRequestsResponse>, Status> {
         let repository_id = request.into_inner().repository_id;
         let filter = (!repository_id.is_empty()).then_some(repository_id.as_str());
-        let pulls = self
-            .forge
-            .list_pull_requests(filter)
-            .await
+        let pulls = on_backend!(&self.backend, forge => forge.list_pull_requests(filter).await)
             .map_err(status)?;
         Ok(Response::new(pb::ListPullRequestsResponse {
             pull_requests: pulls.into_iter().map(pull_request).collect(),
@@ -310,16 +420,15 @@ impl GitHub for GitHubService {
             })
             .collect::<Vec<_>>();
         let comment_count = comments.len();
-        let pr = self
-            .forge
+        let pr = on_backend!(&self.backend, forge => forge
             .review(
                 &request.pull_request_id,
                 action,
                 &request.reviewer,
                 comments,
             )
-            .await
-            .map_err(status)?;
+            .await)
+        .map_err(status)?;
         let details = serde_json::json!({
             "pull_request_id": pr.pull_request_id,
             "review": format!("{action:?}"),
@@ -339,7 +448,7 @@ impl GitHub for GitHubService {
     ) -> Result<Response<pb::PullRequest>, Status> {
         let actor = cap_runtime::acting_user(&request);
         let id = request.into_inner().pull_request_id;
-        let pr = self.forge.merge(&id).await.map_err(status)?;
+        let pr = on_backend!(&self.backend, forge => forge.merge(&id).await).map_err(status)?;
         let details = serde_json::json!({
             "pull_request_id": pr.pull_request_id,
             "head_sha": pr.head_sha,
@@ -418,6 +527,7 @@ pub fn status(error: cap_forge::Error) -> Status {
         | E::InvalidArgument { .. }
         | E::EmptyChangeSet => Status::invalid_argument(message),
         E::RepositoryNotFound(_)
+        | E::GitHubNotInstalled(_)
         | E::BranchNotFound { .. }
         | E::CommitNotFound { .. }
         | E::PathNotFound { .. }
@@ -432,14 +542,29 @@ pub fn status(error: cap_forge::Error) -> Status {
         | E::PullRequestClosed { .. }
         | E::NotApproved { .. }
         | E::MergeConflict { .. }
-        | E::RefMoved { .. } => Status::failed_precondition(message),
+        | E::RefMoved { .. }
+        | E::GitHubRefused { .. } => Status::failed_precondition(message),
+        E::Unsupported(_) => Status::unimplemented(message),
+        // Each message names GitHub, so a task's error says which service is down.
+        E::GitHubUnavailable(_) | E::GitHubCircuitOpen(_) | E::GitHubTransport { .. } => {
+            tracing::warn!(error = %cap_errors::Chain(&error), "GitHub unavailable");
+            Status::unavailable(message)
+        }
+        E::GitHubRateLimited { .. } => Status::resource_exhausted(message),
+        // GitHub's own message (an unexpected status for the call) is no secret of ours.
+        E::GitHubApi { .. } => {
+            tracing::error!(error = %cap_errors::Chain(&error), "unexpected GitHub answer");
+            Status::internal(message)
+        }
         E::Git { .. }
         | E::GitOutput { .. }
         | E::GitProcess(_)
         | E::Io { .. }
         | E::Storage(_)
         | E::Database(_)
-        | E::CorruptRecord { .. } => {
+        | E::CorruptRecord { .. }
+        | E::GitHubKey { .. }
+        | E::GitHubResponse { .. } => {
             tracing::error!(error = %cap_errors::Chain(&error), "github service internal error");
             Status::internal("internal error in the github service (details in its log)")
         }

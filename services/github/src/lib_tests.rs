@@ -69,3 +69,78 @@ fn internal_errors_keep_details_out_of_the_status() {
     assert_eq!(status.code(), Code::Internal);
     assert!(!status.message().contains("secret"), "{}", status.message());
 }
+
+#[test]
+fn the_github_backend_needs_an_app_id_and_a_readable_key() {
+    let config = Config::try_parse_from(["cap-github"]).unwrap();
+    assert_eq!(config.backend, BackendKind::Local);
+    assert_eq!(config.github_api_url, "https://api.github.com");
+    assert_eq!(config.github_labels, ["coding-assistant"]);
+
+    let config = Config::try_parse_from(["cap-github", "--backend", "github"]).unwrap();
+    let error = config.github_config().unwrap_err().to_string();
+    assert!(error.contains("--github-app-id"), "{error}");
+    let config =
+        Config::try_parse_from(["cap-github", "--backend", "github", "--github-app-id", "12"])
+            .unwrap();
+    let error = config.github_config().unwrap_err().to_string();
+    assert!(error.contains("--github-app-key-file"), "{error}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let config = Config::try_parse_from([
+        "cap-github",
+        "--backend",
+        "github",
+        "--github-app-id",
+        "12",
+        "--github-app-key-file",
+        key.to_str().unwrap(),
+        "--github-labels",
+        "bot, ai,",
+    ])
+    .unwrap();
+    let error = format!("{:#}", config.github_config().unwrap_err());
+    assert!(error.contains("app.pem: no `-----BEGIN"), "{error}");
+}
+
+#[test]
+fn github_failures_name_github_and_keep_their_codes() {
+    use cap_forge::Error as E;
+    let cases = [
+        (
+            E::GitHubUnavailable("GET /repos/a/b answered 502".into()),
+            Code::Unavailable,
+        ),
+        (
+            E::GitHubCircuitOpen("the GitHub circuit is open".into()),
+            Code::Unavailable,
+        ),
+        (
+            E::GitHubRateLimited { retry_in_secs: 60 },
+            Code::ResourceExhausted,
+        ),
+        (
+            E::GitHubRefused {
+                what: "the merge".into(),
+                message: "Required status check \"ci\" is expected.".into(),
+            },
+            Code::FailedPrecondition,
+        ),
+        (E::GitHubNotInstalled("a/b".into()), Code::NotFound),
+        (
+            E::Unsupported("ImportRepository is for the local forge"),
+            Code::Unimplemented,
+        ),
+    ];
+    for (error, code) in cases {
+        let message = error.to_string();
+        let status = status(error);
+        assert_eq!(status.code(), code, "{message}");
+        assert!(
+            status.message().contains("GitHub") || code == Code::Unimplemented,
+            "{message}"
+        );
+    }
+}

@@ -592,3 +592,206 @@ fn as_alice<T>(message: T) -> tonic::Request<T> {
     );
     request
 }
+
+/// The service with `--backend github` against the GitHub API stand-in.
+struct ServedGitHub {
+    _dir: tempfile::TempDir,
+    standin: cap_testkit::github::GitHubStandIn,
+    channel: Channel,
+    audit: cap_audit::AuditLog,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ServedGitHub {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn serve_github() -> anyhow::Result<ServedGitHub> {
+    use cap_testkit::git::git;
+    let dir = tempfile::tempdir()?;
+    let (key, public) = cap_testkit::github::generate_app_key(dir.path(), "app");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work)?;
+    std::fs::write(work.join("README.md"), "hello\n")?;
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "Initial"]);
+    let remote = dir.path().join("remote");
+    std::fs::create_dir_all(remote.join("octo"))?;
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap_or_default(),
+            remote.join("octo/demo.git").to_str().unwrap_or_default(),
+        ],
+    );
+    let standin = cap_testkit::github::GitHubStandIn::start(99, public, remote).await?;
+    standin.add_repository("octo/demo", cap_testkit::github::RepoSetup::new());
+
+    // The service's own flags, as an operator gives them.
+    let config = <cap_github_service::Config as clap::Parser>::try_parse_from([
+        "cap-github",
+        "--data-dir",
+        dir.path().to_str().unwrap_or_default(),
+        "--backend",
+        "github",
+        "--github-app-id",
+        "99",
+        "--github-app-key-file",
+        key.to_str().unwrap_or_default(),
+        "--github-api-url",
+        standin.url(),
+    ])?;
+    let mut github = config.github_config()?;
+    github.retry.backoff = std::time::Duration::from_millis(5);
+    let forge = cap_forge::github::GitHubForge::new(github)?;
+
+    let pki = cap_mtls::Pki::ensure_dev(dir.path().join("pki"))?;
+    let audit = cap_audit::AuditLog::open(
+        &cap_storage::sqlite_url(&dir.path().join("github.db")),
+        None,
+        cap_audit::AuditConfig::default(),
+    )
+    .await?;
+    let router = cap_github_service::router(&pki.service("github")?, forge, audit.clone()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = cap_runtime::https_url(listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        if let Err(error) = router
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+        {
+            eprintln!("server stopped: {error}");
+        }
+    });
+    let channel = pki.service("gateway")?.channel(&url)?;
+    Ok(ServedGitHub {
+        _dir: dir,
+        standin,
+        channel,
+        audit,
+        server,
+    })
+}
+
+#[tokio::test]
+async fn the_github_backend_serves_the_same_contract() -> anyhow::Result<()> {
+    let served = serve_github().await?;
+    let mut client = GitHubClient::new(served.channel.clone());
+    let id = "octo/demo".to_owned();
+    let repo = client
+        .get_repository(GetRepositoryRequest {
+            repository_id: id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(repo.default_branch, "main");
+    let branch = "coding-assistant/20260101000000-greet".to_owned();
+    client
+        .create_branch(CreateBranchRequest {
+            repository_id: id.clone(),
+            branch: branch.clone(),
+            from_sha: String::new(),
+        })
+        .await?;
+    let commit = client
+        .commit_changes(CommitChangesRequest {
+            repository_id: id.clone(),
+            branch: branch.clone(),
+            message: "Greet".into(),
+            changes: vec![FileChange {
+                path: "greet.txt".into(),
+                change: Some(Change::Content(b"hi\n".to_vec())),
+            }],
+        })
+        .await?
+        .into_inner();
+    let pr = client
+        .open_pull_request(OpenPullRequestRequest {
+            repository_id: id.clone(),
+            head_branch: branch.clone(),
+            base_branch: "main".into(),
+            title: "Greet".into(),
+            body: "Adds a greeting".into(),
+            task_id: "task-9".into(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (
+            pr.pull_request_id.as_str(),
+            pr.state.as_str(),
+            pr.task_id.as_str()
+        ),
+        ("octo:demo:1", "open", "task-9")
+    );
+    assert_eq!(pr.head_sha, commit.commit_sha);
+    client
+        .review_pull_request(ReviewPullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+            action: ReviewAction::Approve.into(),
+            reviewer: "alice".into(),
+            comments: Vec::new(),
+        })
+        .await?;
+    let merged = client
+        .merge_pull_request(MergePullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(merged.state, "merged");
+    // Reviews and merges on GitHub are audited like the local forge's.
+    let actions: Vec<String> = served
+        .audit
+        .records(Some("task-9"), 10)
+        .await?
+        .into_iter()
+        .map(|record| record.action)
+        .collect();
+    assert_eq!(actions, ["pull_request.reviewed", "pull_request.merged"]);
+
+    let refused = client
+        .import_repository(ImportRepositoryRequest {
+            repository_id: "octo/new".into(),
+            default_branch: String::new(),
+            message: String::new(),
+            files: vec![ImportedFile {
+                path: "a".into(),
+                content: b"a".to_vec(),
+                executable: false,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented);
+
+    // GitHub down: retried, then a clear UNAVAILABLE naming GitHub.
+    for _ in 0..4 {
+        served.standin.push_fault(502, &[]);
+    }
+    let down = client
+        .get_pull_request(GetPullRequestRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert!(
+        down.message().starts_with("GitHub is unavailable"),
+        "{down:?}"
+    );
+    let listed = client
+        .list_pull_requests(ListPullRequestsRequest {
+            repository_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(listed.code(), Code::InvalidArgument);
+    Ok(())
+}

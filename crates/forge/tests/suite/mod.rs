@@ -1,3 +1,4 @@
+mod github;
 mod hardening;
 mod pulls;
 mod repos;
