@@ -185,32 +185,7 @@ impl Run {
         self.state.base_sha = repo.head_sha;
         self.state.default_branch = repo.default_branch;
 
-        if self.state.session_id.is_empty() {
-            let session = self
-                .inner
-                .clients
-                .sandbox
-                .create_session(CreateSessionRequest {
-                    image: String::new(),
-                    repo_url: self.state.clone_url.clone(),
-                    commit_sha: self.state.base_sha.clone(),
-                })
-                .await
-                .map_err(|status| Error::upstream("sandbox", status))?;
-            self.state.session_id = session.session_id;
-            // Kept at once: a supervisor stopping before plan's end resumes into this
-            // workspace instead of leaving it behind and making another.
-            self.inner
-                .store
-                .save_checkpoint(
-                    &self.task.task_id,
-                    &self.inner.config.replica_id,
-                    "plan",
-                    "session_created",
-                    &self.state_json()?,
-                )
-                .await?;
-        }
+        self.ensure_workspace(Node::Plan).await?;
         // Before the coding agent first works in the workspace, it is the base commit.
         if self.state.secrets_allow_list.is_none() && self.state.execute_attempts == 0 {
             self.read_base_allow_list().await?;
@@ -239,6 +214,39 @@ impl Run {
             .await?;
         self.progress(20, "Supervisor").await?;
         Ok(Some(Node::Execute))
+    }
+
+    /// Makes the task's workspace (a sandbox session at the base commit) unless it has one:
+    /// in plan, or when a fork (`travel.rs`) starts at execute without one.
+    async fn ensure_workspace(&mut self, node: Node) -> Result<()> {
+        if !self.state.session_id.is_empty() {
+            return Ok(());
+        }
+        let session = self
+            .inner
+            .clients
+            .sandbox
+            .create_session(CreateSessionRequest {
+                image: String::new(),
+                repo_url: self.state.clone_url.clone(),
+                commit_sha: self.state.base_sha.clone(),
+            })
+            .await
+            .map_err(|status| Error::upstream("sandbox", status))?;
+        self.state.session_id = session.session_id;
+        // Kept at once: a supervisor stopping before the node's end resumes into this
+        // workspace instead of leaving it behind and making another.
+        self.inner
+            .store
+            .save_checkpoint(
+                &self.task.task_id,
+                &self.inner.config.replica_id,
+                node.name(),
+                "session_created",
+                &self.state_json()?,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The context agent's analysis of the workspace: repository map, symbols related to the
@@ -281,6 +289,7 @@ impl Run {
     }
 
     async fn execute(&mut self) -> Result<Option<Node>> {
+        self.ensure_workspace(Node::Execute).await?;
         self.state.execute_attempts += 1;
         self.progress(30, Agent::Coding.display()).await?;
         let failed_before = !self.state.last_test_report.is_empty() && !self.state.tests_passed;
@@ -388,8 +397,14 @@ impl Run {
         let mut github = self.inner.clients.github.clone();
         let inner = self.inner.clone();
         if self.state.branch.is_empty() {
-            self.state.branch =
-                branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            let mut branch = branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            if !self.task.parent_task_id.is_empty() {
+                // Forks of one task share its prompt and may reach review in the same second:
+                // each gets a branch of its own, never its parent's or a sibling's.
+                let short: String = self.task.task_id.chars().take(8).collect();
+                branch.push_str(&format!("-fork-{short}"));
+            }
+            self.state.branch = branch;
             self.inner
                 .store
                 .save_checkpoint(

@@ -13,10 +13,11 @@ use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
     AbortTaskRequest, AddConstraintRequest, AuditRecord, DecideTaskRequest, GetTaskRequest,
-    InterruptTaskRequest, ListAuditRequest, ListAuditResponse, ListQuarantinedRequest,
-    ListQuarantinedResponse, ListTasksRequest, ListTasksResponse, QuarantinedTask,
-    ReadQuarantinedFileRequest, ReadQuarantinedFileResponse, ResumeTaskRequest, SubmitTaskRequest,
-    SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    InterruptTaskRequest, ListAuditRequest, ListAuditResponse, ListCheckpointsRequest,
+    ListCheckpointsResponse, ListQuarantinedRequest, ListQuarantinedResponse, ListTasksRequest,
+    ListTasksResponse, QuarantinedTask, ReadQuarantinedFileRequest, ReadQuarantinedFileResponse,
+    ResumeTaskRequest, RollbackTaskRequest, RollbackTaskResponse, SubmitTaskRequest,
+    SubmitTaskResponse, Task, TaskCheckpoint, TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{
@@ -192,7 +193,9 @@ impl SupervisorService {
 /// whole chain goes to the log.
 fn to_status(error: Error) -> Status {
     match &error {
-        Error::TaskNotFound(_) => Status::not_found(error.to_string()),
+        Error::TaskNotFound(_) | Error::CheckpointNotFound { .. } => {
+            Status::not_found(error.to_string())
+        }
         Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
         Error::Conflict(_) | Error::LeaseLost(_) => Status::failed_precondition(error.to_string()),
         Error::Upstream { .. }
@@ -254,6 +257,8 @@ fn task_to_proto(task: TaskRecord) -> Task {
         created_at_ms: task.created_at_ms,
         updated_at_ms: task.updated_at_ms,
         requested_by: task.spec.requested_by,
+        parent_task_id: task.parent_task_id,
+        forked_from_checkpoint: task.forked_from_checkpoint,
     }
 }
 
@@ -478,6 +483,49 @@ impl TaskService for SupervisorService {
                     hash: record.hash,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        request: Request<ListCheckpointsRequest>,
+    ) -> Result<Response<ListCheckpointsResponse>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        let checkpoints = self
+            .engine
+            .list_checkpoints(&task_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListCheckpointsResponse {
+            checkpoints: checkpoints
+                .into_iter()
+                .map(|checkpoint| TaskCheckpoint {
+                    checkpoint_id: checkpoint.checkpoint_id,
+                    seq: checkpoint.seq,
+                    node: checkpoint.node,
+                    kind: checkpoint.kind,
+                    event_seq: checkpoint.event_seq,
+                    created_at_ms: checkpoint.created_at_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn rollback_task(
+        &self,
+        request: Request<RollbackTaskRequest>,
+    ) -> Result<Response<RollbackTaskResponse>, Status> {
+        let actor = cap_runtime::acting_user(&request);
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let task = self
+            .engine
+            .rollback(&request.task_id, &request.checkpoint_id, &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RollbackTaskResponse {
+            task: Some(task_to_proto(task)),
         }))
     }
 }

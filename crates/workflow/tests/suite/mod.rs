@@ -8,3 +8,4 @@ mod load;
 mod redis;
 mod replicas;
 mod support;
+mod travel;
