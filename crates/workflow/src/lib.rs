@@ -13,6 +13,7 @@ mod coordination;
 mod dependencies;
 mod engine;
 mod gates;
+mod handoff;
 mod history;
 mod hitl;
 mod live;

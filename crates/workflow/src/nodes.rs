@@ -381,16 +381,20 @@ impl Run {
             .await?;
         self.check_dependencies(&changes, &workspace.diff).await?;
         self.progress(85, "GitHubAutomation").await?;
-        self.open_pull_request(&finish, changes).await?;
+        let body = self.pull_request_body(&finish);
+        self.open_pull_request(body, /*draft*/ false, changes)
+            .await?;
         self.destroy_session().await;
         Ok(None)
     }
 
-    /// Branch, commit, pull request; each step is recorded in the state before the next, so a
-    /// resumed run does not repeat what the forge already has.
-    async fn open_pull_request(
+    /// Branch, commit, pull request (a `draft` for a partial change handed to a human); each
+    /// step is recorded in the state before the next, so a resumed run does not repeat what
+    /// the forge already has.
+    pub(crate) async fn open_pull_request(
         &mut self,
-        tests: &Checkpoint,
+        body: String,
+        draft: bool,
         changes: Vec<FileChange>,
     ) -> Result<()> {
         let repository_id = self.task.spec.repository_id.clone();
@@ -464,8 +468,9 @@ impl Run {
                     head_branch: self.state.branch.clone(),
                     base_branch: self.state.default_branch.clone(),
                     title: title_of(&self.task.spec.prompt),
-                    body: self.pull_request_body(tests),
+                    body,
                     task_id: self.task.task_id.clone(),
+                    draft,
                 }))
                 .await
                 .map_err(|status| Error::upstream("github", status))?
@@ -479,10 +484,18 @@ impl Run {
                 .store
                 .update_task(&mut self.task, &self.inner.config.replica_id)
                 .await?;
-            let description = format!(
-                "Pull request #{} on {} awaits review: {}",
-                pull_request.number, self.state.branch, pull_request.url
-            );
+            let description = if draft {
+                format!(
+                    "Draft pull request #{} on {} holds the partial change, with hand-off notes \
+                     for a human: {}",
+                    pull_request.number, self.state.branch, pull_request.url
+                )
+            } else {
+                format!(
+                    "Pull request #{} on {} awaits review: {}",
+                    pull_request.number, self.state.branch, pull_request.url
+                )
+            };
             self.emit(
                 "supervisor",
                 Payload::Checkpoint(Checkpoint {
@@ -535,6 +548,7 @@ impl Run {
                         "url": pull_request.url,
                         "base_sha": pull_request.base_sha,
                         "head_sha": pull_request.head_sha,
+                        "draft": pull_request.draft,
                         "diff": pull_request.diff,
                     }),
                 ),
@@ -617,6 +631,7 @@ impl Run {
         };
         let mut context = context;
         context.human_constraints = self.take_constraints().await?.all;
+        let deadline = self.deadline;
         let request = TaskRequest {
             task_id: self.task.task_id.clone(),
             repo: Some(RepositoryContext {
@@ -643,6 +658,17 @@ impl Run {
         loop {
             let message = tokio::select! {
                 message = stream.message() => message,
+                // Out of time: the agent is stopped as by an interrupt, and its stream read
+                // to its end, so what it did is kept for the hand-off.
+                () = crate::handoff::until(deadline), if !interrupting => {
+                    interrupting = true;
+                    self.timed_out = true;
+                    let task_id = TaskId { task_id: self.task.task_id.clone() };
+                    if let Err(status) = client.interrupt_task(task_id).await {
+                        tracing::warn!(error = %status.message(), "agent refused the interrupt at the time budget's end");
+                    }
+                    continue;
+                }
                 changed = self.interrupt.changed(), if !interrupting => {
                     if changed.is_ok() && *self.interrupt.borrow() {
                         interrupting = true;
@@ -795,7 +821,7 @@ fn render_plan(
     plan
 }
 
-fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
+pub(crate) fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
     for file in changed {
         for avoid in &spec.avoid_files {
             let avoid = avoid.trim_end_matches('/');

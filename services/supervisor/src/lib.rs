@@ -88,6 +88,11 @@ pub struct Config {
     /// entries); unset or absent: licences are not checked.
     #[arg(long, env = "CAP_LICENCE_POLICY")]
     pub licence_policy: Option<std::path::PathBuf>,
+    /// How long one run of a task may take, in minutes, before it stops and hands its
+    /// partial change to a human as a draft pull request with hand-off notes (the task then
+    /// fails naming the timeout); 0: no limit. A resume gets a budget of its own.
+    #[arg(long, env = "CAP_TASK_TIMEOUT_MINUTES", default_value_t = 60)]
+    pub task_timeout_minutes: u64,
     /// Where the audit log's Ed25519 signing key is kept (made on first start); replicas
     /// sharing a store share it too, so one public key verifies every checkpoint. Default
     /// the data dir.
@@ -143,6 +148,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         lease: std::time::Duration::from_secs(config.lease_seconds),
         advisories_dir: config.advisories.clone(),
         licence_policy: config.licence_policy.clone(),
+        task_time_budget: (config.task_timeout_minutes > 0)
+            .then(|| std::time::Duration::from_secs(config.task_timeout_minutes * 60)),
         ..EngineConfig::default()
     };
     let coordination = match config
