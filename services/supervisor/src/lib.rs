@@ -101,6 +101,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The time budget of one run of a task: `--task-timeout-minutes`, `None` for 0.
+    pub fn task_time_budget(&self) -> Option<std::time::Duration> {
+        (self.task_timeout_minutes > 0)
+            .then(|| std::time::Duration::from_secs(self.task_timeout_minutes.saturating_mul(60)))
+    }
+
     /// The replica name: the flag, else the host name, else `local`.
     pub fn replica_id(&self) -> String {
         self.replica_id
@@ -148,8 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         lease: std::time::Duration::from_secs(config.lease_seconds),
         advisories_dir: config.advisories.clone(),
         licence_policy: config.licence_policy.clone(),
-        task_time_budget: (config.task_timeout_minutes > 0)
-            .then(|| std::time::Duration::from_secs(config.task_timeout_minutes * 60)),
+        task_time_budget: config.task_time_budget(),
         ..EngineConfig::default()
     };
     let coordination = match config
