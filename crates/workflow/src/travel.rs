@@ -175,6 +175,7 @@ impl Engine {
             fields.insert("forked_from_checkpoint".into(), json!(checkpoint_id));
         }
         // Recorded before the fork is stored, as a submission is: no task runs unrecorded.
+        let actor = fork.spec.requested_by.as_str();
         self.inner
             .audit_all(vec![
                 Entry::new(
