@@ -18,7 +18,7 @@ use cap_git::Git;
 const ATTEMPTS: usize = 5;
 
 const PR_COLUMNS: &str = "id, repository_id, number, title, body, head_branch, base_branch, \
-     head_sha, base_sha, merge_sha, state, task_id, created_at_ms, updated_at_ms";
+     head_sha, base_sha, merge_sha, state, draft, task_id, created_at_ms, updated_at_ms";
 
 /// States in which a pull request still follows its head branch.
 const ACTIVE_STATES: &str = "('open', 'approved', 'changes_requested')";
@@ -35,6 +35,51 @@ impl Forge {
         title: &str,
         body: &str,
         task_id: &str,
+    ) -> Result<PullRequest> {
+        self.open_as(
+            repository_id,
+            head_branch,
+            base_branch,
+            title,
+            body,
+            task_id,
+            false,
+        )
+        .await
+    }
+
+    /// [`Forge::open_pull_request`], marked as a draft: a partial change handed to a human.
+    pub async fn open_draft_pull_request(
+        &self,
+        repository_id: &str,
+        head_branch: &str,
+        base_branch: &str,
+        title: &str,
+        body: &str,
+        task_id: &str,
+    ) -> Result<PullRequest> {
+        self.open_as(
+            repository_id,
+            head_branch,
+            base_branch,
+            title,
+            body,
+            task_id,
+            true,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two public doors above name every one
+    async fn open_as(
+        &self,
+        repository_id: &str,
+        head_branch: &str,
+        base_branch: &str,
+        title: &str,
+        body: &str,
+        task_id: &str,
+        draft: bool,
     ) -> Result<PullRequest> {
         let dir = self.existing_repository(repository_id)?;
         validate::branch(head_branch)?;
@@ -95,9 +140,9 @@ impl Forge {
             let inserted = sqlx::query(
                 "INSERT INTO github_pull_requests (id, repository_id, number, title, body, \
                  head_branch, base_branch, head_sha, base_sha, state, task_id, created_at_ms, \
-                 updated_at_ms) \
+                 updated_at_ms, draft) \
                  SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $11 FROM github_pull_requests WHERE repository_id = $2",
+                 $11, $11, $12 FROM github_pull_requests WHERE repository_id = $2",
             )
             .bind(&id)
             .bind(repository_id)
@@ -110,6 +155,7 @@ impl Forge {
             .bind(PullRequestState::Open.as_str())
             .bind(task_id)
             .bind(now)
+            .bind(i64::from(draft))
             .execute(&self.pool)
             .await;
             match inserted {
@@ -426,6 +472,7 @@ impl Forge {
     fn pull_request_from_row(&self, row: &AnyRow) -> Result<PullRequest> {
         let id: String = row.try_get("id")?;
         let state: String = row.try_get("state")?;
+        let draft: i64 = row.try_get("draft")?;
         Ok(PullRequest {
             url: format!("{}/#/pull-requests/{id}", self.public_url),
             repository_id: row.try_get("repository_id")?,
@@ -441,6 +488,7 @@ impl Forge {
                 what: "pull request state",
                 value: state,
             })?,
+            draft: draft != 0,
             task_id: row.try_get("task_id")?,
             diff: String::new(),
             reviews: Vec::new(),

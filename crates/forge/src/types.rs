@@ -221,6 +221,8 @@ pub struct PullRequest {
     pub merge_sha: Option<String>,
     /// Where it stands.
     pub state: PullRequestState,
+    /// Opened as a draft: a partial change handed to a human, not ready for review.
+    pub draft: bool,
     /// The supervisor task that opened it (may be empty).
     pub task_id: String,
     /// Unified diff of `base_sha..head_sha`; filled by `get_pull_request`, empty in lists.

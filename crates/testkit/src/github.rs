@@ -114,6 +114,8 @@ pub struct PullRecord {
     pub base: String,
     /// `open` or `closed`.
     pub state: String,
+    /// Opened as a draft.
+    pub draft: bool,
     /// The merge commit once merged.
     pub merge_sha: Option<String>,
     /// Requested reviewers (logins).
@@ -731,7 +733,7 @@ impl Repo<'_> {
             "state": pull.state,
             "title": pull.title,
             "body": pull.body,
-            "draft": false,
+            "draft": pull.draft,
             "html_url": format!("{url}/{}/pull/{}", self.id, pull.number),
             "user": {"login": "coding-assistant[bot]", "type": "Bot"},
             "head": {"ref": pull.head, "sha": head_sha, "label": format!("x:{}", pull.head)},
@@ -793,6 +795,7 @@ impl Repo<'_> {
                 head,
                 base,
                 state: "open".into(),
+                draft: body["draft"].as_bool().unwrap_or(false),
                 merge_sha: None,
                 requested_reviewers: Vec::new(),
                 requested_teams: Vec::new(),

@@ -71,6 +71,11 @@ pub struct EngineConfig {
     pub advisories_dir: Option<std::path::PathBuf>,
     /// The operator's licence policy file (`licences.toml`); `None` or absent: no policy.
     pub licence_policy: Option<std::path::PathBuf>,
+    /// How long one run of a task may take, from when it gets its run slot (a resume gets a
+    /// budget of its own); `None`: no limit. A run out of time ends the task failed, its
+    /// partial change (if the gates pass it) opened as a draft pull request with hand-off
+    /// notes (`handoff.rs`).
+    pub task_time_budget: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +91,7 @@ impl Default for EngineConfig {
             circuit_open_for: Duration::from_secs(30),
             advisories_dir: None,
             licence_policy: None,
+            task_time_budget: None,
         }
     }
 }
@@ -446,6 +452,11 @@ impl Engine {
                 Ok(true) => {
                     let run = async {
                         let permit = engine.inner.slots.acquire(rank(&task.spec.priority)).await;
+                        let deadline = engine
+                            .inner
+                            .config
+                            .task_time_budget
+                            .map(|budget| tokio::time::Instant::now() + budget);
                         let mut run = Run {
                             inner: engine.inner.clone(),
                             task,
@@ -453,6 +464,8 @@ impl Engine {
                             interrupt,
                             steered,
                             checkpointed_state: String::new(),
+                            deadline,
+                            timed_out: false,
                         };
                         run.drive_to_end().await;
                         drop(permit);
@@ -683,6 +696,10 @@ pub(crate) struct Run {
     pub(crate) steered: Arc<tokio::sync::Notify>,
     /// The state as the task's last checkpoint (taken by this run) holds it.
     pub(crate) checkpointed_state: String,
+    /// When this run's time budget runs out, if it has one.
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    /// The running agent was stopped because the time budget ran out.
+    pub(crate) timed_out: bool,
 }
 
 /// How many times a run whose store failed for a passing reason goes on before the task is
@@ -753,6 +770,9 @@ impl Run {
         self.set_status(TaskStatus::Running).await?;
         let mut retries = 0;
         while let Some(node) = self.state.next_node {
+            if self.past_deadline() {
+                return self.time_out(node).await;
+            }
             if *self.interrupt.borrow() {
                 return self.pause(node).await;
             }
@@ -798,10 +818,13 @@ impl Run {
                         }),
                     )
                     .await?;
-                    // A human may interrupt while the node waits to retry.
+                    // A human may interrupt while the node waits to retry; the time budget may
+                    // run out.
+                    let deadline = self.deadline;
                     let interrupted = tokio::select! {
                         _ = tokio::time::sleep(wait) => false,
                         changed = self.interrupt.changed() => changed.is_ok(),
+                        () = crate::handoff::until(deadline) => return self.time_out(node).await,
                     };
                     if interrupted && *self.interrupt.borrow() {
                         return self.pause(node).await;
@@ -831,6 +854,9 @@ impl Run {
         if let Some(reason) = self.inner.store.abort_requested(&self.task.task_id).await? {
             return self.abort(&reason).await;
         }
+        if self.timed_out || self.past_deadline() {
+            return self.time_out(node).await;
+        }
         self.emit(
             "supervisor",
             Payload::Checkpoint(Checkpoint {
@@ -843,7 +869,7 @@ impl Run {
         self.set_status(TaskStatus::Paused).await
     }
 
-    async fn fail(&mut self, error: &Error) -> Result<()> {
+    pub(crate) async fn fail(&mut self, error: &Error) -> Result<()> {
         let message = match error {
             Error::Sql(_)
             | Error::Write(_)

@@ -13,6 +13,7 @@ mod coordination;
 mod dependencies;
 mod engine;
 mod gates;
+mod handoff;
 mod history;
 mod hitl;
 mod live;
@@ -21,6 +22,7 @@ mod nodes;
 mod quarantine;
 mod queue;
 pub mod store;
+mod travel;
 mod writer;
 
 pub use coordination::{CheckpointCopy, Coordination, RedisConfig, RedisCoordination};
@@ -29,6 +31,7 @@ pub use naming::{branch_name, feature_slug};
 pub use nodes::{Node, WorkflowState};
 pub use quarantine::QuarantinedTask;
 pub use store::{Store, TaskRecord, TaskSpec, TaskStatus};
+pub use travel::{CheckpointInfo, checkpoint_id};
 
 /// Errors of the workflow.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,14 @@ pub enum Error {
     /// No task with this id.
     #[error("task {0} not found")]
     TaskNotFound(String),
+    /// The task has no checkpoint with this id (it may be another task's, or none at all).
+    #[error("checkpoint {checkpoint_id:?} not found among task {task_id}'s checkpoints")]
+    CheckpointNotFound {
+        /// The task asked about.
+        task_id: String,
+        /// The checkpoint id as given.
+        checkpoint_id: String,
+    },
     /// The request is not valid; the message names the field.
     #[error("{0}")]
     InvalidRequest(String),
@@ -126,6 +137,7 @@ impl Error {
             | Self::Json(_)
             | Self::Corrupt(_)
             | Self::TaskNotFound(_)
+            | Self::CheckpointNotFound { .. }
             | Self::InvalidRequest(_)
             | Self::Conflict(_)
             | Self::TaskFailed(_)

@@ -189,32 +189,7 @@ impl Run {
         self.state.base_sha = repo.head_sha;
         self.state.default_branch = repo.default_branch;
 
-        if self.state.session_id.is_empty() {
-            let session = self
-                .inner
-                .clients
-                .sandbox
-                .create_session(CreateSessionRequest {
-                    image: String::new(),
-                    repo_url: self.state.clone_url.clone(),
-                    commit_sha: self.state.base_sha.clone(),
-                })
-                .await
-                .map_err(|status| Error::upstream("sandbox", status))?;
-            self.state.session_id = session.session_id;
-            // Kept at once: a supervisor stopping before plan's end resumes into this
-            // workspace instead of leaving it behind and making another.
-            self.inner
-                .store
-                .save_checkpoint(
-                    &self.task.task_id,
-                    &self.inner.config.replica_id,
-                    "plan",
-                    "session_created",
-                    &self.state_json()?,
-                )
-                .await?;
-        }
+        self.ensure_workspace(Node::Plan).await?;
         // Before the coding agent first works in the workspace, it is the base commit.
         if self.state.secrets_allow_list.is_none() && self.state.execute_attempts == 0 {
             self.read_base_allow_list().await?;
@@ -243,6 +218,39 @@ impl Run {
             .await?;
         self.progress(20, "Supervisor").await?;
         Ok(Some(Node::Execute))
+    }
+
+    /// Makes the task's workspace (a sandbox session at the base commit) unless it has one:
+    /// in plan, or when a fork (`travel.rs`) starts at execute without one.
+    async fn ensure_workspace(&mut self, node: Node) -> Result<()> {
+        if !self.state.session_id.is_empty() {
+            return Ok(());
+        }
+        let session = self
+            .inner
+            .clients
+            .sandbox
+            .create_session(CreateSessionRequest {
+                image: String::new(),
+                repo_url: self.state.clone_url.clone(),
+                commit_sha: self.state.base_sha.clone(),
+            })
+            .await
+            .map_err(|status| Error::upstream("sandbox", status))?;
+        self.state.session_id = session.session_id;
+        // Kept at once: a supervisor stopping before the node's end resumes into this
+        // workspace instead of leaving it behind and making another.
+        self.inner
+            .store
+            .save_checkpoint(
+                &self.task.task_id,
+                &self.inner.config.replica_id,
+                node.name(),
+                "session_created",
+                &self.state_json()?,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The context agent's analysis of the workspace: repository map, symbols related to the
@@ -285,6 +293,7 @@ impl Run {
     }
 
     async fn execute(&mut self) -> Result<Option<Node>> {
+        self.ensure_workspace(Node::Execute).await?;
         self.state.execute_attempts += 1;
         self.progress(30, Agent::Coding.display()).await?;
         let failed_before = !self.state.last_test_report.is_empty() && !self.state.tests_passed;
@@ -387,24 +396,34 @@ impl Run {
             .await?;
         self.check_dependencies(&changes, &workspace.diff).await?;
         self.progress(85, "GitHubAutomation").await?;
-        self.open_pull_request(&finish, changes).await?;
+        let body = self.pull_request_body(&finish);
+        self.open_pull_request(body, /*draft*/ false, changes)
+            .await?;
         self.destroy_session().await;
         Ok(None)
     }
 
-    /// Branch, commit, pull request; each step is recorded in the state before the next, so a
-    /// resumed run does not repeat what the forge already has.
-    async fn open_pull_request(
+    /// Branch, commit, pull request (a `draft` for a partial change handed to a human); each
+    /// step is recorded in the state before the next, so a resumed run does not repeat what
+    /// the forge already has.
+    pub(crate) async fn open_pull_request(
         &mut self,
-        tests: &Checkpoint,
+        body: String,
+        draft: bool,
         changes: Vec<FileChange>,
     ) -> Result<()> {
         let repository_id = self.task.spec.repository_id.clone();
         let mut github = self.inner.clients.github.clone();
         let inner = self.inner.clone();
         if self.state.branch.is_empty() {
-            self.state.branch =
-                branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            let mut branch = branch_name(&self.task.spec.prompt, time::OffsetDateTime::now_utc());
+            if !self.task.parent_task_id.is_empty() {
+                // Forks of one task share its prompt and may reach review in the same second:
+                // each gets a branch of its own, never its parent's or a sibling's.
+                let short: String = self.task.task_id.chars().take(8).collect();
+                branch.push_str(&format!("-fork-{short}"));
+            }
+            self.state.branch = branch;
             self.inner
                 .store
                 .save_checkpoint(
@@ -464,8 +483,9 @@ impl Run {
                     head_branch: self.state.branch.clone(),
                     base_branch: self.state.default_branch.clone(),
                     title: title_of(&self.task.spec.prompt),
-                    body: self.pull_request_body(tests),
+                    body,
                     task_id: self.task.task_id.clone(),
+                    draft,
                 }))
                 .await
                 .map_err(|status| Error::upstream("github", status))?
@@ -479,10 +499,18 @@ impl Run {
                 .store
                 .update_task(&mut self.task, &self.inner.config.replica_id)
                 .await?;
-            let description = format!(
-                "Pull request #{} on {} awaits review: {}",
-                pull_request.number, self.state.branch, pull_request.url
-            );
+            let description = if draft {
+                format!(
+                    "Draft pull request #{} on {} holds the partial change, with hand-off notes \
+                     for a human: {}",
+                    pull_request.number, self.state.branch, pull_request.url
+                )
+            } else {
+                format!(
+                    "Pull request #{} on {} awaits review: {}",
+                    pull_request.number, self.state.branch, pull_request.url
+                )
+            };
             self.emit(
                 "supervisor",
                 Payload::Checkpoint(Checkpoint {
@@ -535,6 +563,7 @@ impl Run {
                         "url": pull_request.url,
                         "base_sha": pull_request.base_sha,
                         "head_sha": pull_request.head_sha,
+                        "draft": pull_request.draft,
                         "diff": pull_request.diff,
                     }),
                 ),
@@ -617,6 +646,7 @@ impl Run {
         };
         let mut context = context;
         context.human_constraints = self.take_constraints().await?.all;
+        let deadline = self.deadline;
         let request = TaskRequest {
             task_id: self.task.task_id.clone(),
             repo: Some(RepositoryContext {
@@ -643,6 +673,17 @@ impl Run {
         loop {
             let message = tokio::select! {
                 message = stream.message() => message,
+                // Out of time: the agent is stopped as by an interrupt, and its stream read
+                // to its end, so what it did is kept for the hand-off.
+                () = crate::handoff::until(deadline), if !interrupting => {
+                    interrupting = true;
+                    self.timed_out = true;
+                    let task_id = TaskId { task_id: self.task.task_id.clone() };
+                    if let Err(status) = client.interrupt_task(task_id).await {
+                        tracing::warn!(error = %status.message(), "agent refused the interrupt at the time budget's end");
+                    }
+                    continue;
+                }
                 changed = self.interrupt.changed(), if !interrupting => {
                     if changed.is_ok() && *self.interrupt.borrow() {
                         interrupting = true;
@@ -795,7 +836,7 @@ fn render_plan(
     plan
 }
 
-fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
+pub(crate) fn check_constraints(spec: &crate::TaskSpec, changed: &[String]) -> Result<()> {
     for file in changed {
         for avoid in &spec.avoid_files {
             let avoid = avoid.trim_end_matches('/');

@@ -117,6 +117,11 @@ pub struct TaskRecord {
     pub created_at_ms: i64,
     /// Milliseconds since the epoch.
     pub updated_at_ms: i64,
+    /// The task this one was rolled back from; empty for a task submitted.
+    pub parent_task_id: String,
+    /// The parent's checkpoint (its id, `<task_id>:<seq>`) this task's run started from;
+    /// empty for a task submitted.
+    pub forked_from_checkpoint: String,
 }
 
 /// One stored event.
@@ -167,7 +172,8 @@ pub struct Store {
 }
 
 const TASK_COLUMNS: &str = "task_id, request_json, status, current_node, current_agent, \
-     progress_percentage, pull_request_id, branch, error_message, created_at_ms, updated_at_ms";
+     progress_percentage, pull_request_id, branch, error_message, created_at_ms, updated_at_ms, \
+     parent_task_id, forked_from_checkpoint";
 
 impl Store {
     /// Opens the store at `database_url`, running migrations, with its audit log there
@@ -216,6 +222,8 @@ impl Store {
             error_message: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
+            parent_task_id: String::new(),
+            forked_from_checkpoint: String::new(),
         }
     }
 
@@ -223,8 +231,8 @@ impl Store {
     pub async fn insert_task(&self, record: &TaskRecord) -> Result<()> {
         let sql = "INSERT INTO tasks (task_id, repository_id, prompt, priority, request_json, \
              status, current_node, current_agent, progress_percentage, pull_request_id, branch, \
-             error_message, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+             error_message, created_at_ms, updated_at_ms, parent_task_id, forked_from_checkpoint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
         let binds = vec![
             Bind::Text(record.task_id.clone()),
             Bind::Text(record.spec.repository_id.clone()),
@@ -240,6 +248,8 @@ impl Store {
             Bind::Text(record.error_message.clone()),
             Bind::Int(record.created_at_ms),
             Bind::Int(record.updated_at_ms),
+            Bind::Text(record.parent_task_id.clone()),
+            Bind::Text(record.forked_from_checkpoint.clone()),
         ];
         self.writer.submit(Write::Exec { sql, binds }).await?;
         Ok(())
@@ -610,6 +620,19 @@ impl Store {
         self.checkpoints_query(task_id, "ASC").await
     }
 
+    /// The task's checkpoint `seq`, if it has one.
+    pub async fn checkpoint(&self, task_id: &str, seq: i64) -> Result<Option<CheckpointRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, node, kind, event_seq, state_json, created_at_ms FROM checkpoints \
+             WHERE task_id = $1 AND seq = $2",
+        )
+        .bind(task_id)
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(checkpoints_from_rows(&rows)?.pop())
+    }
+
     async fn checkpoints_query(&self, task_id: &str, order: &str) -> Result<Vec<CheckpointRecord>> {
         let sql = format!(
             "SELECT seq, node, kind, event_seq, state_json, created_at_ms FROM checkpoints \
@@ -619,19 +642,23 @@ impl Store {
             .bind(task_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CheckpointRecord {
-                    seq: row.try_get("seq")?,
-                    node: row.try_get("node")?,
-                    kind: row.try_get("kind")?,
-                    event_seq: row.try_get("event_seq")?,
-                    state_json: row.try_get("state_json")?,
-                    created_at_ms: row.try_get("created_at_ms")?,
-                })
-            })
-            .collect()
+        checkpoints_from_rows(&rows)
     }
+}
+
+fn checkpoints_from_rows(rows: &[AnyRow]) -> Result<Vec<CheckpointRecord>> {
+    rows.iter()
+        .map(|row| {
+            Ok(CheckpointRecord {
+                seq: row.try_get("seq")?,
+                node: row.try_get("node")?,
+                kind: row.try_get("kind")?,
+                event_seq: row.try_get("event_seq")?,
+                state_json: row.try_get("state_json")?,
+                created_at_ms: row.try_get("created_at_ms")?,
+            })
+        })
+        .collect()
 }
 
 fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
@@ -650,6 +677,8 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRecord> {
         error_message: row.try_get("error_message")?,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+        parent_task_id: row.try_get("parent_task_id")?,
+        forked_from_checkpoint: row.try_get("forked_from_checkpoint")?,
     })
 }
 

@@ -432,7 +432,7 @@
                 el("td", { class: "mono" }, el("a", { href: `#/pull-requests/${encodeURIComponent(pr.pull_request_id)}` }, `#${pr.number}`)),
                 el("td", {}, pr.repository_id),
                 el("td", {}, pr.title),
-                el("td", {}, status(pr.state)),
+                el("td", {}, status(pr.state), pr.draft ? status("draft") : ""),
                 el("td", { class: "muted" }, when(pr.updated_at)),
               ),
             )
@@ -501,7 +501,7 @@
       el(
         "section",
         { class: "panel" },
-        el("h2", {}, `#${pr.number} ${pr.title} `, status(pr.state)),
+        el("h2", {}, `#${pr.number} ${pr.title} `, status(pr.state), pr.draft ? status("draft") : ""),
         el(
           "dl",
           { class: "meta" },

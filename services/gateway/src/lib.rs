@@ -107,6 +107,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/tasks/{task_id}/abort", post(tasks::abort))
         .route("/api/v1/tasks/{task_id}/approve", post(tasks::approve))
         .route("/api/v1/tasks/{task_id}/reject", post(tasks::reject))
+        .route(
+            "/api/v1/tasks/{task_id}/checkpoints",
+            get(tasks::checkpoints),
+        )
+        .route("/api/v1/tasks/{task_id}/rollback", post(tasks::rollback))
         .route("/api/v1/pull-requests", get(pull_requests::list))
         .route("/api/v1/pull-requests/{pr_id}", get(pull_requests::get))
         .route(

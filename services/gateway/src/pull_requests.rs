@@ -46,6 +46,8 @@ pub struct PullRequestView {
     pub base_sha: String,
     /// `open`, `approved`, `changes_requested`, `rejected` or `merged`.
     pub state: String,
+    /// Opened as a draft: a partial change handed to a human (a task that ran out of time).
+    pub draft: bool,
     /// The task that opened it, if any.
     pub task_id: Option<String>,
     /// Unified diff of base..head; only on the single pull-request routes.
@@ -90,6 +92,7 @@ impl PullRequestView {
             head_sha: pr.head_sha,
             base_sha: pr.base_sha,
             state: pr.state,
+            draft: pr.draft,
             task_id: (!pr.task_id.is_empty()).then_some(pr.task_id),
             diff: with_diff.then_some(pr.diff),
             reviews: pr.reviews.into_iter().map(ReviewView::new).collect(),

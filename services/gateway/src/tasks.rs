@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cap_proto::supervisor::v1::{
     AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
-    InterruptTaskRequest, ListTasksRequest, ResumeTaskRequest, SubmitTaskRequest, Task,
-    WatchTaskRequest,
+    InterruptTaskRequest, ListCheckpointsRequest, ListTasksRequest, ResumeTaskRequest,
+    RollbackTaskRequest, SubmitTaskRequest, Task, WatchTaskRequest,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -176,6 +176,10 @@ pub struct TaskView {
     pub created_at: Option<String>,
     /// RFC 3339.
     pub updated_at: Option<String>,
+    /// The task this one was rolled back from, if it was.
+    pub parent_task_id: Option<String>,
+    /// The parent's checkpoint this task's run started from, if it was rolled back.
+    pub forked_from_checkpoint: Option<String>,
 }
 
 impl TaskView {
@@ -197,6 +201,8 @@ impl TaskView {
             error_message: non_empty(task.error_message),
             created_at: rfc3339_ms(task.created_at_ms),
             updated_at: rfc3339_ms(task.updated_at_ms),
+            parent_task_id: non_empty(task.parent_task_id),
+            forked_from_checkpoint: non_empty(task.forked_from_checkpoint),
             task_id: task.task_id,
         }
     }
@@ -238,34 +244,7 @@ pub async fn submit(
     ApiJson(body): ApiJson<SubmitTaskBody>,
 ) -> Result<(StatusCode, Json<SubmitTaskResponse>)> {
     let request = body.into_request()?;
-    let store = state.authenticator().store();
-    if store
-        .repository_entries(&actor.organisation, &request.repository_id)
-        .await?
-        .is_empty()
-    {
-        return Err(Error::Forbidden(format!(
-            "the repository {:?} is not on the allow-list of organisation {:?}: an Admin adds \
-             it (POST /api/v1/allow-list)",
-            request.repository_id, actor.organisation
-        )));
-    }
-    crate::oauth::check_repository_access(&state, &actor, &request.repository_id).await?;
-    let now = cap_storage::now_ms();
-    if let Some((limit, until_ms)) = store
-        .submission_refused_until(&actor.user, &actor.organisation, now)
-        .await?
-    {
-        let wait_s = u64::try_from((until_ms - now).max(0) / 1000 + 1).unwrap_or(1);
-        return Err(Error::TooManyRequests {
-            message: format!(
-                "{} reached the limit of {limit} pull requests a day; the next is allowed at {}",
-                actor.user,
-                rfc3339_ms(until_ms).unwrap_or_default()
-            ),
-            retry_after_s: wait_s,
-        });
-    }
+    let now = admit_new_task(&state, &actor, &request.repository_id).await?;
     let response = state
         .call(
             "supervisor",
@@ -279,7 +258,9 @@ pub async fn submit(
         missing: "a task",
     })?;
     // Counted once accepted: a refused submission does not use up the day's allowance.
-    store
+    state
+        .authenticator()
+        .store()
         .record_submission(&actor.user, &task.task_id, now)
         .await?;
     let status = if task.status.is_empty() {
@@ -295,6 +276,41 @@ pub async fn submit(
             estimated_duration_minutes: response.estimated_duration_minutes,
         }),
     ))
+}
+
+/// What admits a new task of `actor` on `repository_id`, submitted or rolled back: the
+/// repository on the organisation's allow-list, the user's access to it on GitHub (a GitHub
+/// sign-in), and the day's allowance of pull requests. Returns the time to count it at.
+async fn admit_new_task(state: &AppState, actor: &Principal, repository_id: &str) -> Result<i64> {
+    let store = state.authenticator().store();
+    if store
+        .repository_entries(&actor.organisation, repository_id)
+        .await?
+        .is_empty()
+    {
+        return Err(Error::Forbidden(format!(
+            "the repository {repository_id:?} is not on the allow-list of organisation {:?}: \
+             an Admin adds it (POST /api/v1/allow-list)",
+            actor.organisation
+        )));
+    }
+    crate::oauth::check_repository_access(state, actor, repository_id).await?;
+    let now = cap_storage::now_ms();
+    if let Some((limit, until_ms)) = store
+        .submission_refused_until(&actor.user, &actor.organisation, now)
+        .await?
+    {
+        let wait_s = u64::try_from((until_ms - now).max(0) / 1000 + 1).unwrap_or(1);
+        return Err(Error::TooManyRequests {
+            message: format!(
+                "{} reached the limit of {limit} pull requests a day; the next is allowed at {}",
+                actor.user,
+                rfc3339_ms(until_ms).unwrap_or_default()
+            ),
+            retry_after_s: wait_s,
+        });
+    }
+    Ok(now)
 }
 
 /// Answer of `GET /api/v1/tasks`.
@@ -555,6 +571,141 @@ async fn decide(
         )
         .await?;
     Ok(accepted(task, &headers))
+}
+
+/// One checkpoint of a task, as `GET /api/v1/tasks/{task_id}/checkpoints` shows it.
+#[derive(Debug, Serialize)]
+pub struct CheckpointView {
+    /// What `POST .../rollback` takes.
+    pub checkpoint_id: String,
+    /// 1-based, in the order taken.
+    pub seq: i64,
+    /// The node the task was at or going to next; `done` once its workflow had ended.
+    pub node: String,
+    /// What took it: `node_completed`, `event`, `session_created`, ...
+    pub kind: String,
+    /// The sequence number of the task's last event at that point (0: before its first).
+    pub event_seq: i64,
+    /// RFC 3339.
+    pub created_at: Option<String>,
+}
+
+/// Answer of `GET /api/v1/tasks/{task_id}/checkpoints`.
+#[derive(Debug, Serialize)]
+pub struct CheckpointList {
+    /// The task.
+    pub task_id: String,
+    /// Oldest first.
+    pub checkpoints: Vec<CheckpointView>,
+}
+
+/// `GET /api/v1/tasks/{task_id}/checkpoints`: the states the task can be rolled back to.
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
+    PathParam(task_id): PathParam,
+    query: QueryParams,
+) -> Result<Json<CheckpointList>> {
+    let task_id = input::task_id(&task_id)?;
+    query.only(&[])?;
+    let request = ListCheckpointsRequest {
+        task_id: task_id.clone(),
+    };
+    let response = state
+        .call(
+            "supervisor",
+            "ListCheckpoints",
+            state.tasks().list_checkpoints(acting(&actor, request)),
+        )
+        .await?;
+    let checkpoints = response
+        .checkpoints
+        .into_iter()
+        .map(|checkpoint| CheckpointView {
+            checkpoint_id: checkpoint.checkpoint_id,
+            seq: checkpoint.seq,
+            node: checkpoint.node,
+            kind: checkpoint.kind,
+            event_seq: checkpoint.event_seq,
+            created_at: rfc3339_ms(checkpoint.created_at_ms),
+        })
+        .collect();
+    Ok(Json(CheckpointList {
+        task_id,
+        checkpoints,
+    }))
+}
+
+/// Longest checkpoint id accepted, in characters (the supervisor's are a UUID and a number).
+pub const MAX_CHECKPOINT_ID_CHARS: usize = 128;
+
+/// Body of `POST /api/v1/tasks/{task_id}/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// One of the task's checkpoints, as `GET .../checkpoints` names it.
+    pub checkpoint_id: String,
+}
+
+impl JsonBody for RollbackBody {
+    const OBJECTS: &'static [&'static str] = &[""];
+}
+
+/// `POST /api/v1/tasks/{task_id}/rollback`: a fresh run of a paused, failed or completed task
+/// from one of its checkpoints, as a new task (202 with it); the task rolled back stays as it
+/// is. The new task is admitted like a submission (allow-list, repository access, the day's
+/// allowance), since it opens a pull request of its own.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Principal>,
+    PathParam(task_id): PathParam,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RollbackBody>,
+) -> Result<Accepted> {
+    let task_id = input::task_id(&task_id)?;
+    input::name("checkpoint_id", &body.checkpoint_id)?;
+    if body.checkpoint_id.chars().count() > MAX_CHECKPOINT_ID_CHARS {
+        return Err(Error::invalid(
+            "invalid_value",
+            "checkpoint_id",
+            format!("`checkpoint_id` has more than {MAX_CHECKPOINT_ID_CHARS} characters"),
+        ));
+    }
+    let parent = state
+        .call(
+            "supervisor",
+            "GetTask",
+            state.tasks().get_task(acting(
+                &actor,
+                GetTaskRequest {
+                    task_id: task_id.clone(),
+                },
+            )),
+        )
+        .await?;
+    let now = admit_new_task(&state, &actor, &parent.repository_id).await?;
+    let request = RollbackTaskRequest {
+        task_id,
+        checkpoint_id: body.checkpoint_id,
+    };
+    let response = state
+        .call(
+            "supervisor",
+            "RollbackTask",
+            state.tasks().rollback_task(acting(&actor, request)),
+        )
+        .await?;
+    let fork = response.task.ok_or(Error::UpstreamProtocol {
+        service: "supervisor",
+        call: "RollbackTask",
+        missing: "a task",
+    })?;
+    state
+        .authenticator()
+        .store()
+        .record_submission(&actor.user, &fork.task_id, now)
+        .await?;
+    Ok(accepted(fork, &headers))
 }
 
 /// The answer of a request that changes a task: 202 with the task as it is now.

@@ -356,16 +356,29 @@ impl GitHub for GitHubService {
         request: Request<pb::OpenPullRequestRequest>,
     ) -> Result<Response<pb::PullRequest>, Status> {
         let r = request.into_inner();
-        let pr = on_backend!(&self.backend, forge => forge
-            .open_pull_request(
-                &r.repository_id,
-                &r.head_branch,
-                &r.base_branch,
-                &r.title,
-                &r.body,
-                &r.task_id,
-            )
-            .await)
+        let pr = on_backend!(&self.backend, forge => if r.draft {
+            forge
+                .open_draft_pull_request(
+                    &r.repository_id,
+                    &r.head_branch,
+                    &r.base_branch,
+                    &r.title,
+                    &r.body,
+                    &r.task_id,
+                )
+                .await
+        } else {
+            forge
+                .open_pull_request(
+                    &r.repository_id,
+                    &r.head_branch,
+                    &r.base_branch,
+                    &r.title,
+                    &r.body,
+                    &r.task_id,
+                )
+                .await
+        })
         .map_err(status)?;
         Ok(Response::new(pull_request(pr)))
     }
@@ -481,6 +494,7 @@ fn pull_request(pr: cap_forge::PullRequest) -> pb::PullRequest {
         head_sha: pr.head_sha,
         base_sha: pr.base_sha,
         state: pr.state.as_str().to_owned(),
+        draft: pr.draft,
         task_id: pr.task_id,
         diff: pr.diff,
         reviews: pr.reviews.into_iter().map(review).collect(),

@@ -133,10 +133,11 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
             title: "Greet".into(),
             body: "Adds a greeting".into(),
             task_id: "task-7".into(),
+            draft: false,
         })
         .await?
         .into_inner();
-    assert_eq!((pr.number, pr.state.as_str()), (1, "open"));
+    assert_eq!((pr.number, pr.state.as_str(), pr.draft), (1, "open", false));
     assert_eq!(pr.head_sha, commit.commit_sha);
     assert_eq!(
         pr.url,
@@ -341,6 +342,7 @@ async fn maps_bad_requests_to_status_codes() -> anyhow::Result<()> {
         title: "t".into(),
         body: String::new(),
         task_id: String::new(),
+        draft: false,
     };
     // `work` has no commits `main` lacks yet.
     assert_eq!(
@@ -719,9 +721,12 @@ async fn the_github_backend_serves_the_same_contract() -> anyhow::Result<()> {
             title: "Greet".into(),
             body: "Adds a greeting".into(),
             task_id: "task-9".into(),
+            // A draft on GitHub too: the flag reaches GitHub and comes back.
+            draft: true,
         })
         .await?
         .into_inner();
+    assert!(pr.draft);
     assert_eq!(
         (
             pr.pull_request_id.as_str(),

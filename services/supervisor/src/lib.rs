@@ -13,10 +13,11 @@ use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
     AbortTaskRequest, AddConstraintRequest, AuditRecord, DecideTaskRequest, GetTaskRequest,
-    InterruptTaskRequest, ListAuditRequest, ListAuditResponse, ListQuarantinedRequest,
-    ListQuarantinedResponse, ListTasksRequest, ListTasksResponse, QuarantinedTask,
-    ReadQuarantinedFileRequest, ReadQuarantinedFileResponse, ResumeTaskRequest, SubmitTaskRequest,
-    SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    InterruptTaskRequest, ListAuditRequest, ListAuditResponse, ListCheckpointsRequest,
+    ListCheckpointsResponse, ListQuarantinedRequest, ListQuarantinedResponse, ListTasksRequest,
+    ListTasksResponse, QuarantinedTask, ReadQuarantinedFileRequest, ReadQuarantinedFileResponse,
+    ResumeTaskRequest, RollbackTaskRequest, RollbackTaskResponse, SubmitTaskRequest,
+    SubmitTaskResponse, Task, TaskCheckpoint, TaskEventRecord, WatchTaskRequest,
 };
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
 use cap_workflow::{
@@ -87,6 +88,11 @@ pub struct Config {
     /// entries); unset or absent: licences are not checked.
     #[arg(long, env = "CAP_LICENCE_POLICY")]
     pub licence_policy: Option<std::path::PathBuf>,
+    /// How long one run of a task may take, in minutes, before it stops and hands its
+    /// partial change to a human as a draft pull request with hand-off notes (the task then
+    /// fails naming the timeout); 0: no limit. A resume gets a budget of its own.
+    #[arg(long, env = "CAP_TASK_TIMEOUT_MINUTES", default_value_t = 60)]
+    pub task_timeout_minutes: u64,
     /// Where the audit log's Ed25519 signing key is kept (made on first start); replicas
     /// sharing a store share it too, so one public key verifies every checkpoint. Default
     /// the data dir.
@@ -95,6 +101,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The time budget of one run of a task: `--task-timeout-minutes`, `None` for 0.
+    pub fn task_time_budget(&self) -> Option<std::time::Duration> {
+        (self.task_timeout_minutes > 0)
+            .then(|| std::time::Duration::from_secs(self.task_timeout_minutes.saturating_mul(60)))
+    }
+
     /// The replica name: the flag, else the host name, else `local`.
     pub fn replica_id(&self) -> String {
         self.replica_id
@@ -142,6 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         lease: std::time::Duration::from_secs(config.lease_seconds),
         advisories_dir: config.advisories.clone(),
         licence_policy: config.licence_policy.clone(),
+        task_time_budget: config.task_time_budget(),
         ..EngineConfig::default()
     };
     let coordination = match config
@@ -192,7 +205,9 @@ impl SupervisorService {
 /// whole chain goes to the log.
 fn to_status(error: Error) -> Status {
     match &error {
-        Error::TaskNotFound(_) => Status::not_found(error.to_string()),
+        Error::TaskNotFound(_) | Error::CheckpointNotFound { .. } => {
+            Status::not_found(error.to_string())
+        }
         Error::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
         Error::Conflict(_) | Error::LeaseLost(_) => Status::failed_precondition(error.to_string()),
         Error::Upstream { .. }
@@ -254,6 +269,8 @@ fn task_to_proto(task: TaskRecord) -> Task {
         created_at_ms: task.created_at_ms,
         updated_at_ms: task.updated_at_ms,
         requested_by: task.spec.requested_by,
+        parent_task_id: task.parent_task_id,
+        forked_from_checkpoint: task.forked_from_checkpoint,
     }
 }
 
@@ -478,6 +495,49 @@ impl TaskService for SupervisorService {
                     hash: record.hash,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        request: Request<ListCheckpointsRequest>,
+    ) -> Result<Response<ListCheckpointsResponse>, Status> {
+        let task_id = request.into_inner().task_id;
+        check_task_id(&task_id)?;
+        let checkpoints = self
+            .engine
+            .list_checkpoints(&task_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListCheckpointsResponse {
+            checkpoints: checkpoints
+                .into_iter()
+                .map(|checkpoint| TaskCheckpoint {
+                    checkpoint_id: checkpoint.checkpoint_id,
+                    seq: checkpoint.seq,
+                    node: checkpoint.node,
+                    kind: checkpoint.kind,
+                    event_seq: checkpoint.event_seq,
+                    created_at_ms: checkpoint.created_at_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn rollback_task(
+        &self,
+        request: Request<RollbackTaskRequest>,
+    ) -> Result<Response<RollbackTaskResponse>, Status> {
+        let actor = cap_runtime::acting_user(&request);
+        let request = request.into_inner();
+        check_task_id(&request.task_id)?;
+        let task = self
+            .engine
+            .rollback(&request.task_id, &request.checkpoint_id, &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RollbackTaskResponse {
+            task: Some(task_to_proto(task)),
         }))
     }
 }

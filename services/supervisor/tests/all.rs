@@ -54,3 +54,14 @@ async fn start_fails_naming_redis_when_it_is_configured_and_does_not_answer() {
         "{message}"
     );
 }
+
+#[test]
+fn a_task_run_has_an_hour_unless_told_otherwise_and_0_means_no_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(flags(dir.path(), &[]).task_time_budget(), Some(hour));
+    let ten = flags(dir.path(), &["--task-timeout-minutes", "10"]);
+    assert_eq!(ten.task_time_budget(), Some(hour / 6));
+    let none = flags(dir.path(), &["--task-timeout-minutes", "0"]);
+    assert_eq!(none.task_time_budget(), None);
+}

@@ -72,6 +72,9 @@ pub(crate) struct Content {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Pull {
     pub(crate) number: u64,
+    /// A draft pull request (absent in older answers: not a draft).
+    #[serde(default)]
+    pub(crate) draft: bool,
     pub(crate) state: String,
     pub(crate) title: String,
     #[serde(default)]

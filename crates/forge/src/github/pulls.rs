@@ -19,6 +19,52 @@ impl GitHubForge {
         body: &str,
         task_id: &str,
     ) -> Result<PullRequest> {
+        self.open_as(
+            repository_id,
+            head_branch,
+            base_branch,
+            title,
+            body,
+            task_id,
+            false,
+        )
+        .await
+    }
+
+    /// [`GitHubForge::open_pull_request`] as a draft (GitHub's own draft pull request): a
+    /// partial change handed to a human.
+    pub async fn open_draft_pull_request(
+        &self,
+        repository_id: &str,
+        head_branch: &str,
+        base_branch: &str,
+        title: &str,
+        body: &str,
+        task_id: &str,
+    ) -> Result<PullRequest> {
+        self.open_as(
+            repository_id,
+            head_branch,
+            base_branch,
+            title,
+            body,
+            task_id,
+            true,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two public doors above name every one
+    async fn open_as(
+        &self,
+        repository_id: &str,
+        head_branch: &str,
+        base_branch: &str,
+        title: &str,
+        body: &str,
+        task_id: &str,
+        draft: bool,
+    ) -> Result<PullRequest> {
         validate::repository_id(repository_id)?;
         validate::branch(head_branch)?;
         validate::branch(base_branch)?;
@@ -47,6 +93,7 @@ impl GitHubForge {
                     "head": head_branch,
                     "base": base_branch,
                     "body": text,
+                    "draft": draft,
                 })),
                 api::JSON,
             )
@@ -297,6 +344,7 @@ impl GitHubForge {
             url: pull.html_url,
             created_at_ms: auth::timestamp_ms(pull.created_at.as_deref()),
             updated_at_ms: auth::timestamp_ms(pull.updated_at.as_deref()),
+            draft: pull.draft,
         })
     }
 

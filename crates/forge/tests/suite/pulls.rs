@@ -9,6 +9,7 @@ on_both_stores!(
     pull_request_flow,
     open_refuses_bad_requests,
     the_same_task_opening_again_gets_its_pull_request,
+    drafts_are_stored_and_shown_as_drafts,
     rejected_pull_requests_are_closed,
     merges_diverged_branches_with_a_merge_commit,
     reports_merge_conflicts,
@@ -307,6 +308,53 @@ async fn the_same_task_opening_again_gets_its_pull_request(db: Db) -> anyhow::Re
         assert!(matches!(err, Error::PullRequestExists { .. }), "{err:?}");
     }
     assert_eq!(fx.forge.list_pull_requests(Some(&id)).await?.len(), 1);
+    Ok(())
+}
+
+/// A draft (a partial change handed to a human) is kept as one: read back, listed, and given
+/// back to its task as a draft; a plain pull request is not one.
+async fn drafts_are_stored_and_shown_as_drafts(db: Db) -> anyhow::Result<()> {
+    let fx = forge(db).await?;
+    let (id, _) = repo_with_change(&fx, "partial").await?;
+    let draft = fx
+        .forge
+        .open_draft_pull_request(&id, "partial", "main", "Partial", "Hand-off", "task-1")
+        .await?;
+    assert!(draft.draft);
+    assert_eq!(draft.state, PullRequestState::Open);
+    assert_eq!(
+        fx.forge.get_pull_request(&draft.pull_request_id).await?,
+        draft
+    );
+    let listed = fx.forge.list_pull_requests(Some(&id)).await?;
+    assert_eq!(listed.iter().map(|pr| pr.draft).collect::<Vec<_>>(), [true]);
+    let again = fx
+        .forge
+        .open_draft_pull_request(&id, "partial", "main", "Partial", "Hand-off", "task-1")
+        .await?;
+    assert_eq!(again.pull_request_id, draft.pull_request_id);
+    assert!(again.draft);
+
+    fx.forge.create_branch(&id, "whole", "").await?;
+    fx.forge
+        .commit_changes(
+            &id,
+            "whole",
+            "Whole",
+            vec![FileChange::write("OTHER.md", "x\n")],
+        )
+        .await?;
+    let plain = fx
+        .forge
+        .open_pull_request(&id, "whole", "main", "Whole", "", "task-2")
+        .await?;
+    assert!(!plain.draft);
+    assert!(
+        !fx.forge
+            .get_pull_request(&plain.pull_request_id)
+            .await?
+            .draft
+    );
     Ok(())
 }
 

@@ -8,3 +8,5 @@ mod load;
 mod redis;
 mod replicas;
 mod support;
+mod timeout;
+mod travel;

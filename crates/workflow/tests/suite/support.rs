@@ -40,6 +40,13 @@ pub enum Step {
     Fail(Status),
     /// Waits for `InterruptTask`, then ends with an `interrupted` checkpoint.
     Hang,
+    /// Writes `path`, then waits for `InterruptTask` and ends with an `interrupted`
+    /// checkpoint: an agent stopped mid-change.
+    #[allow(dead_code)] // not used by the bench, which shares this file
+    EditThenHang {
+        path: &'static str,
+        content: &'static str,
+    },
     /// Waits until `gate` is opened, then writes `path` and ends with `agent_finished`.
     EditWhenOpened {
         gate: Arc<Notify>,
@@ -206,6 +213,20 @@ impl AgentOrchestrator for StubAgent {
                 };
                 Ok(Response::new(Box::pin(stream)))
             }
+            Step::EditThenHang { path, content } => {
+                let session = request
+                    .repo
+                    .map(|repo| repo.sandbox_session_id)
+                    .unwrap_or_default();
+                self.sandbox.put_file(&session, path, content);
+                let interrupted = self.interrupted.clone();
+                let stream = async_stream::stream! {
+                    yield Ok(thought);
+                    interrupted.notified().await;
+                    yield Ok(checkpoint(name, "interrupted", &[]));
+                };
+                Ok(Response::new(Box::pin(stream)))
+            }
             Step::Hang => {
                 let interrupted = self.interrupted.clone();
                 let stream = async_stream::stream! {
@@ -367,6 +388,7 @@ impl GitHub for StubGitHub {
             base_branch: opened.base_branch,
             state: "open".into(),
             task_id: opened.task_id,
+            draft: opened.draft,
             diff,
             ..gh::PullRequest::default()
         }))

@@ -6,5 +6,6 @@ mod pull_requests;
 mod run;
 mod support;
 mod tasks;
+mod travel;
 mod validation;
 mod websocket;

@@ -24,6 +24,7 @@ pub fn pr(id: &str, number: u64, repository_id: &str) -> PullRequest {
         head_sha: "b".repeat(40),
         base_sha: "a".repeat(40),
         state: "open".to_owned(),
+        draft: false,
         task_id: "7d3c2a4e-8f61-4c1e-9a55-0b1f2e3d4c5b".to_owned(),
         diff: DIFF.to_owned(),
         reviews: vec![],
@@ -31,6 +32,24 @@ pub fn pr(id: &str, number: u64, repository_id: &str) -> PullRequest {
         created_at_ms: CREATED_MS,
         updated_at_ms: CREATED_MS,
     }
+}
+
+#[tokio::test]
+async fn a_draft_shows_as_one() {
+    let fleet = Fleet::start().await;
+    let state = fleet.state().await;
+    let mut draft = pr("pr-9", 9, "acme/widgets");
+    draft.draft = true;
+    fleet.github.add(draft);
+    let answer = send(&state, get("/api/v1/pull-requests/pr-9")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["draft"], true);
+    let listed = send(&state, get("/api/v1/pull-requests")).await;
+    assert_eq!(
+        listed.json["pull_requests"][0]["draft"], true,
+        "{}",
+        listed.text
+    );
 }
 
 #[tokio::test]
@@ -75,6 +94,7 @@ async fn list_and_get() {
             "head_sha": "b".repeat(40),
             "base_sha": "a".repeat(40),
             "state": "open",
+            "draft": false,
             "task_id": "7d3c2a4e-8f61-4c1e-9a55-0b1f2e3d4c5b",
             "diff": DIFF,
             "reviews": [],

@@ -23,8 +23,9 @@ use cap_proto::github::v1::{
 use cap_proto::supervisor::v1::task_service_server::{TaskService, TaskServiceServer};
 use cap_proto::supervisor::v1::{
     AbortTaskRequest, AddConstraintRequest, DecideTaskRequest, GetTaskRequest,
-    InterruptTaskRequest, ListTasksRequest, ListTasksResponse, ResumeTaskRequest,
-    SubmitTaskRequest, SubmitTaskResponse, Task, TaskEventRecord, WatchTaskRequest,
+    InterruptTaskRequest, ListCheckpointsRequest, ListCheckpointsResponse, ListTasksRequest,
+    ListTasksResponse, ResumeTaskRequest, RollbackTaskRequest, RollbackTaskResponse,
+    SubmitTaskRequest, SubmitTaskResponse, Task, TaskCheckpoint, TaskEventRecord, WatchTaskRequest,
 };
 use cap_proto::supervisor::v1::{
     AuditRecord, ListAuditRequest, ListAuditResponse, ListQuarantinedRequest,
@@ -371,6 +372,82 @@ impl TaskService for FakeTasks {
     }
 
     type WatchTaskStream = ReceiverStream<Result<TaskEventRecord, Status>>;
+
+    /// One checkpoint per stored event, `<task_id>:<seq>`.
+    async fn list_checkpoints(
+        &self,
+        request: GrpcRequest<ListCheckpointsRequest>,
+    ) -> Result<GrpcResponse<ListCheckpointsResponse>, Status> {
+        self.take_failure()?;
+        let task_id = request.into_inner().task_id;
+        let tasks = self.tasks.lock().unwrap();
+        let entry = tasks
+            .get(&task_id)
+            .ok_or_else(|| Status::not_found(format!("task {task_id} not found")))?;
+        let checkpoints = entry
+            .records
+            .iter()
+            .map(|record| TaskCheckpoint {
+                checkpoint_id: format!("{task_id}:{}", record.seq),
+                seq: record.seq,
+                node: "execute".to_owned(),
+                kind: "event".to_owned(),
+                event_seq: record.seq,
+                created_at_ms: CREATED_MS + record.seq,
+            })
+            .collect();
+        Ok(GrpcResponse::new(ListCheckpointsResponse { checkpoints }))
+    }
+
+    /// A new queued task naming its parent, under the supervisor's rules: the parent paused,
+    /// failed or completed, the checkpoint one of its own.
+    async fn rollback_task(
+        &self,
+        request: GrpcRequest<RollbackTaskRequest>,
+    ) -> Result<GrpcResponse<RollbackTaskResponse>, Status> {
+        self.take_failure()?;
+        let actor = actor_of(&request);
+        self.actors.lock().unwrap().push(actor.clone());
+        let RollbackTaskRequest {
+            task_id,
+            checkpoint_id,
+        } = request.into_inner();
+        let fork = {
+            let tasks = self.tasks.lock().unwrap();
+            let entry = tasks
+                .get(&task_id)
+                .ok_or_else(|| Status::not_found(format!("task {task_id} not found")))?;
+            if matches!(entry.task.status.as_str(), "queued" | "running") {
+                return Err(Status::failed_precondition(format!(
+                    "task {task_id} is {}; only a paused, failed or completed task can be \
+                     rolled back (interrupt it first)",
+                    entry.task.status
+                )));
+            }
+            let known = entry
+                .records
+                .iter()
+                .any(|record| format!("{task_id}:{}", record.seq) == checkpoint_id);
+            if !known {
+                return Err(Status::not_found(format!(
+                    "checkpoint {checkpoint_id:?} not found among task {task_id}'s checkpoints"
+                )));
+            }
+            Task {
+                task_id: uuid::Uuid::new_v4().to_string(),
+                status: "queued".to_owned(),
+                requested_by: actor,
+                parent_task_id: task_id,
+                forked_from_checkpoint: checkpoint_id,
+                pull_request_id: String::new(),
+                branch: String::new(),
+                error_message: String::new(),
+                ..entry.task.clone()
+            }
+        };
+        self.add_task(fork.clone(), Vec::new());
+        Ok(GrpcResponse::new(RollbackTaskResponse { task: Some(fork) }))
+    }
 
     async fn watch_task(
         &self,

@@ -134,6 +134,8 @@ async fn get_and_list_show_the_whole_task() {
         "error_message": null,
         "created_at": "2023-11-14T22:13:20Z",
         "updated_at": "2023-11-14T22:14:20Z",
+        "parent_task_id": null,
+        "forked_from_checkpoint": null,
     });
     assert_eq!(answer.json, expected);
 
