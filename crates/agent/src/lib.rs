@@ -180,6 +180,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct AgentConfig {
     /// The model endpoint.
     pub model: ModelConfig,
+    /// Endpoints asked in turn when `model` fails (after its retries) or its circuit is open.
+    pub fallbacks: Vec<ModelConfig>,
     /// Model turns allowed per task.
     pub max_steps: u32,
     /// Retries of failed model requests.
@@ -198,6 +200,7 @@ impl AgentConfig {
     pub fn new(model: ModelConfig, max_steps: u32) -> Self {
         Self {
             model,
+            fallbacks: Vec::new(),
             max_steps,
             retry: RetryPolicy::default(),
             test_timeout: Duration::from_secs(600),

@@ -2,7 +2,7 @@
 
 use cap_agent_server::Events as Emitter;
 use cap_agent_server::Steering;
-use cap_llm::{ChatClient, Message, ToolSpec};
+use cap_llm::{Message, ModelRouter, RoutedReply, ToolSpec};
 use cap_proto::agent::v1::{CheckpointKind, TaskEvent, TaskRequest};
 use cap_sandbox_client::Sandbox;
 use tokio::sync::mpsc::Sender;
@@ -26,7 +26,7 @@ work. Follow it from now on, and undo earlier edits that break it:\n";
 #[derive(Debug, Clone)]
 pub struct CodingAgent {
     config: AgentConfig,
-    chat: ChatClient,
+    chat: ModelRouter,
     sandbox: Sandbox,
 }
 
@@ -47,10 +47,13 @@ impl CodingAgent {
                 source: None,
             });
         }
-        let chat = ChatClient::new(config.model.clone()).map_err(|source| Error::Config {
-            reason: "the model endpoint settings are not usable".to_owned(),
-            source: Some(source),
-        })?;
+        let chat =
+            ModelRouter::new(config.model.clone(), config.fallbacks.clone()).map_err(|source| {
+                Error::Config {
+                    reason: "the model endpoint settings are not usable".to_owned(),
+                    source: Some(source),
+                }
+            })?;
         Ok(Self {
             config,
             chat,
@@ -182,6 +185,8 @@ impl CodingAgent {
             Message::user(task_prompt(request)),
         ];
         let mut steps = 0u32;
+        // Which endpoint answered last (0: the primary), to report each hand-over once.
+        let mut answering = 0usize;
         loop {
             if steps >= self.config.max_steps {
                 return self.step_limit(ws, emitter, overlay, steps).await;
@@ -199,14 +204,21 @@ impl CodingAgent {
             let reply = tokio::select! {
                 biased;
                 () = cancel.cancelled() => None,
-                reply = self.chat.chat_with_retry(&messages, &tools, &self.config.retry) => Some(reply),
+                reply = self.chat.chat(&messages, &tools, &self.config.retry) => Some(reply),
             };
             let Some(reply) = reply else {
                 return interrupted(ws, emitter, overlay, steps).await;
             };
             steps += 1;
             let reply = match reply {
-                Ok(reply) => reply,
+                Ok(routed) => {
+                    if routed.endpoint != answering {
+                        answering = routed.endpoint;
+                        let message = self.hand_over(&routed);
+                        emitter.error("warning", message, true).await?;
+                    }
+                    routed.reply
+                }
                 Err(source) => {
                     let error = Error::Model { source };
                     let recoverable =
@@ -282,6 +294,36 @@ impl CodingAgent {
                 }
                 messages.push(Message::tool(&call.id, &output.content));
             }
+        }
+    }
+
+    /// What a reviewer reads when another model endpoint than the last one answered.
+    fn hand_over(&self, routed: &RoutedReply) -> String {
+        let name = |index: usize| {
+            self.chat
+                .configs()
+                .nth(index)
+                .map(cap_llm::ModelConfig::endpoint_name)
+                .unwrap_or_default()
+        };
+        let failures: Vec<String> = routed
+            .failed
+            .iter()
+            .map(|(endpoint, error)| format!("{endpoint}: {}", cap_errors::chain(error)))
+            .collect();
+        if failures.is_empty() {
+            format!("the model endpoint {} answers again", name(routed.endpoint))
+        } else {
+            format!(
+                "{} failed, so {} answers: {}",
+                if failures.len() == 1 {
+                    "the model endpoint before it"
+                } else {
+                    "the model endpoints before it"
+                },
+                name(routed.endpoint),
+                failures.join("; ")
+            )
         }
     }
 

@@ -26,6 +26,7 @@ fn agent(model: &ScriptedModel, max_steps: u32) -> CodingAgent {
             api_key: None,
             model: "qwen2.5-coder".to_owned(),
             timeout: Duration::from_secs(10),
+            ..ModelConfig::default()
         },
         max_steps,
     );
@@ -910,6 +911,7 @@ fn bad_configuration_is_refused() {
                 api_key: None,
                 model: "m".into(),
                 timeout: Duration::from_secs(1),
+                ..ModelConfig::default()
             },
             max_steps,
         )
@@ -1039,4 +1041,56 @@ async fn refused_calls_are_reported_as_events() {
 /// What the agent reports for a file it left holding `text`.
 fn digest(text: &str) -> Option<String> {
     Some(cap_sandbox_client::content_digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn a_primary_model_that_cannot_be_reached_hands_over_to_the_fallback_and_says_so() {
+    let fallback = ScriptedModel::start(vec![
+        ScriptStep::tool_call("read_file", args(json!({"path": "README.md"}))),
+        ScriptStep::text("Nothing to change."),
+    ])
+    .await
+    .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let primary = ModelConfig {
+        base_url: closed_url,
+        model: "primary".to_owned(),
+        timeout: Duration::from_secs(5),
+        ..ModelConfig::default()
+    };
+    let mut config = AgentConfig::new(primary, 10);
+    config.fallbacks = vec![ModelConfig {
+        base_url: fallback.base_url(),
+        model: "fallback".to_owned(),
+        timeout: Duration::from_secs(5),
+        ..ModelConfig::default()
+    }];
+    config.retry = RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+    };
+    let agent = CodingAgent::new(config, MemorySandbox::new()).unwrap();
+    let (result, events) = run(&agent, &workspace(), request()).await;
+
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    assert_eq!(fallback.requests().len(), 2);
+    let warnings: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event.payload.as_ref()? {
+            task_event::Payload::Error(e) if e.severity == "warning" => Some(e.message.clone()),
+            _ => None,
+        })
+        .collect();
+    // Reported once, at the hand-over, not at each turn.
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("the model endpoint before it failed, so fallback at http://")
+            && warnings[0].contains(": primary at http://")
+            && warnings[0].contains("cannot connect to the model endpoint"),
+        "{}",
+        warnings[0]
+    );
 }

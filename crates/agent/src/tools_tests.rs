@@ -14,6 +14,7 @@ fn config() -> AgentConfig {
             api_key: None,
             model: "m".into(),
             timeout: Duration::from_secs(1),
+            ..ModelConfig::default()
         },
         5,
     )

@@ -81,6 +81,7 @@ fn agent(model: &ScriptedModel, sandbox: GrpcSandbox) -> CodingAgent {
             api_key: None,
             model: "qwen2.5-coder".to_owned(),
             timeout: Duration::from_secs(30),
+            ..ModelConfig::default()
         },
         20,
     );

@@ -1,13 +1,16 @@
-//! Client for OpenAI-compatible chat-completions endpoints, tool calls included.
+//! Client for chat models with tool calls: OpenAI-compatible chat-completions endpoints and
+//! Anthropic's Messages API, with a router over a primary endpoint and its fallbacks.
 //!
 //! Any server speaking `POST {base_url}/chat/completions` works: vLLM, Ollama, llama.cpp server,
-//! OpenAI itself, or the scripted model server of `cap-scripted-model`. Requests are
+//! OpenAI itself, or the scripted model server of `cap-scripted-model`; with
+//! [`Provider::Anthropic`], `POST {base_url}/messages` in Anthropic's own shapes. Requests are
 //! non-streaming; a reply carries the assistant's text and its tool calls with their arguments
 //! as the raw JSON text the model produced (possibly invalid, which the caller reports back to
 //! the model).
 //!
 //! Failures are classified by [`Error::is_retryable`]; [`retry`] retries the retryable ones with
-//! bounded exponential backoff.
+//! bounded exponential backoff; each endpoint has its circuit breaker; [`ModelRouter`] moves
+//! to the next endpoint when one fails.
 
 use std::fmt;
 use std::future::Future;
@@ -18,7 +21,13 @@ use cap_circuit::Breaker;
 
 use serde::{Deserialize, Serialize};
 
+mod anthropic;
+mod endpoints;
+mod router;
 mod wire;
+
+pub use endpoints::load_fallbacks;
+pub use router::{ModelRouter, RoutedReply};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +84,31 @@ pub enum Error {
         /// What the circuit says.
         message: String,
     },
+    /// Every endpoint of a [`ModelRouter`] failed; each failure, in the order tried.
+    #[error("every model endpoint failed: {}", describe_failures(failures))]
+    AllEndpointsFailed {
+        /// The endpoint (`model at base URL`) and how it failed.
+        failures: Vec<(String, Error)>,
+    },
+}
+
+fn describe_failures(failures: &[(String, Error)]) -> String {
+    failures
+        .iter()
+        .map(|(endpoint, error)| format!("{endpoint}: {}", error_chain(error)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `error` and its causes, joined by `: `.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 impl Error {
@@ -89,6 +123,10 @@ impl Error {
             | Error::Decode { .. }
             | Error::NoChoices
             | Error::CircuitOpen { .. } => false,
+            // Later, one of them may answer again.
+            Error::AllEndpointsFailed { failures } => failures.iter().any(|(_, error)| {
+                error.is_retryable() || matches!(error, Error::CircuitOpen { .. })
+            }),
         }
     }
 }
@@ -96,26 +134,106 @@ impl Error {
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The wire format an endpoint speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI's chat completions (`{base_url}/chat/completions`, bearer token): OpenAI,
+    /// vLLM, Ollama, llama.cpp server, the scripted model.
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API (`{base_url}/messages`, `x-api-key`).
+    Anthropic,
+}
+
+impl Provider {
+    /// The name flags and files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "openai" => Ok(Provider::OpenAi),
+            "anthropic" => Ok(Provider::Anthropic),
+            other => Err(Error::InvalidConfig {
+                reason: format!("unknown model provider {other:?}; use openai or anthropic"),
+            }),
+        }
+    }
+}
+
 /// Where and how to reach the model.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ModelConfig {
-    /// Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:1234/v1`.
+    /// The wire format.
+    pub provider: Provider,
+    /// Base URL of the API, e.g. `http://127.0.0.1:1234/v1`.
     pub base_url: String,
-    /// Bearer token, if the endpoint needs one. Never logged.
+    /// Bearer token (OpenAI) or `x-api-key` (Anthropic), if the endpoint needs one. Never
+    /// logged.
     pub api_key: Option<String>,
     /// Model name sent with every request, e.g. `qwen2.5-coder`.
     pub model: String,
     /// Timeout of one request, connection included.
     pub timeout: Duration,
+    /// Most tokens one reply may have: sent to Anthropic, which requires it.
+    pub max_output_tokens: u32,
+    /// Requests in a row that end failed for the endpoint's own reasons (after their
+    /// retries) before its circuit opens.
+    pub circuit_failures: u32,
+    /// How long an open circuit fails requests at once.
+    pub circuit_open_for: Duration,
+}
+
+impl Default for ModelConfig {
+    /// No endpoint (set `base_url` and `model`), 120 s per request, 4096 output tokens, the
+    /// circuit opening for [`CIRCUIT_OPEN_FOR`] after [`CIRCUIT_FAILURES`] failures.
+    fn default() -> Self {
+        Self {
+            provider: Provider::OpenAi,
+            base_url: String::new(),
+            api_key: None,
+            model: String::new(),
+            timeout: Duration::from_secs(120),
+            max_output_tokens: 4096,
+            circuit_failures: CIRCUIT_FAILURES,
+            circuit_open_for: CIRCUIT_OPEN_FOR,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// How the endpoint is named in messages: `model at base URL (provider)`.
+    pub fn endpoint_name(&self) -> String {
+        format!("{} at {} ({})", self.model, self.base_url, self.provider)
+    }
 }
 
 impl fmt::Debug for ModelConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModelConfig")
+            .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .field("timeout", &self.timeout)
+            .field("max_output_tokens", &self.max_output_tokens)
+            .field("circuit_failures", &self.circuit_failures)
+            .field("circuit_open_for", &self.circuit_open_for)
             .finish()
     }
 }
@@ -254,11 +372,14 @@ impl ChatClient {
     /// A client for `config`; fails when the base URL is not an http(s) URL.
     pub fn new(config: ModelConfig) -> Result<Self> {
         let base = config.base_url.trim_end_matches('/');
-        let url = reqwest::Url::parse(&format!("{base}/chat/completions")).map_err(|e| {
-            Error::InvalidConfig {
+        let path = match config.provider {
+            Provider::OpenAi => "chat/completions",
+            Provider::Anthropic => "messages",
+        };
+        let url =
+            reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| Error::InvalidConfig {
                 reason: format!("base URL {:?} is not a URL ({e})", config.base_url),
-            }
-        })?;
+            })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::InvalidConfig {
                 reason: format!("base URL {:?} must be http or https", config.base_url),
@@ -274,6 +395,17 @@ impl ChatClient {
                 reason: "timeout must be positive".to_owned(),
             });
         }
+        if config.max_output_tokens == 0 {
+            return Err(Error::InvalidConfig {
+                reason: "max_output_tokens must be positive".to_owned(),
+            });
+        }
+        if config.circuit_failures == 0 || config.circuit_open_for.is_zero() {
+            return Err(Error::InvalidConfig {
+                reason: "the circuit needs at least one failure and a positive open time"
+                    .to_owned(),
+            });
+        }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -281,11 +413,12 @@ impl ChatClient {
             .map_err(|e| Error::InvalidConfig {
                 reason: format!("HTTP client setup failed: {e}"),
             })?;
+        let circuit = Breaker::new("model", config.circuit_failures, config.circuit_open_for);
         Ok(Self {
             config,
             url,
             http,
-            circuit: Arc::new(Breaker::new("model", CIRCUIT_FAILURES, CIRCUIT_OPEN_FOR)),
+            circuit: Arc::new(circuit),
         })
     }
 
@@ -296,11 +429,32 @@ impl ChatClient {
 
     /// Sends one chat-completion request and parses the reply.
     pub async fn chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<AssistantReply> {
-        let body = wire::ChatRequest::new(&self.config.model, messages, tools);
-        let mut request = self.http.post(self.url.clone()).json(&body);
-        if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
-        }
+        let config = &self.config;
+        let mut request = self.http.post(self.url.clone());
+        request = match config.provider {
+            Provider::OpenAi => {
+                let body = wire::ChatRequest::new(&config.model, messages, tools);
+                match &config.api_key {
+                    Some(key) => request.bearer_auth(key),
+                    None => request,
+                }
+                .json(&body)
+            }
+            Provider::Anthropic => {
+                let body = anthropic::MessagesRequest::new(
+                    &config.model,
+                    config.max_output_tokens,
+                    messages,
+                    tools,
+                );
+                let request = request.header("anthropic-version", anthropic::API_VERSION);
+                match &config.api_key {
+                    Some(key) => request.header("x-api-key", key),
+                    None => request,
+                }
+                .json(&body)
+            }
+        };
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(classify)?;
@@ -310,7 +464,10 @@ impl ChatClient {
                 message: wire::error_message(&bytes),
             });
         }
-        let reply = wire::parse_response(&bytes)?;
+        let reply = match config.provider {
+            Provider::OpenAi => wire::parse_response(&bytes)?,
+            Provider::Anthropic => anthropic::parse_response(&bytes)?,
+        };
         tracing::debug!(
             finish_reason = reply.finish_reason.as_deref().unwrap_or(""),
             tool_calls = reply.tool_calls.len(),
@@ -362,12 +519,12 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Three tries, waiting 1 s then 2 s.
+    /// PRD 14: at most three retries, waiting 1 s, 2 s, 4 s (never more than 8 s).
     fn default() -> Self {
         Self {
-            max_attempts: 3,
+            max_attempts: 4,
             initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(16),
+            max_backoff: Duration::from_secs(8),
         }
     }
 }

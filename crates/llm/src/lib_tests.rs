@@ -11,6 +11,7 @@ fn config() -> ModelConfig {
         api_key: Some("sk-secret-value".to_owned()),
         model: "qwen2.5-coder".to_owned(),
         timeout: Duration::from_secs(5),
+        ..ModelConfig::default()
     }
 }
 
@@ -238,7 +239,12 @@ async fn retry_stops_at_the_attempt_limit_and_on_permanent_errors() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::Status { status: 503, .. }));
-    assert_eq!(calls, 3);
+    // PRD 14: the first try and at most three retries, waiting 1 s, 2 s, 4 s.
+    assert_eq!(calls, 4);
+    assert_eq!(
+        (1..=4).map(|n| policy.backoff(n)).collect::<Vec<_>>(),
+        [1, 2, 4, 8].map(Duration::from_secs)
+    );
 
     let mut calls = 0;
     let err = retry(&policy, || {

@@ -14,6 +14,7 @@ fn client(base_url: String, api_key: Option<&str>) -> ChatClient {
         api_key: api_key.map(str::to_owned),
         model: "qwen2.5-coder".to_owned(),
         timeout: Duration::from_secs(10),
+        ..ModelConfig::default()
     })
     .unwrap()
 }
@@ -206,6 +207,7 @@ async fn a_silent_server_times_out() -> anyhow::Result<()> {
         api_key: None,
         model: "m".to_owned(),
         timeout: Duration::from_millis(200),
+        ..ModelConfig::default()
     })?;
     let err = client.chat(&[Message::user("hi")], &[]).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use cap_agent::{AgentConfig, CodingAgent};
 use cap_agent_server::AgentServer;
-use cap_llm::ModelConfig;
+use cap_llm::{ModelConfig, Provider};
 use cap_mtls::ServiceTls;
 use cap_proto::agent::v1::agent_orchestrator_server::AgentOrchestratorServer;
 use cap_sandbox_client::{GrpcSandbox, MAX_MESSAGE_BYTES};
@@ -34,9 +34,26 @@ pub struct Config {
     /// Flags every agent service takes.
     #[command(flatten)]
     pub agent: cap_runtime::AgentArgs,
-    /// Base URL of the OpenAI-compatible model endpoint, e.g. `http://127.0.0.1:1234/v1`.
+    /// Base URL of the model endpoint, e.g. `http://127.0.0.1:1234/v1`.
     #[arg(long, env = "CAP_MODEL_BASE_URL")]
     pub model_base_url: String,
+    /// What the endpoint speaks: `openai` (chat completions: OpenAI, vLLM, Ollama,
+    /// llama.cpp server) or `anthropic` (the Messages API).
+    #[arg(long, env = "CAP_MODEL_PROVIDER", default_value = "openai")]
+    pub model_provider: Provider,
+    /// Most tokens one reply may have (Anthropic requires a bound).
+    #[arg(
+        long,
+        env = "CAP_MODEL_MAX_OUTPUT_TOKENS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub model_max_output_tokens: u32,
+    /// A TOML file of fallback endpoints (`[[fallback]]` tables: provider, base_url, model,
+    /// api_key_env, ...), asked in order when the endpoint above fails or its circuit is
+    /// open.
+    #[arg(long, env = "CAP_MODEL_FALLBACKS")]
+    pub model_fallbacks: Option<std::path::PathBuf>,
     /// Bearer token for the model endpoint, if it needs one. Never logged.
     #[arg(long, env = "CAP_MODEL_API_KEY", hide_env_values = true)]
     pub model_api_key: Option<String>,
@@ -66,6 +83,9 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("agent", &self.agent)
             .field("model_base_url", &self.model_base_url)
+            .field("model_provider", &self.model_provider)
+            .field("model_max_output_tokens", &self.model_max_output_tokens)
+            .field("model_fallbacks", &self.model_fallbacks)
             .field(
                 "model_api_key",
                 &self.model_api_key.as_ref().map(|_| "<redacted>"),
@@ -78,17 +98,25 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// The agent configuration these flags describe.
-    pub fn agent_config(&self) -> AgentConfig {
-        AgentConfig::new(
-            ModelConfig {
-                base_url: self.model_base_url.clone(),
-                api_key: self.model_api_key.clone().filter(|key| !key.is_empty()),
-                model: self.model.clone(),
-                timeout: Duration::from_secs(self.model_timeout_seconds),
-            },
-            self.max_steps,
-        )
+    /// The agent configuration these flags describe, the fallbacks file read (their keys
+    /// from the environment).
+    pub fn agent_config(&self) -> Result<AgentConfig, cap_llm::Error> {
+        let primary = ModelConfig {
+            provider: self.model_provider,
+            base_url: self.model_base_url.clone(),
+            api_key: self.model_api_key.clone().filter(|key| !key.is_empty()),
+            model: self.model.clone(),
+            timeout: Duration::from_secs(self.model_timeout_seconds),
+            max_output_tokens: self.model_max_output_tokens,
+            ..ModelConfig::default()
+        };
+        let fallbacks = match &self.model_fallbacks {
+            Some(path) => cap_llm::load_fallbacks(path, &primary, |name| std::env::var(name).ok())?,
+            None => Vec::new(),
+        };
+        let mut config = AgentConfig::new(primary, self.max_steps);
+        config.fallbacks = fallbacks;
+        Ok(config)
     }
 }
 
@@ -102,7 +130,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> {
     let tls = config.agent.common.tls(SERVICE_NAME)?;
     let router = router(&config, &tls).await?;
-    tracing::info!(model = %config.model, base_url = %config.model_base_url, "coding agent ready");
+    tracing::info!(
+        model = %config.model,
+        provider = %config.model_provider,
+        base_url = %config.model_base_url,
+        fallbacks = ?config.model_fallbacks,
+        "coding agent ready"
+    );
     cap_runtime::serve(router, listener).await?;
     Ok(())
 }
@@ -111,7 +145,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> anyhow::Result<()> 
 /// sandbox dialled with the same identity.
 pub async fn router(config: &Config, tls: &ServiceTls) -> anyhow::Result<Router> {
     let sandbox = GrpcSandbox::shared(tls.channel(&config.agent.sandbox_url)?, MAX_MESSAGE_BYTES);
-    let agent = AgentServer::new(CodingAgent::new(config.agent_config(), sandbox)?);
+    let agent = AgentServer::new(CodingAgent::new(config.agent_config()?, sandbox)?);
     let health =
         cap_runtime::health_service::<AgentOrchestratorServer<AgentServer<CodingAgent>>>().await;
     Ok(cap_runtime::grpc_server(tls)?

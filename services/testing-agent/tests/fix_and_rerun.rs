@@ -142,6 +142,7 @@ impl Fleet {
                 api_key: None,
                 model: "qwen2.5-coder".to_owned(),
                 timeout: Duration::from_secs(30),
+                ..ModelConfig::default()
             },
             10,
         );
