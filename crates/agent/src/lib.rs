@@ -24,6 +24,7 @@ use std::time::Duration;
 use cap_llm::{ModelConfig, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+mod condense;
 pub mod contract;
 mod diff;
 mod overlay;
@@ -175,6 +176,10 @@ fn status_is_fatal(code: tonic::Code) -> bool {
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The context window assumed when none is configured: what the smaller local coding
+/// models (Qwen2.5-Coder, DeepSeek-Coder) serve by default.
+pub const DEFAULT_CONTEXT_WINDOW: u32 = 32_768;
+
 /// How the coding agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -182,6 +187,12 @@ pub struct AgentConfig {
     pub model: ModelConfig,
     /// Endpoints asked in turn when `model` fails (after its retries) or its circuit is open.
     pub fallbacks: Vec<ModelConfig>,
+    /// The model's context window in tokens; the conversation is condensed before it would
+    /// pass three quarters of it. 0: never condensed.
+    pub context_window: u32,
+    /// The model that writes the summaries of condensed turns; `None`: the endpoints of
+    /// `model` (and its fallbacks).
+    pub summariser: Option<ModelConfig>,
     /// Model turns allowed per task.
     pub max_steps: u32,
     /// Retries of failed model requests.
@@ -201,6 +212,8 @@ impl AgentConfig {
         Self {
             model,
             fallbacks: Vec::new(),
+            context_window: DEFAULT_CONTEXT_WINDOW,
+            summariser: None,
             max_steps,
             retry: RetryPolicy::default(),
             test_timeout: Duration::from_secs(600),

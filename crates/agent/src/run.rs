@@ -27,6 +27,8 @@ work. Follow it from now on, and undo earlier edits that break it:\n";
 pub struct CodingAgent {
     config: AgentConfig,
     chat: ModelRouter,
+    /// Writes the summaries of condensed turns (`AgentConfig::summariser`, else `chat`).
+    summariser: Option<ModelRouter>,
     sandbox: Sandbox,
 }
 
@@ -54,9 +56,19 @@ impl CodingAgent {
                     source: Some(source),
                 }
             })?;
+        let summariser = config
+            .summariser
+            .clone()
+            .map(|summariser| ModelRouter::new(summariser, Vec::new()))
+            .transpose()
+            .map_err(|source| Error::Config {
+                reason: "the summarising model's settings are not usable".to_owned(),
+                source: Some(source),
+            })?;
         Ok(Self {
             config,
             chat,
+            summariser,
             sandbox,
         })
     }
@@ -187,6 +199,7 @@ impl CodingAgent {
         let mut steps = 0u32;
         // Which endpoint answered last (0: the primary), to report each hand-over once.
         let mut answering = 0usize;
+        let mut weight = crate::condense::Weight::default();
         loop {
             if steps >= self.config.max_steps {
                 return self.step_limit(ws, emitter, overlay, steps).await;
@@ -201,6 +214,8 @@ impl CodingAgent {
                     .await?;
                 messages.push(Message::user(format!("{HUMAN_CONSTRAINT}{constraint}")));
             }
+            self.keep_in_window(&mut messages, &mut weight, emitter)
+                .await?;
             let reply = tokio::select! {
                 biased;
                 () = cancel.cancelled() => None,
@@ -228,6 +243,10 @@ impl CodingAgent {
                 }
             };
             messages.push(Message::from(&reply));
+            if let Some(usage) = reply.usage {
+                let tokens = usage.prompt_tokens + usage.completion_tokens;
+                weight.reported(tokens, messages.len());
+            }
             let text = reply
                 .content
                 .as_deref()
@@ -295,6 +314,56 @@ impl CodingAgent {
                 messages.push(Message::tool(&call.id, &output.content));
             }
         }
+    }
+
+    /// Condenses the conversation when it would pass its share of the context window, and
+    /// says so in a `context_condensed` checkpoint.
+    async fn keep_in_window(
+        &self,
+        messages: &mut Vec<Message>,
+        weight: &mut crate::condense::Weight,
+        emitter: &Emitter,
+    ) -> Result<()> {
+        let window = self.config.context_window;
+        let tokens = weight.of(messages);
+        if window == 0 || (tokens as f64) <= crate::condense::CONDENSE_AT * f64::from(window) {
+            return Ok(());
+        }
+        let Some(done) = crate::condense::condense(
+            self.summariser.as_ref().unwrap_or(&self.chat),
+            &self.config.retry,
+            messages,
+            tokens,
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        weight.reset();
+        let mut description = format!(
+            "the conversation (about {} tokens of a {window}-token window) was condensed: {} \
+             earlier messages replaced by a summary, about {} tokens now",
+            done.tokens_before, done.messages_replaced, done.tokens_after
+        );
+        if let Some(why) = &done.summariser_failed {
+            description.push_str(&format!(
+                "; the model could not summarise ({why}), so the summary lists the tool calls"
+            ));
+        }
+        let state = serde_json::json!({
+            "tokens_before": done.tokens_before,
+            "tokens_after": done.tokens_after,
+            "messages_replaced": done.messages_replaced,
+            "summary": done.summary,
+        });
+        emitter
+            .checkpoint(
+                CheckpointKind::ContextCondensed,
+                description,
+                state.to_string(),
+            )
+            .await?;
+        Ok(())
     }
 
     /// What a reviewer reads when another model endpoint than the last one answered.

@@ -1094,3 +1094,124 @@ async fn a_primary_model_that_cannot_be_reached_hands_over_to_the_fallback_and_s
         warnings[0]
     );
 }
+
+fn tiny_window_agent(model: &ScriptedModel) -> CodingAgent {
+    let mut config = AgentConfig::new(
+        ModelConfig {
+            base_url: model.base_url(),
+            model: "qwen2.5-coder".to_owned(),
+            timeout: Duration::from_secs(10),
+            ..ModelConfig::default()
+        },
+        10,
+    );
+    // Any conversation passes it: condensed as soon as there is something to condense.
+    config.context_window = 100;
+    config.retry = RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+    };
+    CodingAgent::new(config, MemorySandbox::new()).unwrap()
+}
+
+#[tokio::test]
+async fn a_conversation_past_the_window_is_condensed_and_the_task_still_completes() {
+    let read = |path: &str| ScriptStep::tool_call("read_file", args(json!({"path": path})));
+    let model = ScriptedModel::start(vec![
+        read("app/hello.py"),
+        read("README.md"),
+        read("app/hello.py"),
+        // Asked for a summary before the fourth turn (three turns: the first is condensable).
+        ScriptStep::text("Read hello.py: greet() returns 'hello'."),
+        ScriptStep::text("greet() is fine as it is."),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&tiny_window_agent(&model), &workspace(), request()).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome.finish, Finish::Finished);
+    assert_eq!(outcome.summary, "greet() is fine as it is.");
+
+    let condensed: Vec<&cap_proto::agent::v1::Checkpoint> = events
+        .iter()
+        .filter_map(|event| match event.payload.as_ref()? {
+            task_event::Payload::Checkpoint(c)
+                if c.kind() == cap_proto::agent::v1::CheckpointKind::ContextCondensed =>
+            {
+                Some(c)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(condensed.len(), 1, "{events:#?}");
+    assert!(
+        condensed[0].description.contains(
+            "of a 100-token window) was condensed: 2 earlier messages replaced by a summary"
+        ),
+        "{}",
+        condensed[0].description
+    );
+    let state: Value = serde_json::from_str(&condensed[0].state_json).unwrap();
+    assert_eq!(state["summary"], "Read hello.py: greet() returns 'hello'.");
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 5);
+    // The summariser saw the older turn as text, with no tools to call.
+    let summariser = &requests[3];
+    assert!(summariser.get("tools").is_none(), "{summariser}");
+    assert!(summariser.to_string().contains("[called read_file"));
+    // The last request: system prompt and task first, the summary, then the latest turns.
+    let last = requests[4]["messages"].as_array().unwrap();
+    assert_eq!(last[0]["role"], "system");
+    assert!(
+        last[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Make greet() say hi.")
+    );
+    assert!(
+        last[2]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(crate::condense::SUMMARY_HEADER)
+    );
+    assert_eq!(last.len(), 3 + 4, "the summary and the last two turns");
+}
+
+#[tokio::test]
+async fn when_the_model_cannot_summarise_the_turns_are_listed_instead() {
+    let read = |path: &str| ScriptStep::tool_call("read_file", args(json!({"path": path})));
+    let model = ScriptedModel::start(vec![
+        read("app/hello.py"),
+        read("README.md"),
+        read("app/hello.py"),
+        ScriptStep::HttpError {
+            status: 400,
+            message: Some("summaries are not served".to_owned()),
+        },
+        ScriptStep::text("Done."),
+    ])
+    .await
+    .unwrap();
+    let (result, events) = run(&tiny_window_agent(&model), &workspace(), request()).await;
+    assert_eq!(result.unwrap().finish, Finish::Finished);
+    let description = events
+        .iter()
+        .find_map(|event| match event.payload.as_ref()? {
+            task_event::Payload::Checkpoint(c)
+                if c.kind() == cap_proto::agent::v1::CheckpointKind::ContextCondensed =>
+            {
+                Some(c.description.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        description.contains("the model could not summarise (")
+            && description.contains("summaries are not served"),
+        "{description}"
+    );
+    let last = model.requests()[4].to_string();
+    assert!(last.contains("- called read_file"), "{last}");
+}

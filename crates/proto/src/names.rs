@@ -26,6 +26,7 @@ impl CheckpointKind {
             Self::ConstraintAdded => "constraint_added",
             Self::Aborted => "aborted",
             Self::Approved => "approved",
+            Self::ContextCondensed => "context_condensed",
         }
     }
 
@@ -64,7 +65,7 @@ mod tests {
                 assert_eq!(parsed, Some(kind));
             }
         }
-        assert_eq!(seen, 14);
+        assert_eq!(seen, 15);
         assert_eq!(CheckpointKind::from_name("TESTS_PASSED"), None);
         assert_eq!(CheckpointKind::from_name("tests passed"), None);
         assert_eq!(CheckpointKind::from_name(""), None);

@@ -49,6 +49,18 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub model_max_output_tokens: u32,
+    /// The model's context window in tokens: older turns are condensed into a summary
+    /// before the conversation passes three quarters of it; 0 never condenses.
+    #[arg(
+        long,
+        env = "CAP_MODEL_CONTEXT_WINDOW",
+        default_value_t = cap_agent::DEFAULT_CONTEXT_WINDOW
+    )]
+    pub model_context_window: u32,
+    /// The model that summarises condensed turns, on the same endpoint (a smaller, cheaper
+    /// one); default the coding model.
+    #[arg(long, env = "CAP_SUMMARY_MODEL")]
+    pub summary_model: Option<String>,
     /// A TOML file of fallback endpoints (`[[fallback]]` tables: provider, base_url, model,
     /// api_key_env, ...), asked in order when the endpoint above fails or its circuit is
     /// open.
@@ -86,6 +98,8 @@ impl fmt::Debug for Config {
             .field("model_provider", &self.model_provider)
             .field("model_max_output_tokens", &self.model_max_output_tokens)
             .field("model_fallbacks", &self.model_fallbacks)
+            .field("model_context_window", &self.model_context_window)
+            .field("summary_model", &self.summary_model)
             .field(
                 "model_api_key",
                 &self.model_api_key.as_ref().map(|_| "<redacted>"),
@@ -114,8 +128,18 @@ impl Config {
             Some(path) => cap_llm::load_fallbacks(path, &primary, |name| std::env::var(name).ok())?,
             None => Vec::new(),
         };
+        let summariser = self
+            .summary_model
+            .as_ref()
+            .filter(|model| !model.trim().is_empty())
+            .map(|model| ModelConfig {
+                model: model.clone(),
+                ..primary.clone()
+            });
         let mut config = AgentConfig::new(primary, self.max_steps);
+        config.summariser = summariser;
         config.fallbacks = fallbacks;
+        config.context_window = self.model_context_window;
         Ok(config)
     }
 }

@@ -26,6 +26,7 @@ fn defaults_and_overrides() {
     assert_eq!(agent.max_steps, 30);
     assert_eq!(agent.model.timeout, Duration::from_secs(120));
     assert_eq!(agent.model.base_url, "http://127.0.0.1:2/v1");
+    assert_eq!(agent.context_window, 32_768);
 
     let config = parse(&[
         "--model",
@@ -102,12 +103,22 @@ fn anthropic_with_fallbacks_from_a_file() {
         "8192",
         "--model-fallbacks",
         file.to_str().unwrap(),
+        "--model-context-window",
+        "200000",
+        "--summary-model",
+        "claude-haiku",
     ])
     .unwrap()
     .agent_config()
     .unwrap();
     assert_eq!(config.model.provider, Provider::Anthropic);
     assert_eq!(config.model.max_output_tokens, 8192);
+    assert_eq!(config.context_window, 200_000);
+    let summariser = config.summariser.as_ref().unwrap();
+    assert_eq!(
+        (summariser.model.as_str(), summariser.provider),
+        ("claude-haiku", Provider::Anthropic)
+    );
     let fallbacks: Vec<(&str, Provider)> = config
         .fallbacks
         .iter()
