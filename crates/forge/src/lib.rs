@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::migrate::Migrator;
 
+pub mod checks;
 pub mod github;
 mod import;
 pub use import::{ImportFile, Imported};
@@ -28,6 +29,7 @@ mod types;
 mod validate;
 
 pub use cap_storage::AnyPool;
+pub use checks::{CheckResult, CheckState, ChecksState, RequiredChecks};
 pub use types::{
     FileChange, PullRequest, PullRequestState, Repository, Review, ReviewAction, ReviewComment,
 };
