@@ -71,6 +71,11 @@ pub struct EngineConfig {
     pub advisories_dir: Option<std::path::PathBuf>,
     /// The operator's licence policy file (`licences.toml`); `None` or absent: no policy.
     pub licence_policy: Option<std::path::PathBuf>,
+    /// The pause between two reads of an opened pull request's required checks.
+    pub checks_poll_interval: Duration,
+    /// The longest wait for required checks to finish; then the task fails naming the
+    /// pending ones.
+    pub checks_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +91,8 @@ impl Default for EngineConfig {
             circuit_open_for: Duration::from_secs(30),
             advisories_dir: None,
             licence_policy: None,
+            checks_poll_interval: crate::checks::DEFAULT_POLL_INTERVAL,
+            checks_timeout: crate::checks::DEFAULT_TIMEOUT,
         }
     }
 }

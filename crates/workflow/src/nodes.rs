@@ -479,6 +479,11 @@ impl Run {
                 .store
                 .update_task(&mut self.task, &self.inner.config.replica_id)
                 .await?;
+            // Ready for review only once the base branch's required checks pass; a crash
+            // while waiting opens the same pull request again (the forge gives it back) and
+            // waits again.
+            let pull_request_id = self.state.pull_request_id.clone();
+            self.wait_for_required_checks(&pull_request_id).await?;
             let description = format!(
                 "Pull request #{} on {} awaits review: {}",
                 pull_request.number, self.state.branch, pull_request.url

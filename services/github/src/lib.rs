@@ -458,6 +458,29 @@ impl GitHub for GitHubService {
             .await?;
         Ok(Response::new(pull_request(pr)))
     }
+
+    async fn get_required_checks(
+        &self,
+        request: Request<pb::GetRequiredChecksRequest>,
+    ) -> Result<Response<pb::GetRequiredChecksResponse>, Status> {
+        let id = request.into_inner().pull_request_id;
+        let checks = on_backend!(&self.backend, forge => forge.required_checks(&id).await)
+            .map_err(status)?;
+        Ok(Response::new(pb::GetRequiredChecksResponse {
+            head_sha: checks.head_sha,
+            state: checks.state.as_str().to_owned(),
+            checks: checks
+                .checks
+                .into_iter()
+                .map(|check| pb::RequiredCheck {
+                    name: check.name,
+                    state: check.state.as_str().to_owned(),
+                    summary: check.summary,
+                    url: check.url,
+                })
+                .collect(),
+        }))
+    }
 }
 
 fn repository_message(repository: cap_forge::Repository) -> pb::Repository {

@@ -6,8 +6,9 @@ use cap_proto::common::v1::file_change::Change;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetPullRequestRequest, GetRepositoryRequest,
-    ImportRepositoryRequest, ImportedFile, ListPullRequestsRequest, MergePullRequestRequest,
-    OpenPullRequestRequest, ReviewAction, ReviewComment, ReviewPullRequestRequest,
+    GetRequiredChecksRequest, ImportRepositoryRequest, ImportedFile, ListPullRequestsRequest,
+    MergePullRequestRequest, OpenPullRequestRequest, ReviewAction, ReviewComment,
+    ReviewPullRequestRequest,
 };
 use pretty_assertions::assert_eq;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -146,6 +147,21 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
         pr.diff.contains("+hi") && pr.diff.contains("-hello"),
         "{}",
         pr.diff
+    );
+    // The local forge runs no CI: no required checks, the pull request is ready at once.
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (
+            checks.state.as_str(),
+            checks.head_sha.as_str(),
+            checks.checks.len()
+        ),
+        ("none", commit.commit_sha.as_str(), 0)
     );
 
     let status = client
@@ -731,6 +747,51 @@ async fn the_github_backend_serves_the_same_contract() -> anyhow::Result<()> {
         ("octo:demo:1", "open", "task-9")
     );
     assert_eq!(pr.head_sha, commit.commit_sha);
+    // `main` is not protected: no checks required.
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (checks.state.as_str(), checks.head_sha.as_str()),
+        ("none", commit.commit_sha.as_str())
+    );
+    // Protected with a required check that failed on the head: the failure and its summary.
+    served.standin.add_repository(
+        "octo/demo",
+        cap_testkit::github::RepoSetup {
+            protected: vec![("main".into(), vec!["ci".into()])],
+            ..cap_testkit::github::RepoSetup::new()
+        },
+    );
+    served.standin.set_checks(
+        "octo/demo",
+        vec![cap_testkit::github::ScriptedCheck::run(
+            "ci",
+            "failure",
+            "test_greet failed",
+        )],
+    );
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(checks.state, "failure");
+    assert_eq!(
+        checks
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.state.as_str(), c.summary.as_str()))
+            .collect::<Vec<_>>(),
+        [("ci", "failure", "ci: failure: test_greet failed")]
+    );
+    served
+        .standin
+        .add_repository("octo/demo", cap_testkit::github::RepoSetup::new());
     client
         .review_pull_request(ReviewPullRequestRequest {
             pull_request_id: pr.pull_request_id.clone(),
