@@ -27,6 +27,7 @@ mod repos;
 pub use repos::import_directory;
 mod types;
 mod validate;
+pub mod webhook;
 
 pub use cap_storage::AnyPool;
 pub use checks::{CheckResult, CheckState, ChecksState, RequiredChecks};
@@ -273,6 +274,12 @@ pub enum Error {
         /// GitHub's message.
         message: String,
     },
+    /// A webhook delivery's signature is missing or wrong (the delivery is refused).
+    #[error("webhook delivery refused: {0}")]
+    WebhookSignature(&'static str),
+    /// A webhook delivery does not have the documented shape.
+    #[error("unreadable webhook delivery: {0}")]
+    WebhookPayload(String),
     /// GitHub's answer does not have the documented shape.
     #[error("unreadable GitHub answer to {what}: {reason}")]
     GitHubResponse {

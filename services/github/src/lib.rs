@@ -548,7 +548,9 @@ pub fn status(error: cap_forge::Error) -> Status {
         | E::InvalidPath { .. }
         | E::InvalidSha { .. }
         | E::InvalidArgument { .. }
-        | E::EmptyChangeSet => Status::invalid_argument(message),
+        | E::EmptyChangeSet
+        | E::WebhookPayload(_) => Status::invalid_argument(message),
+        E::WebhookSignature(_) => Status::unauthenticated(message),
         E::RepositoryNotFound(_)
         | E::GitHubNotInstalled(_)
         | E::BranchNotFound { .. }
