@@ -1,6 +1,6 @@
 //! GitHub webhook deliveries: the signature check, de-duplication and the events the
-//! platform acts on. The HTTP endpoint that receives them is the GitHub service's (not yet
-//! served: see docs/github-app.md); this is its library half.
+//! platform acts on. The HTTP endpoint that receives them is the GitHub service's
+//! (`cap_github_service::webhook`); this is its library half.
 //!
 //! A delivery is trusted only with a valid `X-Hub-Signature-256` (HMAC-SHA256 of the raw
 //! body under the webhook secret, compared in constant time by `ring::hmac::verify`).
@@ -175,6 +175,16 @@ impl Deliveries {
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Forgets `delivery_id`, so that GitHub's redelivery of one that could not be handled
+    /// (GitHub or the audit log unreachable) is handled then.
+    pub async fn forget(&self, delivery_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM github_webhook_deliveries WHERE delivery_id = $1")
+            .bind(delivery_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

@@ -126,6 +126,8 @@ async fn deliveries_are_remembered_across_a_restart() {
     assert!(deliveries.first_time("d-1", "issues").await.unwrap());
     assert!(!deliveries.first_time("d-1", "issues").await.unwrap());
     assert!(deliveries.first_time("d-2", "issues").await.unwrap());
+    deliveries.forget("d-2").await.unwrap();
+    assert!(deliveries.first_time("d-2", "issues").await.unwrap());
     drop(deliveries);
     let reopened = Deliveries::open(&url).await.unwrap();
     assert!(!reopened.first_time("d-1", "issues").await.unwrap());
