@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sqlx::migrate::Migrator;
 
+pub mod checks;
 pub mod github;
 mod import;
 pub use import::{ImportFile, Imported};
@@ -26,8 +27,10 @@ mod repos;
 pub use repos::import_directory;
 mod types;
 mod validate;
+pub mod webhook;
 
 pub use cap_storage::AnyPool;
+pub use checks::{CheckResult, CheckState, ChecksState, RequiredChecks};
 pub use types::{
     FileChange, PullRequest, PullRequestState, Repository, Review, ReviewAction, ReviewComment,
 };
@@ -271,6 +274,12 @@ pub enum Error {
         /// GitHub's message.
         message: String,
     },
+    /// A webhook delivery's signature is missing or wrong (the delivery is refused).
+    #[error("webhook delivery refused: {0}")]
+    WebhookSignature(&'static str),
+    /// A webhook delivery does not have the documented shape.
+    #[error("unreadable webhook delivery: {0}")]
+    WebhookPayload(String),
     /// GitHub's answer does not have the documented shape.
     #[error("unreadable GitHub answer to {what}: {reason}")]
     GitHubResponse {

@@ -180,6 +180,14 @@ impl Forge {
         self.full(pr).await
     }
 
+    /// The required checks of the pull request `id`: the local forge runs no CI, so none are
+    /// ever required and a pull request is ready for review once opened.
+    pub async fn required_checks(&self, id: &str) -> Result<crate::RequiredChecks> {
+        let id = pull_request_id(id)?;
+        let pr = self.follow_head(self.load(&id).await?).await?;
+        Ok(crate::RequiredChecks::none(pr.head_sha))
+    }
+
     /// Pull requests, newest first, of one repository or of all; without diffs and reviews.
     pub async fn list_pull_requests(
         &self,

@@ -129,6 +129,68 @@ pub struct PullRecord {
     created_at: String,
 }
 
+/// A check reported on every commit of a repository (the stand-in does not run CI: the test
+/// says what CI would have reported).
+#[derive(Debug, Clone)]
+pub enum ScriptedCheck {
+    /// A check run (`GET .../commits/{ref}/check-runs`).
+    Run {
+        /// Its name.
+        name: String,
+        /// `queued`, `in_progress` or `completed`.
+        status: String,
+        /// Once completed: `success`, `failure`, ...
+        conclusion: Option<String>,
+        /// Output title.
+        title: String,
+        /// Output summary.
+        summary: String,
+    },
+    /// A commit status (`GET .../commits/{ref}/status`).
+    Status {
+        /// Its context.
+        context: String,
+        /// `pending`, `success`, `failure` or `error`.
+        state: String,
+        /// Its description.
+        description: String,
+    },
+}
+
+impl ScriptedCheck {
+    /// A completed check run named `name` concluding `conclusion`, its output summary
+    /// `summary`.
+    pub fn run(name: &str, conclusion: &str, summary: &str) -> Self {
+        Self::Run {
+            name: name.into(),
+            status: "completed".into(),
+            conclusion: Some(conclusion.into()),
+            title: format!("{name}: {conclusion}"),
+            summary: summary.into(),
+        }
+    }
+
+    /// A check run named `name` still in progress.
+    pub fn running(name: &str) -> Self {
+        Self::Run {
+            name: name.into(),
+            status: "in_progress".into(),
+            conclusion: None,
+            title: String::new(),
+            summary: String::new(),
+        }
+    }
+
+    /// A commit status of `context` in `state`.
+    pub fn status(context: &str, state: &str, description: &str) -> Self {
+        Self::Status {
+            context: context.into(),
+            state: state.into(),
+            description: description.into(),
+        }
+    }
+}
+
 /// A scripted answer: status, headers, GitHub's error message (a default one when `None`).
 type Fault = (u16, Vec<(String, String)>, Option<String>);
 
@@ -145,6 +207,8 @@ struct Inner {
     /// Status, headers and message of the answers to the next REST calls.
     faults: VecDeque<Fault>,
     pulls: HashMap<String, Vec<PullRecord>>,
+    /// Checks reported on every commit, per repository, newest first.
+    checks: HashMap<String, Vec<ScriptedCheck>>,
     requests: Vec<String>,
 }
 
@@ -193,6 +257,7 @@ impl GitHubStandIn {
                 tokens_issued: 0,
                 faults: VecDeque::new(),
                 pulls: HashMap::new(),
+                checks: HashMap::new(),
                 requests: Vec::new(),
             }),
         });
@@ -272,6 +337,12 @@ impl GitHubStandIn {
     /// Every request so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
+    }
+
+    /// Every commit of `repository_id` reports `checks` from now on (newest first: the first
+    /// of a name is its latest report).
+    pub fn set_checks(&self, repository_id: &str, checks: Vec<ScriptedCheck>) {
+        self.lock().checks.insert(repository_id.to_owned(), checks);
     }
 
     /// A pull request as the stand-in holds it.
@@ -582,6 +653,77 @@ impl Repo<'_> {
                     .unwrap_or_else(|| self.setup.default_branch.clone());
                 self.contents(&reference, &path).await
             }
+            (Method::GET, ["commits", reference, "check-runs"]) => {
+                if self.resolve(reference).await.is_none() {
+                    return error(StatusCode::NOT_FOUND, "No commit found for SHA");
+                }
+                let runs: Vec<Value> = self
+                    .checks()
+                    .into_iter()
+                    .filter_map(|check| match check {
+                        ScriptedCheck::Run {
+                            name,
+                            status,
+                            conclusion,
+                            title,
+                            summary,
+                        } => Some(json!({
+                            "id": 4,
+                            "name": name,
+                            "head_sha": reference,
+                            "status": status,
+                            "conclusion": conclusion,
+                            "html_url": format!("{url}/{}/runs/{name}", self.id),
+                            "details_url": format!("{url}/ci/{name}"),
+                            "output": {"title": title, "summary": summary, "text": null},
+                        })),
+                        ScriptedCheck::Status { .. } => None,
+                    })
+                    .collect();
+                axum::Json(json!({"total_count": runs.len(), "check_runs": runs})).into_response()
+            }
+            (Method::GET, ["commits", reference, "status"]) => {
+                let Some(sha) = self.resolve(reference).await else {
+                    return error(StatusCode::NOT_FOUND, "No commit found for SHA");
+                };
+                let statuses: Vec<Value> = self
+                    .checks()
+                    .into_iter()
+                    .filter_map(|check| match check {
+                        ScriptedCheck::Status {
+                            context,
+                            state,
+                            description,
+                        } => Some(json!({
+                            "context": context,
+                            "state": state,
+                            "description": description,
+                            "target_url": format!("{url}/ci/{context}"),
+                        })),
+                        ScriptedCheck::Run { .. } => None,
+                    })
+                    .collect();
+                // GitHub's combined state: failure over pending over success; pending when
+                // nothing reported.
+                let states: Vec<&str> = statuses
+                    .iter()
+                    .filter_map(|s| s["state"].as_str())
+                    .collect();
+                let state = if states.iter().any(|s| *s == "failure" || *s == "error") {
+                    "failure"
+                } else if states.is_empty() || states.contains(&"pending") {
+                    "pending"
+                } else {
+                    "success"
+                };
+                axum::Json(json!({
+                    "state": state,
+                    "sha": sha,
+                    "total_count": statuses.len(),
+                    "statuses": statuses,
+                }))
+                .into_response()
+            }
             (Method::POST, ["pulls"]) => self.create_pull(body).await,
             (Method::GET, ["pulls"]) => {
                 let pulls = self.pulls();
@@ -698,6 +840,26 @@ impl Repo<'_> {
             }
             _ => error(StatusCode::NOT_FOUND, "Not Found"),
         }
+    }
+
+    fn checks(&self) -> Vec<ScriptedCheck> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .checks
+            .get(&self.id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The commit a sha or branch names.
+    async fn resolve(&self, reference: &str) -> Option<String> {
+        git(
+            &self.dir,
+            &["rev-parse", "--verify", &format!("{reference}^{{commit}}")],
+        )
+        .await
     }
 
     fn pulls(&self) -> Vec<PullRecord> {

@@ -76,6 +76,11 @@ pub struct EngineConfig {
     /// partial change (if the gates pass it) opened as a draft pull request with hand-off
     /// notes (`handoff.rs`).
     pub task_time_budget: Option<Duration>,
+    /// The pause between two reads of an opened pull request's required checks.
+    pub checks_poll_interval: Duration,
+    /// The longest wait for required checks to finish; then the task fails naming the
+    /// pending ones.
+    pub checks_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +97,8 @@ impl Default for EngineConfig {
             advisories_dir: None,
             licence_policy: None,
             task_time_budget: None,
+            checks_poll_interval: crate::checks::DEFAULT_POLL_INTERVAL,
+            checks_timeout: crate::checks::DEFAULT_TIMEOUT,
         }
     }
 }

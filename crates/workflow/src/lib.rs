@@ -8,6 +8,7 @@
 //! and the agents (`AgentOrchestrator`).
 
 mod audit;
+mod checks;
 mod codecheck;
 mod coordination;
 mod dependencies;

@@ -506,6 +506,11 @@ impl Run {
                     pull_request.number, self.state.branch, pull_request.url
                 )
             } else {
+                // Ready for review only once the base branch's required checks pass; a crash
+                // while waiting opens the same pull request again (the forge gives it back)
+                // and waits again. A draft is handed over as it is: the run is out of time.
+                let pull_request_id = self.state.pull_request_id.clone();
+                self.wait_for_required_checks(&pull_request_id).await?;
                 format!(
                     "Pull request #{} on {} awaits review: {}",
                     pull_request.number, self.state.branch, pull_request.url

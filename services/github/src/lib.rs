@@ -23,6 +23,8 @@ use cap_proto::github::v1::git_hub_server::{GitHub, GitHubServer};
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
+pub mod webhook;
+
 /// The GitHub service's configuration.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -74,6 +76,14 @@ pub struct Config {
     /// in the data directory.
     #[arg(long, env = "CAP_GITHUB_CACHE_DIR")]
     pub github_cache_dir: Option<PathBuf>,
+    /// Where GitHub webhook deliveries are received (`POST /webhooks/github`, plain HTTP:
+    /// GitHub has no client certificate of the fleet's; put TLS in front). Off when unset.
+    #[arg(long, env = "CAP_GITHUB_WEBHOOK_LISTEN")]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// The file holding the webhook secret (needed with `--webhook-listen`, unless
+    /// `CAP_GITHUB_WEBHOOK_SECRET` holds it); read once, never logged.
+    #[arg(long, env = "CAP_GITHUB_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// The forge behind the service.
@@ -147,16 +157,63 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     audit.spawn_checkpoints();
     let backend = match config.backend {
-        BackendKind::Local => Backend::Local(Forge::open(forge_config).await?),
+        BackendKind::Local => Backend::Local(Forge::open(forge_config.clone()).await?),
         BackendKind::Github => {
             let github = config.github_config()?;
             tracing::info!(app_id = github.app_id, api_url = %github.api_url, "serving GitHub through the GitHub App");
             Backend::GitHub(GitHubForge::new(github)?)
         }
     };
+    if let Some(address) = config.webhook_listen {
+        let secret = webhook_secret(&config, &process_env())?;
+        let deliveries = cap_forge::webhook::Deliveries::open(&forge_config.database_url).await?;
+        let state = webhook::WebhookState::new(secret, deliveries, backend.clone(), audit.clone());
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for webhooks on {address}"))?;
+        tracing::info!(%address, "receiving GitHub webhooks on /webhooks/github");
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, webhook::router(state)).await {
+                tracing::error!(%error, "webhook listener stopped");
+            }
+        });
+    }
     let listener = config.common.bind().await?;
     cap_runtime::serve(router(&tls, backend, audit).await?, listener).await?;
     Ok(())
+}
+
+/// The environment variables the service reads itself (beyond clap's).
+fn process_env() -> std::collections::HashMap<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| name == WEBHOOK_SECRET_ENV)
+        .collect()
+}
+
+/// The environment variable that may hold the webhook secret itself.
+pub const WEBHOOK_SECRET_ENV: &str = "CAP_GITHUB_WEBHOOK_SECRET";
+
+/// The webhook secret: from `--webhook-secret-file`, else from [`WEBHOOK_SECRET_ENV`] in
+/// `env` (a map, so tests need not set the process's environment). Never logged.
+pub fn webhook_secret(
+    config: &Config,
+    env: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<Vec<u8>> {
+    let secret = match &config.webhook_secret_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read the webhook secret file {}", path.display()))?,
+        None => env
+            .get(WEBHOOK_SECRET_ENV)
+            .map(|s| s.as_bytes().to_vec())
+            .context(
+                "--webhook-listen needs --webhook-secret-file (CAP_GITHUB_WEBHOOK_SECRET_FILE) \
+                 or CAP_GITHUB_WEBHOOK_SECRET",
+            )?,
+    };
+    // A file's trailing newline is not part of the secret GitHub was given.
+    let trimmed = secret.trim_ascii().to_vec();
+    anyhow::ensure!(!trimmed.is_empty(), "the webhook secret is empty");
+    Ok(trimmed)
 }
 
 /// The service's gRPC router (GitHub + health, mutual TLS from `tls`), ready to serve on any
@@ -471,6 +528,29 @@ impl GitHub for GitHubService {
             .await?;
         Ok(Response::new(pull_request(pr)))
     }
+
+    async fn get_required_checks(
+        &self,
+        request: Request<pb::GetRequiredChecksRequest>,
+    ) -> Result<Response<pb::GetRequiredChecksResponse>, Status> {
+        let id = request.into_inner().pull_request_id;
+        let checks = on_backend!(&self.backend, forge => forge.required_checks(&id).await)
+            .map_err(status)?;
+        Ok(Response::new(pb::GetRequiredChecksResponse {
+            head_sha: checks.head_sha,
+            state: checks.state.as_str().to_owned(),
+            checks: checks
+                .checks
+                .into_iter()
+                .map(|check| pb::RequiredCheck {
+                    name: check.name,
+                    state: check.state.as_str().to_owned(),
+                    summary: check.summary,
+                    url: check.url,
+                })
+                .collect(),
+        }))
+    }
 }
 
 fn repository_message(repository: cap_forge::Repository) -> pb::Repository {
@@ -539,7 +619,9 @@ pub fn status(error: cap_forge::Error) -> Status {
         | E::InvalidPath { .. }
         | E::InvalidSha { .. }
         | E::InvalidArgument { .. }
-        | E::EmptyChangeSet => Status::invalid_argument(message),
+        | E::EmptyChangeSet
+        | E::WebhookPayload(_) => Status::invalid_argument(message),
+        E::WebhookSignature(_) => Status::unauthenticated(message),
         E::RepositoryNotFound(_)
         | E::GitHubNotInstalled(_)
         | E::BranchNotFound { .. }

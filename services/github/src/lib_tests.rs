@@ -144,3 +144,34 @@ fn github_failures_name_github_and_keep_their_codes() {
         );
     }
 }
+
+#[test]
+fn the_webhook_secret_comes_from_its_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = format!("file-secret-{}", uuid::Uuid::new_v4());
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{value}\n")).unwrap();
+    let config = Config::try_parse_from([
+        "cap-github",
+        "--webhook-secret-file",
+        file.to_str().unwrap(),
+    ])
+    .unwrap();
+    let none = std::collections::HashMap::new();
+    assert_eq!(webhook_secret(&config, &none).unwrap(), value.as_bytes());
+
+    let config = Config::try_parse_from(["cap-github"]).unwrap();
+    let error = webhook_secret(&config, &none).unwrap_err().to_string();
+    assert!(error.contains("--webhook-secret-file"), "{error}");
+    let env = std::collections::HashMap::from([(WEBHOOK_SECRET_ENV.to_owned(), value.clone())]);
+    assert_eq!(webhook_secret(&config, &env).unwrap(), value.as_bytes());
+    let empty = std::collections::HashMap::from([(WEBHOOK_SECRET_ENV.to_owned(), " \n".into())]);
+    let error = webhook_secret(&config, &empty).unwrap_err().to_string();
+    assert_eq!(error, "the webhook secret is empty");
+
+    let config =
+        Config::try_parse_from(["cap-github", "--webhook-secret-file", "/nonexistent/secret"])
+            .unwrap();
+    let error = webhook_secret(&config, &none).unwrap_err().to_string();
+    assert!(error.contains("/nonexistent/secret"), "{error}");
+}

@@ -6,8 +6,9 @@ use cap_proto::common::v1::file_change::Change;
 use cap_proto::github::v1::git_hub_client::GitHubClient;
 use cap_proto::github::v1::{
     CommitChangesRequest, CreateBranchRequest, GetPullRequestRequest, GetRepositoryRequest,
-    ImportRepositoryRequest, ImportedFile, ListPullRequestsRequest, MergePullRequestRequest,
-    OpenPullRequestRequest, ReviewAction, ReviewComment, ReviewPullRequestRequest,
+    GetRequiredChecksRequest, ImportRepositoryRequest, ImportedFile, ListPullRequestsRequest,
+    MergePullRequestRequest, OpenPullRequestRequest, ReviewAction, ReviewComment,
+    ReviewPullRequestRequest,
 };
 use pretty_assertions::assert_eq;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -54,7 +55,8 @@ async fn serve() -> anyhow::Result<Served> {
         cap_audit::AuditConfig::default(),
     )
     .await?;
-    let router = cap_github_service::router(&pki.service("github")?, forge, audit.clone()).await?;
+    let router =
+        cap_github_service::router(&pki.service("github")?, forge.clone(), audit.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = cap_runtime::https_url(listener.local_addr()?);
     let server = tokio::spawn(async move {
@@ -147,6 +149,21 @@ async fn opens_and_reviews_pull_requests_over_mtls() -> anyhow::Result<()> {
         pr.diff.contains("+hi") && pr.diff.contains("-hello"),
         "{}",
         pr.diff
+    );
+    // The local forge runs no CI: no required checks, the pull request is ready at once.
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (
+            checks.state.as_str(),
+            checks.head_sha.as_str(),
+            checks.checks.len()
+        ),
+        ("none", commit.commit_sha.as_str(), 0)
     );
 
     let status = client
@@ -599,6 +616,7 @@ fn as_alice<T>(message: T) -> tonic::Request<T> {
 struct ServedGitHub {
     _dir: tempfile::TempDir,
     standin: cap_testkit::github::GitHubStandIn,
+    forge: cap_forge::github::GitHubForge,
     channel: Channel,
     audit: cap_audit::AuditLog,
     server: tokio::task::JoinHandle<()>,
@@ -660,7 +678,8 @@ async fn serve_github() -> anyhow::Result<ServedGitHub> {
         cap_audit::AuditConfig::default(),
     )
     .await?;
-    let router = cap_github_service::router(&pki.service("github")?, forge, audit.clone()).await?;
+    let router =
+        cap_github_service::router(&pki.service("github")?, forge.clone(), audit.clone()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = cap_runtime::https_url(listener.local_addr()?);
     let server = tokio::spawn(async move {
@@ -675,6 +694,7 @@ async fn serve_github() -> anyhow::Result<ServedGitHub> {
     Ok(ServedGitHub {
         _dir: dir,
         standin,
+        forge,
         channel,
         audit,
         server,
@@ -736,6 +756,51 @@ async fn the_github_backend_serves_the_same_contract() -> anyhow::Result<()> {
         ("octo:demo:1", "open", "task-9")
     );
     assert_eq!(pr.head_sha, commit.commit_sha);
+    // `main` is not protected: no checks required.
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (checks.state.as_str(), checks.head_sha.as_str()),
+        ("none", commit.commit_sha.as_str())
+    );
+    // Protected with a required check that failed on the head: the failure and its summary.
+    served.standin.add_repository(
+        "octo/demo",
+        cap_testkit::github::RepoSetup {
+            protected: vec![("main".into(), vec!["ci".into()])],
+            ..cap_testkit::github::RepoSetup::new()
+        },
+    );
+    served.standin.set_checks(
+        "octo/demo",
+        vec![cap_testkit::github::ScriptedCheck::run(
+            "ci",
+            "failure",
+            "test_greet failed",
+        )],
+    );
+    let checks = client
+        .get_required_checks(GetRequiredChecksRequest {
+            pull_request_id: pr.pull_request_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(checks.state, "failure");
+    assert_eq!(
+        checks
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.state.as_str(), c.summary.as_str()))
+            .collect::<Vec<_>>(),
+        [("ci", "failure", "ci: failure: test_greet failed")]
+    );
+    served
+        .standin
+        .add_repository("octo/demo", cap_testkit::github::RepoSetup::new());
     client
         .review_pull_request(ReviewPullRequestRequest {
             pull_request_id: pr.pull_request_id.clone(),
@@ -798,5 +863,143 @@ async fn the_github_backend_serves_the_same_contract() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(listed.code(), Code::InvalidArgument);
+    Ok(())
+}
+
+fn signed(
+    secret: &[u8],
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> anyhow::Result<axum::http::HeaderMap> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag: String = ring::hmac::sign(&key, body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-github-event", event.parse()?);
+    headers.insert("x-github-delivery", delivery.parse()?);
+    headers.insert("x-hub-signature-256", format!("sha256={tag}").parse()?);
+    Ok(headers)
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_verified_deduplicated_and_audited() -> anyhow::Result<()> {
+    use axum::http::StatusCode;
+    let served = serve_github().await?;
+    let mut client = GitHubClient::new(served.channel.clone());
+    let branch = "coding-assistant/20260101000000-hook".to_owned();
+    client
+        .create_branch(CreateBranchRequest {
+            repository_id: "octo/demo".into(),
+            branch: branch.clone(),
+            from_sha: String::new(),
+        })
+        .await?;
+    client
+        .commit_changes(CommitChangesRequest {
+            repository_id: "octo/demo".into(),
+            branch: branch.clone(),
+            message: "Hook".into(),
+            changes: vec![FileChange {
+                path: "hook.txt".into(),
+                change: Some(Change::Content(b"hi\n".to_vec())),
+            }],
+        })
+        .await?;
+    let pr = client
+        .open_pull_request(OpenPullRequestRequest {
+            repository_id: "octo/demo".into(),
+            head_branch: branch,
+            base_branch: "main".into(),
+            title: "Hook".into(),
+            body: "Hooked".into(),
+            task_id: "task-hook".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+
+    let dir = tempfile::tempdir()?;
+    let secret = format!("hook-secret-{}", uuid::Uuid::new_v4()).into_bytes();
+    let deliveries = cap_forge::webhook::Deliveries::open(&cap_storage::sqlite_url(
+        &dir.path().join("hooks.db"),
+    ))
+    .await?;
+    let state = cap_github_service::webhook::WebhookState::new(
+        secret.clone(),
+        deliveries,
+        served.forge.clone().into(),
+        served.audit.clone(),
+    );
+    let merged = serde_json::json!({
+        "action": "closed",
+        "pull_request": {"number": pr.number, "merged": true},
+        "repository": {"full_name": "octo/demo"},
+        "sender": {"login": "mona"},
+    })
+    .to_string();
+    let handle = |headers: axum::http::HeaderMap, body: String| {
+        let state = state.clone();
+        async move { cap_github_service::webhook::handle(&state, &headers, body.as_bytes()).await }
+    };
+
+    // A wrong secret or no signature: 401, nothing recorded.
+    let (status, text) = handle(
+        signed(b"wrong", "pull_request", "d-1", merged.as_bytes())?,
+        merged.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    let mut unsigned = signed(&secret, "pull_request", "d-1", merged.as_bytes())?;
+    unsigned.remove("x-hub-signature-256");
+    let (status, _) = handle(unsigned, merged.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, text) = handle(
+        signed(&secret, "pull_request", "d-1", merged.as_bytes())?,
+        merged.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // The same delivery again (GitHub's redelivery): not acted on twice.
+    let (status, text) = handle(
+        signed(&secret, "pull_request", "d-1", merged.as_bytes())?,
+        merged.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (StatusCode::OK, "delivery d-1 already handled")
+    );
+    let review = serde_json::json!({
+        "action": "submitted",
+        "review": {"state": "CHANGES_REQUESTED", "user": {"login": "rev"}},
+        "pull_request": {"number": pr.number},
+        "repository": {"full_name": "octo/demo"},
+        "sender": {"login": "rev"},
+    })
+    .to_string();
+    let (status, text) = handle(
+        signed(&secret, "pull_request_review", "d-2", review.as_bytes())?,
+        review,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    let records = served.audit.records(Some("task-hook"), 10).await?;
+    let seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.actor.clone(), r.action.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("github:mona".to_owned(), "pull_request.merged".to_owned()),
+            ("github:rev".to_owned(), "pull_request.reviewed".to_owned())
+        ]
+    );
     Ok(())
 }

@@ -74,6 +74,15 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(3..=3600)
     )]
     pub lease_seconds: u64,
+    /// The longest wait for a pull request's required status checks (GitHub) before the task
+    /// fails naming the pending ones.
+    #[arg(
+        long,
+        env = "CAP_CHECKS_TIMEOUT_MINUTES",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=1440)
+    )]
+    pub checks_timeout_minutes: u64,
     /// Redis (`redis://host:port`) for the replicas to coordinate through: task leases,
     /// events and interrupts across replicas at once, checkpoint copies. Without it they
     /// coordinate through the store (row leases; watchers poll it every 2 s). Start fails if
@@ -152,6 +161,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_concurrent_tasks: config.max_concurrent_tasks.max(1),
         replica_id: config.replica_id(),
         lease: std::time::Duration::from_secs(config.lease_seconds),
+        checks_timeout: std::time::Duration::from_secs(config.checks_timeout_minutes * 60),
         advisories_dir: config.advisories.clone(),
         licence_policy: config.licence_policy.clone(),
         task_time_budget: config.task_time_budget(),

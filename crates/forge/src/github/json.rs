@@ -128,3 +128,52 @@ pub(crate) struct Review {
 pub(crate) struct User {
     pub(crate) login: String,
 }
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckRuns {
+    #[serde(default)]
+    pub(crate) check_runs: Vec<CheckRun>,
+}
+
+/// One check run.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckRun {
+    pub(crate) name: String,
+    pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) conclusion: Option<String>,
+    #[serde(default)]
+    pub(crate) html_url: Option<String>,
+    #[serde(default)]
+    pub(crate) details_url: Option<String>,
+    #[serde(default)]
+    pub(crate) output: Option<CheckOutput>,
+}
+
+/// A check run's `output`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckOutput {
+    #[serde(default)]
+    pub(crate) title: Option<String>,
+    #[serde(default)]
+    pub(crate) summary: Option<String>,
+}
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}/status` (the combined status).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CombinedStatus {
+    #[serde(default)]
+    pub(crate) statuses: Vec<CommitStatus>,
+}
+
+/// One commit status.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommitStatus {
+    pub(crate) context: String,
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+    #[serde(default)]
+    pub(crate) target_url: Option<String>,
+}

@@ -35,6 +35,7 @@ use crate::{Error, FileChange, Result, validate};
 
 mod api;
 mod auth;
+mod checks;
 pub mod codeowners;
 mod json;
 mod pulls;

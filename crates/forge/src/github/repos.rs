@@ -17,7 +17,11 @@ impl GitHubForge {
         .ok_or_else(|| Error::RepositoryNotFound(repository_id.to_owned()))
     }
 
-    async fn branch(&self, repository_id: &str, branch: &str) -> Result<Option<json::Branch>> {
+    pub(super) async fn branch(
+        &self,
+        repository_id: &str,
+        branch: &str,
+    ) -> Result<Option<json::Branch>> {
         self.get(
             repository_id,
             &format!("/repos/{repository_id}/branches/{branch}"),

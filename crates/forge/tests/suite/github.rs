@@ -6,9 +6,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_forge::github::{AppKey, GitHubConfig, GitHubForge, RetryPolicy};
-use cap_forge::{Error, FileChange, PullRequestState, ReviewAction};
+use cap_forge::{CheckState, ChecksState, Error, FileChange, PullRequestState, ReviewAction};
 use cap_testkit::git::git;
-use cap_testkit::github::{GitHubStandIn, RepoSetup};
+use cap_testkit::github::{GitHubStandIn, RepoSetup, ScriptedCheck};
 use pretty_assertions::assert_eq;
 use tempfile::TempDir;
 
@@ -666,4 +666,102 @@ async fn bad_inputs_and_bad_credentials_get_clear_errors() {
         .get_repository(REPO)
         .await
         .unwrap();
+}
+
+/// Opens a pull request from a one-file commit on [`BRANCH`].
+async fn opened(forge: &GitHubForge) -> cap_forge::PullRequest {
+    forge.create_branch(REPO, BRANCH, "").await.unwrap();
+    forge
+        .commit_changes(
+            REPO,
+            BRANCH,
+            "Add a greeting",
+            vec![FileChange::write("src/greet.rs", "pub fn hi() {}\n")],
+        )
+        .await
+        .unwrap();
+    forge
+        .open_pull_request(REPO, BRANCH, "main", "Greet", "Say hi.", "task-checks")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn required_checks_are_read_from_check_runs_and_statuses_on_the_head() {
+    let f = fixture().await;
+    let forge = f.forge();
+    let pr = opened(&forge).await;
+    // Nothing reported yet: the required `ci/test` is pending (CI has not started).
+    let checks = forge.required_checks(&pr.pull_request_id).await.unwrap();
+    assert_eq!(checks.state, ChecksState::Pending);
+    assert_eq!(checks.head_sha, pr.head_sha);
+    assert_eq!(checks.checks.len(), 1);
+    assert_eq!(checks.checks[0].name, "ci/test");
+    assert_eq!(checks.checks[0].summary, "not reported yet");
+
+    f.standin
+        .set_checks(REPO, vec![ScriptedCheck::running("ci/test")]);
+    let checks = forge.required_checks(&pr.pull_request_id).await.unwrap();
+    assert_eq!(checks.state, ChecksState::Pending);
+
+    // A check run that is not required does not count; the required one passing does.
+    f.standin.set_checks(
+        REPO,
+        vec![
+            ScriptedCheck::run("lint", "failure", "3 warnings"),
+            ScriptedCheck::run("ci/test", "success", "12 passed"),
+        ],
+    );
+    let checks = forge.required_checks(&pr.pull_request_id).await.unwrap();
+    assert_eq!(checks.state, ChecksState::Success);
+    assert_eq!(checks.checks[0].summary, "ci/test: success: 12 passed");
+    assert!(checks.checks[0].url.ends_with("/octo/hello/runs/ci/test"));
+
+    // A commit status of the context counts like a check run of the name.
+    f.standin.set_checks(
+        REPO,
+        vec![ScriptedCheck::status(
+            "ci/test",
+            "failure",
+            "test_add failed: expected 3, got 4",
+        )],
+    );
+    let checks = forge.required_checks(&pr.pull_request_id).await.unwrap();
+    assert_eq!(checks.state, ChecksState::Failure);
+    assert_eq!(checks.checks[0].state, CheckState::Failure);
+    assert_eq!(
+        checks.checks[0].summary,
+        "test_add failed: expected 3, got 4"
+    );
+    let requests = f.standin.requests();
+    let head = &pr.head_sha;
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with(&format!("GET /repos/{REPO}/commits/{head}/check-runs"))),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unprotected_base_requires_no_checks() {
+    let f = fixture().await;
+    f.standin.add_repository(
+        REPO,
+        RepoSetup {
+            installation: 7,
+            ..RepoSetup::new()
+        },
+    );
+    let forge = f.forge();
+    let pr = opened(&forge).await;
+    f.standin
+        .set_checks(REPO, vec![ScriptedCheck::run("ci/test", "failure", "red")]);
+    let checks = forge.required_checks(&pr.pull_request_id).await.unwrap();
+    assert_eq!(checks.state, ChecksState::NoneRequired);
+    assert!(checks.checks.is_empty());
+    assert!(matches!(
+        forge.required_checks("octo:hello:999").await,
+        Err(Error::PullRequestNotFound(_))
+    ));
 }

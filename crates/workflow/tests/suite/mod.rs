@@ -1,4 +1,5 @@
 mod audit;
+mod checks;
 mod codecheck;
 mod dependencies;
 mod gates;

@@ -270,6 +270,8 @@ pub struct StubGitHub {
     pub branches: Mutex<Vec<String>>,
     pub commits: Mutex<Vec<gh::CommitChangesRequest>>,
     pub pull_requests: Mutex<Vec<gh::OpenPullRequestRequest>>,
+    /// Answers of `GetRequiredChecks`, in order; once empty, "none required".
+    pub checks: Mutex<std::collections::VecDeque<gh::GetRequiredChecksResponse>>,
     failures: Mutex<Vec<(&'static str, Status)>>,
 }
 
@@ -420,6 +422,21 @@ impl GitHub for StubGitHub {
         _request: Request<gh::MergePullRequestRequest>,
     ) -> Result<Response<gh::PullRequest>, Status> {
         Err(Status::unimplemented("not used by the workflow"))
+    }
+
+    async fn get_required_checks(
+        &self,
+        _request: Request<gh::GetRequiredChecksRequest>,
+    ) -> Result<Response<gh::GetRequiredChecksResponse>, Status> {
+        self.check("GetRequiredChecks")?;
+        let next = self.checks.lock().unwrap().pop_front();
+        Ok(Response::new(next.unwrap_or_else(|| {
+            gh::GetRequiredChecksResponse {
+                head_sha: "2222222222222222222222222222222222222222".into(),
+                state: "none".into(),
+                checks: Vec::new(),
+            }
+        })))
     }
 }
 

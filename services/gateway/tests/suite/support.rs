@@ -670,6 +670,13 @@ impl GitHub for FakeGitHub {
         pr.state = "merged".to_owned();
         Ok(GrpcResponse::new(pr.clone()))
     }
+
+    async fn get_required_checks(
+        &self,
+        _: GrpcRequest<cap_proto::github::v1::GetRequiredChecksRequest>,
+    ) -> Result<GrpcResponse<cap_proto::github::v1::GetRequiredChecksResponse>, Status> {
+        unimplemented()
+    }
 }
 
 /// The stand-in services, and gateway state connected to them over mTLS.
