@@ -95,20 +95,9 @@ pub enum Error {
 fn describe_failures(failures: &[(String, Error)]) -> String {
     failures
         .iter()
-        .map(|(endpoint, error)| format!("{endpoint}: {}", error_chain(error)))
+        .map(|(endpoint, error)| format!("{endpoint}: {}", cap_errors::chain(error)))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// `error` and its causes, joined by `: `.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 impl Error {
